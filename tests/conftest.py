@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny pretraining data directory, written in the format data_prep produces."""
+import os
+
+import numpy as np
+import pytest
+
+SPECIAL_IDS = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
+
+
+def write_token_data(data_dir, num_examples=64, seq_length=32, vocab_size=60, num_shards=2, seed=0):
+  """Writes shards of `[CLS] A [SEP] B [SEP]` examples over ids 5..vocab_size-1, plus a manifest.
+
+  Token ids rather than text: unit tests of the trainer need the format, not the language.
+  Roughly a quarter of the examples are shorter than seq_length, so padding is exercised.
+  """
+  # Imported here so that collecting tests which need no TensorFlow (launch/) stays fast.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tpu_electra.data import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  os.makedirs(data_dir, exist_ok=True)
+  with open(os.path.join(data_dir, "vocab.txt"), "w") as f:
+    f.write("\n".join(list(SPECIAL_IDS) + [f"w{i}" for i in range(len(SPECIAL_IDS), vocab_size)]) + "\n")
+  shards, num_tokens = [], 0
+  for shard in range(num_shards):
+    name = f"pretrain-{shard:05d}-of-{num_shards:05d}.tfrecord"
+    with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as writer:
+      for _ in range(num_examples // num_shards):
+        length = seq_length if rng.random() < 0.75 else int(rng.integers(8, seq_length))
+        split = int(rng.integers(2, length - 2))
+        body = rng.integers(len(SPECIAL_IDS), vocab_size, size=length).tolist()
+        ids = [SPECIAL_IDS["[CLS]"]] + body[1:split] + [SPECIAL_IDS["[SEP]"]] + body[split + 1:length - 1] + [SPECIAL_IDS["[SEP]"]]
+        segments = [0] * (split + 1) + [1] * (length - split - 1)
+        num_tokens += length
+        pad = seq_length - length
+        features = {
+            "input_ids": ids + [0] * pad,
+            "input_mask": [1] * length + [0] * pad,
+            "segment_ids": segments + [0] * pad,
+        }
+        example = tf.train.Example(features=tf.train.Features(feature={
+            k: tf.train.Feature(int64_list=tf.train.Int64List(value=v)) for k, v in features.items()}))
+        writer.write(example.SerializeToString())
+    shards.append(name)
+  manifest_lib.write_manifest(data_dir, manifest_lib.Manifest(
+      vocab_file="vocab.txt", vocab_size=vocab_size, vocab_type="wordpiece", do_lower_case=True,
+      special_token_ids=dict(SPECIAL_IDS), max_seq_length=seq_length, shards=shards, num_documents=num_examples,
+      num_examples=num_examples, num_tokens=num_tokens, settings_hash="test"))
+  return data_dir
+
+
+@pytest.fixture(scope="session")
+def token_data_dir(tmp_path_factory):
+  return write_token_data(str(tmp_path_factory.mktemp("token_data")))

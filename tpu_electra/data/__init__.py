@@ -1,0 +1,1 @@
+"""Reading pretraining shards and fine-tuning features with tf.data."""

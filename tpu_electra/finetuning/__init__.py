@@ -1,0 +1,17 @@
+"""Fine-tuning tasks: readers, feature conversion, official metrics and reports.
+
+Everything in this package is model-independent and pure Python (plus the standard library): the
+task modules turn raw files into examples and examples into padded integer features, and turn model
+outputs back into predictions and scores. The model-side half (heads, training, the `--seeds` loop)
+consumes these functions.
+
+Modules:
+  metrics  — accuracy, binary F1, Matthews correlation, Pearson, Spearman (average ranks for ties).
+  glue     — GLUE readers, task registry, pair features, the 8-task average and the GLUE score.
+  squad    — SQuAD 1.1/2.0 reader, doc-stride features, n-best decoding, official EM/F1.
+  tagging  — CoNLL reader, first-sub-token features, word accuracy and entity-level F1.
+  race     — RACE reader, per-option features with article-only truncation, accuracy.
+  report   — multi-seed aggregation, JSON and Markdown writers, the GLUE report.
+  fileio   — the few file operations the above need, local or `gs://`.
+  features — the tokenizer protocol and padding helpers shared by the task modules.
+"""

@@ -1,0 +1,103 @@
+"""Strict gin parsing for the command-line entry points.
+
+A typo must never fall back silently to a default: an unknown configurable or parameter is an
+error (gin's own check), and so is a macro set on the command line that no loaded config reads.
+Errors are one line that names the offending binding or file.
+"""
+import logging
+import os
+import re
+from typing import Iterable, Sequence, Set
+
+import gin
+import gin.config
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIN_DIR = os.path.join(REPO_DIR, "gin")
+_MACRO_BINDING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+class _QuietIncludeLookups(logging.Filter):
+  """Drops gin's 'Path not found' log lines: includes are looked up on the search path next."""
+
+  def filter(self, record):
+    return not record.pathname.endswith(os.path.join("gin", "resource_reader.py"))
+
+
+logging.getLogger().addFilter(_QuietIncludeLookups())
+
+
+class GinConfigError(ValueError):
+  """A gin file or binding that does not fit the registered configurables."""
+
+
+def resolve_gin_file(path: str) -> str:
+  """A gin file by path, or relative to the project's gin/ directory ('smoke/electra.gin')."""
+  candidates = [path, os.path.join(GIN_DIR, path)]
+  if path.startswith("gin/"):
+    candidates.append(os.path.join(REPO_DIR, path))
+  for candidate in candidates:
+    if os.path.isfile(candidate):
+      return candidate
+  raise GinConfigError(f"gin file {path!r} not found (looked in the current directory and in {GIN_DIR})")
+
+
+def parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
+  """Parses files then bindings (later wins); raises GinConfigError with a one-line message."""
+  gin.add_config_file_search_path(GIN_DIR)
+  files = [resolve_gin_file(f) for f in gin_files]
+  for path in files:
+    try:
+      gin.parse_config_file(path, skip_unknown=False)
+    except (ValueError, KeyError, IOError, SyntaxError) as e:
+      raise GinConfigError(f"in gin file {path}: {_first_line(e)}") from None
+  for binding in gin_params:
+    try:
+      gin.parse_config(binding, skip_unknown=False)
+    except (ValueError, KeyError, SyntaxError) as e:
+      raise GinConfigError(f"in --gin_param {binding!r}: {_first_line(e)}") from None
+  used = referenced_macros()
+  for binding in gin_params:
+    for line in binding.splitlines():
+      match = _MACRO_BINDING.match(line)
+      if match and match.group(1) not in used:
+        raise GinConfigError(
+            f"--gin_param sets macro {match.group(1)} but no loaded gin file uses %{match.group(1)}; "
+            f"check the spelling (known macros: {', '.join(sorted(defined_macros())) or 'none'})")
+
+
+def defined_macros() -> Set[str]:
+  return {selector for (selector, kind) in gin.config._CONFIG if kind == "gin.macro"}  # pylint: disable=protected-access
+
+
+def referenced_macros() -> Set[str]:
+  """Names of every macro that some binding (or another macro) reads with %NAME."""
+  found: Set[str] = set()
+  for bindings in gin.config._CONFIG.values():  # pylint: disable=protected-access
+    for value in bindings.values():
+      for ref in _references(value):
+        if ref.configurable.name == "macro":
+          found.update(ref.scopes)
+  return found
+
+
+def _references(value) -> Iterable[gin.config.ConfigurableReference]:
+  if isinstance(value, gin.config.ConfigurableReference):
+    yield value
+  elif isinstance(value, dict):
+    for item in list(value.keys()) + list(value.values()):
+      yield from _references(item)
+  elif isinstance(value, (list, tuple, set)):
+    for item in value:
+      yield from _references(item)
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def clear() -> None:
+  """Forgets every binding (tests parse several configs in one process)."""
+  gin.clear_config(clear_constants=False)
+

@@ -1,0 +1,119 @@
+"""A BERT/ELECTRA/ALBERT transformer encoder as a Keras model, from official.nlp.modeling layers."""
+from typing import Optional
+
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+from official.nlp.modeling import layers
+
+from tpu_electra.modeling.config import EncoderConfig
+
+
+def _initializer(config: EncoderConfig):
+  return tf.keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
+
+class Embeddings(tf.keras.layers.Layer):
+  """Word + position + token-type embeddings, layer norm and dropout, of width E.
+
+  ELECTRA shares one instance between its generator and discriminator.
+  """
+
+  def __init__(self, config: EncoderConfig, name: str = "embeddings", **kwargs):
+    super().__init__(name=name, **kwargs)
+    if config.vocab_size is None:
+      raise ValueError("EncoderConfig.vocab_size is unset: take it from the data manifest before building a model")
+    self.config = config
+    init = _initializer(config)
+    width = config.embedding_width
+    self.word_embeddings = layers.OnDeviceEmbedding(
+        config.vocab_size, width, initializer=init, name="word_embeddings")
+    self.position_embeddings = layers.PositionEmbedding(
+        config.max_position_embeddings, initializer=init, name="position_embeddings")
+    self.type_embeddings = layers.OnDeviceEmbedding(
+        config.type_vocab_size, width, initializer=init, use_one_hot=True, name="type_embeddings")
+    self.layer_norm = tf.keras.layers.LayerNormalization(epsilon=1e-12, dtype=tf.float32, name="layer_norm")
+    self.dropout = tf.keras.layers.Dropout(config.dropout_rate)
+
+  def build(self, input_shape=None):
+    # Built eagerly so the (shared, tied) embedding table exists before any head needs it; the
+    # name scopes give the variables the names Keras would (weight decay excludes "layer_norm").
+    width = self.config.embedding_width
+    with tf.name_scope(self.name):
+      for layer, shape in ((self.word_embeddings, (None, None)), (self.type_embeddings, (None, None)),
+                           (self.position_embeddings, (None, None, width)), (self.layer_norm, (None, None, width))):
+        with tf.name_scope(layer.name):
+          layer.build(shape)
+    super().build(input_shape)
+
+  @property
+  def embedding_table(self):
+    return self.word_embeddings.embeddings
+
+  def call(self, word_ids, type_ids, training=None):
+    words = self.word_embeddings(word_ids)
+    x = words + self.position_embeddings(words) + self.type_embeddings(type_ids)
+    x = tf.cast(self.layer_norm(x), self.compute_dtype)
+    return self.dropout(x, training=training)
+
+
+class TransformerEncoder(tf.keras.Model):
+  """Embeddings (own or shared), optional E -> H projection, and a stack of transformer layers.
+
+  `call` takes a dict with `input_word_ids`, `input_mask`, `input_type_ids` ([B, L] ints) and
+  returns `sequence_output` [B, L, H], `encoder_outputs` (every layer's output, bottom first) and
+  `embedding_output`.
+  """
+
+  def __init__(self, config: EncoderConfig, embeddings: Optional[Embeddings] = None,
+               name: str = "encoder", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.config = config
+    self.embeddings = embeddings if embeddings is not None else Embeddings(config)
+    if not self.embeddings.built:
+      self.embeddings.build()
+    init = _initializer(config)
+    self.embedding_projection = None
+    if self.embeddings.config.embedding_width != config.hidden_size:
+      self.embedding_projection = tf.keras.layers.Dense(
+          config.hidden_size, kernel_initializer=init, name="embedding_projection")
+    self.attention_mask = layers.SelfAttentionMask()
+
+    def block(index):
+      return layers.TransformerEncoderBlock(
+          num_attention_heads=config.num_heads,
+          inner_dim=config.intermediate_size,
+          inner_activation=config.activation,
+          output_dropout=config.dropout_rate,
+          attention_dropout=config.attention_dropout_rate,
+          kernel_initializer=init,
+          name=f"transformer/layer_{index}")
+
+    if config.share_layers:
+      shared = block("shared")
+      self.transformer_layers = [shared] * config.num_layers
+    else:
+      self.transformer_layers = [block(i) for i in range(config.num_layers)]
+
+  def build(self, input_shape=None):
+    # Skips Keras' extra trace of `call` on placeholders; layers build on first use.
+    self.built = True
+
+  def call(self, inputs, training=None):
+    word_ids = inputs["input_word_ids"]
+    embedding_output = self.embeddings(word_ids, inputs["input_type_ids"], training=training)
+    x = embedding_output
+    if self.embedding_projection is not None:
+      x = self.embedding_projection(x)
+    attention_mask = self.attention_mask(x, inputs["input_mask"])
+    encoder_outputs = []
+    for layer in self.transformer_layers:
+      x = layer([x, attention_mask], training=training)
+      encoder_outputs.append(x)
+    return {"sequence_output": x, "encoder_outputs": encoder_outputs, "embedding_output": embedding_output}
+
+  def get_embedding_table(self):
+    return self.embeddings.embedding_table
+
+  def dummy_inputs(self, batch_size: int = 1, seq_length: int = 8):
+    ids = tf.zeros([batch_size, seq_length], tf.int32)
+    return {"input_word_ids": ids, "input_mask": tf.ones_like(ids), "input_type_ids": ids}

@@ -1,0 +1,1 @@
+"""Pretraining objectives: each a Keras Model whose call(batch) returns a dict of losses and metrics."""

@@ -1,0 +1,1 @@
+"""Strategies, optimizers, the train loop and checkpoints. Never names an objective."""

@@ -1,0 +1,38 @@
+"""tf.distribute strategy by name: cpu (default), gpu, multi_worker, tpu."""
+from typing import Optional
+
+import gin
+from absl import logging
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+
+STRATEGIES = ("cpu", "gpu", "multi_worker", "tpu")
+
+
+@gin.configurable
+def get_strategy(name: str = "cpu", tpu: Optional[str] = None) -> tf.distribute.Strategy:
+  """Returns the strategy to build and train the model under.
+
+  - cpu: the default strategy (one device, no distribution).
+  - gpu: MirroredStrategy over this host's GPUs.
+  - multi_worker: MultiWorkerMirroredStrategy; each worker reads its role from TF_CONFIG.
+  - tpu: TPUStrategy; `tpu` is the TPU name, a grpc:// address, or 'local' on a TPU VM.
+  """
+  if name == "cpu":
+    return tf.distribute.get_strategy()
+  if name == "gpu":
+    if not tf.config.list_physical_devices("GPU"):
+      raise RuntimeError("get_strategy.name = 'gpu' but TensorFlow sees no GPU; use 'cpu' or check the CUDA install")
+    return tf.distribute.MirroredStrategy()
+  if name == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  if name == "tpu":
+    if tpu is None:
+      raise ValueError("get_strategy.name = 'tpu' needs get_strategy.tpu = '<tpu name, grpc:// address or local>'")
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    if tpu not in ("", "local"):
+      tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    logging.info("TPU %s: %s", tpu, resolver.cluster_spec().as_dict())
+    return tf.distribute.TPUStrategy(resolver)
+  raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

@@ -1,0 +1,208 @@
+"""The custom training loop: distributed steps in tf.function, checkpoints, resume, summaries, logs.
+
+It knows nothing of objectives: a model is anything whose call(batch, training=True) returns a
+dict of scalar tensors with a "loss" entry; every other entry is logged as a metric.
+"""
+import math
+import os
+import time
+from typing import Callable, Dict, Mapping, Optional
+
+import gin
+from absl import logging
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+
+OPERATIVE_CONFIG_NAME = "operative_config.gin"
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss became NaN or Inf; training stopped without saving the bad weights."""
+
+
+def write_text_atomically(path: str, text: str) -> None:
+  tmp = path + ".tmp"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.Strategy,
+                    jit_compile: bool = False, grad_accum_steps: int = 1) -> Callable:
+  """Returns train_loop(iterator, num_steps) -> dict of per-step means of the model's outputs.
+
+  With grad_accum_steps = k, each step's per-replica batch is cut into k equal micro-batches
+  whose gradients are averaged before one optimizer update (same update as one big batch when
+  the loss is a mean over equally sized micro-batches).
+  """
+  loss_scale = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+
+  def gradients(batch):
+    with tf.GradientTape() as tape:
+      outputs = model(batch, training=True)
+      loss = outputs["loss"] / strategy.num_replicas_in_sync
+      if loss_scale:
+        loss = optimizer.get_scaled_loss(loss)
+    grads = tape.gradient(loss, model.trainable_variables)
+    if loss_scale:
+      grads = optimizer.get_unscaled_gradients(grads)
+    return grads, outputs
+
+  def replica_step(batch):
+    if grad_accum_steps == 1:
+      grads, outputs = gradients(batch)
+    else:
+      micro_batches = [dict(zip(batch, parts)) for parts in zip(
+          *[tf.split(value, grad_accum_steps, axis=0) for value in batch.values()])]
+      grads, outputs = gradients(micro_batches[0])
+      for micro_batch in micro_batches[1:]:
+        more_grads, more_outputs = gradients(micro_batch)
+        grads = [g + m if g is not None else None for g, m in zip(grads, more_grads)]
+        outputs = {k: outputs[k] + more_outputs[k] for k in outputs}
+      grads = [g / grad_accum_steps if g is not None else None for g in grads]
+      outputs = {k: v / grad_accum_steps for k, v in outputs.items()}
+    optimizer.apply_gradients(
+        [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
+    return {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+
+  if jit_compile:
+    replica_step = tf.function(replica_step, jit_compile=True)
+
+  # A tf.function of its own so that the step is traced once, not once per call site below.
+  @tf.function
+  def step(batch):
+    per_replica = strategy.run(replica_step, args=(batch,))
+    return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
+
+  @tf.function
+  def train_loop(iterator, num_steps):
+    totals = step(next(iterator))
+    for _ in tf.range(num_steps - 1):
+      outputs = step(next(iterator))
+      totals = {k: totals[k] + outputs[k] for k in totals}
+    return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
+
+  return train_loop
+
+
+def build_variables(model: tf.keras.Model, optimizer, strategy: tf.distribute.Strategy, batch) -> None:
+  """Creates the model's variables and the optimizer's slots before anything is traced.
+
+  Variables created inside the first trace of a tf.function make TensorFlow trace it twice, which
+  costs as much as the trace itself; and a checkpoint restored after this is applied at once
+  rather than deferred.
+  """
+  strategy.run(lambda features: model(features, training=False), args=(batch,))
+  inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer keeps slots inside.
+  with strategy.scope():
+    inner._create_all_weights(model.trainable_variables)  # pylint: disable=protected-access
+
+
+def current_learning_rate(optimizer) -> float:
+  lr = optimizer.learning_rate
+  if isinstance(lr, tf.keras.optimizers.schedules.LearningRateSchedule):
+    lr = lr(optimizer.iterations)
+  return float(tf.convert_to_tensor(lr))
+
+
+@gin.configurable(denylist=["model", "optimizer", "dataset_fn", "strategy", "model_dir", "train_steps",
+                            "global_batch_size", "checkpoint_items"])
+def train(model: tf.keras.Model,
+          optimizer,
+          dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset],
+          strategy: tf.distribute.Strategy,
+          model_dir: str,
+          train_steps: int,
+          global_batch_size: int,
+          checkpoint_items: Optional[Mapping[str, tf.Module]] = None,
+          checkpoint_every: int = 1000,
+          keep_checkpoint_max: int = 5,
+          steps_per_loop: int = 100,
+          log_every_secs: float = 10.0,
+          jit_compile: bool = False,
+          grad_accum_steps: int = 1) -> Dict[str, float]:
+  """Trains until `train_steps` optimizer steps, resuming from the latest checkpoint in model_dir.
+
+  Returns the metrics of the last logging window. The model and optimizer must have been created
+  under `strategy.scope()`.
+  """
+  if checkpoint_every <= 0 or steps_per_loop <= 0:
+    raise ValueError(f"CHECKPOINT_EVERY ({checkpoint_every}) and train.steps_per_loop ({steps_per_loop}) must be > 0")
+  if global_batch_size % (grad_accum_steps * strategy.num_replicas_in_sync):
+    raise ValueError(f"BATCH_SIZE={global_batch_size} must divide by grad_accum_steps × replicas "
+                     f"= {grad_accum_steps} × {strategy.num_replicas_in_sync}")
+  tf.io.gfile.makedirs(model_dir)
+  write_text_atomically(os.path.join(model_dir, OPERATIVE_CONFIG_NAME), gin.operative_config_str())
+
+  iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+  build_variables(model, optimizer, strategy, next(iterator))
+  with strategy.scope():
+    step_counter = optimizer.iterations
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **dict(checkpoint_items or {}))
+    manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=keep_checkpoint_max, step_counter=step_counter)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    logging.info("Resuming from checkpoint %s at step %d.", manager.latest_checkpoint, int(step_counter.numpy()))
+  else:
+    logging.info("No checkpoint in %s: training from scratch.", model_dir)
+
+  current = int(step_counter.numpy())
+  if current >= train_steps:
+    logging.info("Step %d already reaches TRAIN_STEPS=%d: nothing to train.", current, train_steps)
+    return {}
+
+  train_loop = make_train_loop(model, optimizer, strategy, jit_compile=jit_compile, grad_accum_steps=grad_accum_steps)
+  summary_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+
+  window_sums: Dict[str, float] = {}
+  window_steps = 0
+  window_start = time.time()
+  last_log = window_start
+  last_metrics: Dict[str, float] = {}
+  first_loop = True
+  while current < train_steps:
+    next_checkpoint = (current // checkpoint_every + 1) * checkpoint_every
+    num_steps = min(steps_per_loop, train_steps - current, next_checkpoint - current)
+    outputs = {k: float(v) for k, v in train_loop(iterator, tf.constant(num_steps, tf.int32)).items()}
+    if not math.isfinite(outputs["loss"]):
+      raise NonFiniteLossError(
+          f"loss became {outputs['loss']} between steps {current} and {current + num_steps}; stopped without "
+          f"saving, last good checkpoint: {manager.latest_checkpoint or 'none'} (lower LEARNING_RATE or check the data)")
+    current += num_steps
+    if first_loop:
+      # The first loop includes tracing and graph optimization: kept out of the throughput.
+      logging.info("step %d/%d  loss=%.4g  (first %d step(s), tracing included, took %.1f s)", current, train_steps,
+                   outputs["loss"], num_steps, time.time() - window_start)
+      first_loop, window_start, last_log = False, time.time(), time.time()
+      last_metrics = dict(outputs)
+    else:
+      window_steps += num_steps
+      for k, v in outputs.items():
+        window_sums[k] = window_sums.get(k, 0.0) + v * num_steps
+
+    now = time.time()
+    if window_steps and (now - last_log >= log_every_secs or current >= train_steps):
+      steps_per_sec = window_steps / max(now - window_start, 1e-9)
+      last_metrics = {k: v / window_steps for k, v in window_sums.items()}
+      last_metrics["learning_rate"] = current_learning_rate(optimizer)
+      last_metrics["examples_per_sec"] = steps_per_sec * global_batch_size
+      _log_progress(current, train_steps, last_metrics, steps_per_sec)
+      with summary_writer.as_default(step=current):
+        for k, v in last_metrics.items():
+          tf.summary.scalar(k, v)
+      summary_writer.flush()
+      window_sums, window_steps, window_start, last_log = {}, 0, now, now
+
+    if current % checkpoint_every == 0 or current >= train_steps:
+      path = manager.save(checkpoint_number=current)
+      logging.info("Saved checkpoint %s", path)
+  summary_writer.close()
+  return last_metrics
+
+
+def _log_progress(step: int, train_steps: int, metrics: Mapping[str, float], steps_per_sec: float) -> None:
+  eta = (train_steps - step) / max(steps_per_sec, 1e-9)
+  hours, rest = divmod(int(eta), 3600)
+  shown = "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("examples_per_sec", "learning_rate"))
+  logging.info("step %d/%d  %s  lr=%.3g  examples/s=%.1f  ETA %d:%02d:%02d", step, train_steps, shown,
+               metrics["learning_rate"], metrics["examples_per_sec"], hours, rest // 60, rest % 60)
