@@ -16,7 +16,7 @@ from tpu_electra import gin_utils
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
 from tpu_electra.modeling import EncoderConfig
-from tpu_electra.objectives import electra  # noqa: F401  (registers the objective with gin)
+import tpu_electra.objectives  # noqa: F401  (registers every objective with gin)
 from tpu_electra.training import optimization
 from tpu_electra.training import strategy as strategy_lib
 from tpu_electra.training import trainer

@@ -16,6 +16,9 @@ FORMAT_VERSION = 1
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Features of every pretraining example, each an int64 list of length max_seq_length, zero-padded.
 EXAMPLE_FEATURES = ("input_ids", "input_mask", "segment_ids")
+# Optional scalar int64 features a builder may add (listed in Manifest.scalar_features):
+# next_sentence_labels (BERT NSP; 0 = B follows A, 1 = B is random).
+SCALAR_FEATURES = ("next_sentence_labels",)
 
 
 class DataError(ValueError):
@@ -38,6 +41,7 @@ class Manifest:
   settings: Dict[str, object] = dataclasses.field(default_factory=dict)
   sources: List[str] = dataclasses.field(default_factory=list)
   num_bad_files: int = 0
+  scalar_features: List[str] = dataclasses.field(default_factory=list)
   format_version: int = FORMAT_VERSION
 
   def to_json(self) -> str:
@@ -59,6 +63,9 @@ class Manifest:
       raise DataError(f"{origin} is incomplete ({e}); rebuild the data with python -m data_prep.build") from None
     if manifest.format_version != FORMAT_VERSION:
       raise DataError(f"{origin} has format_version {manifest.format_version}, this tpu_electra reads {FORMAT_VERSION}; rebuild the data")
+    unknown_features = sorted(set(manifest.scalar_features) - set(SCALAR_FEATURES))
+    if unknown_features:
+      raise DataError(f"{origin} lists unknown scalar features {unknown_features}; upgrade tpu_electra or rebuild the data")
     missing = [t for t in SPECIAL_TOKENS if t not in manifest.special_token_ids]
     if missing:
       raise DataError(f"{origin} names no id for special tokens {missing}; rebuild the data with python -m data_prep.build")

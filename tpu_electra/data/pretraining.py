@@ -9,8 +9,9 @@ from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 
 
-def parse_example(serialized, seq_length: int):
+def parse_example(serialized, seq_length: int, scalar_features=()):
   features = {name: tf.io.FixedLenFeature([seq_length], tf.int64) for name in manifest_lib.EXAMPLE_FEATURES}
+  features.update({name: tf.io.FixedLenFeature([], tf.int64) for name in scalar_features})
   parsed = tf.io.parse_example(serialized, features)
   return {name: tf.cast(value, tf.int32) for name, value in parsed.items()}
 
@@ -54,7 +55,9 @@ def pretraining_dataset(data_dir: str = gin.REQUIRED,
   if is_training:
     dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
   dataset = dataset.batch(batch_size, drop_remainder=is_training)
-  dataset = dataset.map(lambda records: parse_example(records, seq_length), num_parallel_calls=tf.data.AUTOTUNE)
+  scalar_features = tuple(manifest.scalar_features)
+  dataset = dataset.map(lambda records: parse_example(records, seq_length, scalar_features),
+                        num_parallel_calls=tf.data.AUTOTUNE)
 
   special_ids = dict(manifest.special_token_ids)
   vocab_size = manifest.vocab_size

@@ -9,6 +9,7 @@ from tpu_electra.modeling.config import EncoderConfig
 
 
 def _initializer(config: EncoderConfig):
+  # A fresh instance per layer: Keras gives every use of one unseeded instance the same values.
   return tf.keras.initializers.TruncatedNormal(stddev=config.initializer_range)
 
 
@@ -23,14 +24,13 @@ class Embeddings(tf.keras.layers.Layer):
     if config.vocab_size is None:
       raise ValueError("EncoderConfig.vocab_size is unset: take it from the data manifest before building a model")
     self.config = config
-    init = _initializer(config)
     width = config.embedding_width
     self.word_embeddings = layers.OnDeviceEmbedding(
-        config.vocab_size, width, initializer=init, name="word_embeddings")
+        config.vocab_size, width, initializer=_initializer(config), name="word_embeddings")
     self.position_embeddings = layers.PositionEmbedding(
-        config.max_position_embeddings, initializer=init, name="position_embeddings")
+        config.max_position_embeddings, initializer=_initializer(config), name="position_embeddings")
     self.type_embeddings = layers.OnDeviceEmbedding(
-        config.type_vocab_size, width, initializer=init, use_one_hot=True, name="type_embeddings")
+        config.type_vocab_size, width, initializer=_initializer(config), use_one_hot=True, name="type_embeddings")
     self.layer_norm = tf.keras.layers.LayerNormalization(epsilon=1e-12, dtype=tf.float32, name="layer_norm")
     self.dropout = tf.keras.layers.Dropout(config.dropout_rate)
 
@@ -71,11 +71,10 @@ class TransformerEncoder(tf.keras.Model):
     self.embeddings = embeddings if embeddings is not None else Embeddings(config)
     if not self.embeddings.built:
       self.embeddings.build()
-    init = _initializer(config)
     self.embedding_projection = None
     if self.embeddings.config.embedding_width != config.hidden_size:
       self.embedding_projection = tf.keras.layers.Dense(
-          config.hidden_size, kernel_initializer=init, name="embedding_projection")
+          config.hidden_size, kernel_initializer=_initializer(config), name="embedding_projection")
     self.attention_mask = layers.SelfAttentionMask()
 
     def block(index):
@@ -85,7 +84,7 @@ class TransformerEncoder(tf.keras.Model):
           inner_activation=config.activation,
           output_dropout=config.dropout_rate,
           attention_dropout=config.attention_dropout_rate,
-          kernel_initializer=init,
+          kernel_initializer=_initializer(config),
           name=f"transformer/layer_{index}")
 
     if config.share_layers:

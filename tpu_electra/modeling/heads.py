@@ -26,9 +26,10 @@ class ReplacedTokenDetectionHead(tf.keras.layers.Layer):
   def __init__(self, hidden_size: int, activation: str = "gelu", initializer_range: float = 0.02,
                name: str = "rtd_head", **kwargs):
     super().__init__(name=name, **kwargs)
-    init = tf.keras.initializers.TruncatedNormal(stddev=initializer_range)
-    self.dense = tf.keras.layers.Dense(hidden_size, activation=activation, kernel_initializer=init, name="dense")
-    self.logits = tf.keras.layers.Dense(1, kernel_initializer=init, name="logits")
+    def init():
+      return tf.keras.initializers.TruncatedNormal(stddev=initializer_range)
+    self.dense = tf.keras.layers.Dense(hidden_size, activation=activation, kernel_initializer=init(), name="dense")
+    self.logits = tf.keras.layers.Dense(1, kernel_initializer=init(), name="logits")
 
   def call(self, sequence_output):
     return tf.squeeze(self.logits(self.dense(sequence_output)), axis=-1)

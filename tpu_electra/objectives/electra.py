@@ -57,8 +57,10 @@ class Electra(PretrainingObjective):
 
   def __init__(self, encoder_config: EncoderConfig, generator_fraction: float = 0.25,
                mlm_weight: float = 1.0, rtd_weight: float = 50.0, temperature: float = 1.0,
-               name: str = "electra", **kwargs):
-    super().__init__(name=name, **kwargs)
+               name: str = "electra"):
+    # No **kwargs: gin accepts any parameter name for a function with **kwargs, and a typo in a
+    # binding must be an error.
+    super().__init__(name=name)
     self.encoder_config = encoder_config
     self.generator_config = encoder_config.scaled(generator_fraction)
     self.mlm_weight = mlm_weight

@@ -1,0 +1,134 @@
+"""The train loop: resume, NaN guard, gradient accumulation, checkpoints, and learning."""
+import glob
+import logging
+import os
+
+import numpy as np
+import pytest
+
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+
+from tpu_electra.data import pretraining
+from tpu_electra.modeling import EncoderConfig
+from tpu_electra.objectives.electra import Electra
+from tpu_electra.training import optimization, trainer
+
+
+class LinearRegression(tf.keras.Model):
+  """loss = mean((x·w + b - y)^2); small enough that each test traces in well under a second."""
+
+  def __init__(self):
+    super().__init__()
+    self.dense = tf.keras.layers.Dense(1, kernel_initializer="zeros")
+
+  def call(self, batch, training=None):
+    prediction = tf.squeeze(self.dense(batch["x"]), -1)
+    loss = tf.reduce_mean(tf.square(prediction - batch["y"]))
+    return {"loss": loss, "mean_prediction": tf.reduce_mean(prediction)}
+
+
+def _regression_data(num=64, poison_from=None, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(num, 3)).astype(np.float32)
+  y = (x @ np.array([1.0, -2.0, 0.5], np.float32) + 0.3).astype(np.float32)
+  if poison_from is not None:
+    y[poison_from:] = np.nan
+  return x, y
+
+
+def _dataset_fn(x, y, batch_size, repeat=True):
+  def dataset_fn(input_context=None):
+    per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
+    dataset = tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).batch(per_replica, drop_remainder=True)
+    return dataset.repeat() if repeat else dataset
+  return dataset_fn
+
+
+def _train_regression(model_dir, train_steps, x, y, model=None, optimizer=None, **kwargs):
+  strategy = tf.distribute.get_strategy()
+  model = model or LinearRegression()
+  optimizer = optimizer or optimization.create_optimizer(name="adam", learning_rate=0.05, train_steps=100, warmup_steps=0)
+  metrics = trainer.train(model, optimizer, _dataset_fn(x, y, 8), strategy, model_dir, train_steps, 8,
+                          checkpoint_every=kwargs.pop("checkpoint_every", 2), steps_per_loop=kwargs.pop("steps_per_loop", 1),
+                          log_every_secs=0.0, **kwargs)
+  return model, optimizer, metrics
+
+
+def test_resume_restores_step_counter_weights_and_optimizer_state(tmp_path, caplog):
+  x, y = _regression_data()
+  model, optimizer, _ = _train_regression(str(tmp_path), 4, x, y)
+  slots = [optimizer.get_slot(v, "m").numpy() for v in model.trainable_variables]
+  weights = [v.numpy() for v in model.trainable_variables]
+
+  caplog.set_level(logging.INFO)
+  restored, restored_optimizer, metrics = _train_regression(str(tmp_path), 4, x, y)
+  assert metrics == {}  # nothing left to train
+  assert int(restored_optimizer.iterations.numpy()) == 4
+  for v, expected in zip(restored.trainable_variables, weights):
+    np.testing.assert_array_equal(v.numpy(), expected)
+  for v, expected in zip(restored.trainable_variables, slots):
+    np.testing.assert_array_equal(restored_optimizer.get_slot(v, "m").numpy(), expected)
+  assert any("Resuming from checkpoint" in r.getMessage() and "at step 4" in r.getMessage() for r in caplog.records)
+
+  _, continued_optimizer, _ = _train_regression(str(tmp_path), 6, x, y)
+  assert int(continued_optimizer.iterations.numpy()) == 6
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-6")
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+  # Batch 0 builds the variables, batches 1-2 train steps 1-2, batch 3 (NaN targets) is step 3.
+  x, y = _regression_data(num=64, poison_from=24)
+  with pytest.raises(trainer.NonFiniteLossError, match="loss became nan between steps 2 and 3"):
+    _train_regression(str(tmp_path), 10, x, y)
+  latest = tf.train.latest_checkpoint(str(tmp_path))
+  assert latest.endswith("ckpt-2")
+  model = LinearRegression()
+  model({"x": tf.zeros([1, 3]), "y": tf.zeros([1])})
+  tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+  assert all(np.all(np.isfinite(v.numpy())) for v in model.trainable_variables)
+
+
+def test_accumulated_micro_batches_give_the_update_of_one_big_batch():
+  x, y = _regression_data(num=32)
+  strategy = tf.distribute.get_strategy()
+  results = []
+  for accumulation in (1, 4):
+    model = LinearRegression()
+    model.dense.build((None, 3))
+    model.dense.kernel.assign(np.array([[0.1], [0.2], [0.3]], np.float32))
+    optimizer = tf.keras.optimizers.SGD(learning_rate=0.1)
+    loop = trainer.make_train_loop(model, optimizer, strategy, grad_accum_steps=accumulation)
+    iterator = iter(tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).batch(32))
+    loop(iterator, tf.constant(1))
+    results.append([v.numpy() for v in model.trainable_variables])
+  for one_batch, accumulated in zip(*results):
+    np.testing.assert_allclose(one_batch, accumulated, rtol=1e-5, atol=1e-7)
+
+
+def test_checkpoints_summaries_and_operative_config_are_written(tmp_path):
+  x, y = _regression_data()
+  _train_regression(str(tmp_path), 6, x, y, checkpoint_every=2, keep_checkpoint_max=2)
+  names = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "ckpt-*.index")))
+  assert names == ["ckpt-4.index", "ckpt-6.index"]
+  assert glob.glob(str(tmp_path / "train" / "events.out.tfevents.*"))
+  assert os.path.exists(tmp_path / trainer.OPERATIVE_CONFIG_NAME)
+  assert not glob.glob(str(tmp_path / "*.tmp"))
+
+
+def test_electra_loss_falls_on_a_repeated_batch(token_data_dir):
+  config = EncoderConfig(vocab_size=60, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                         embedding_size=16, max_position_embeddings=32, dropout_rate=0.0, attention_dropout_rate=0.0)
+  batch = next(iter(pretraining.pretraining_dataset(token_data_dir, 16, 32, seed=1)))
+  model = Electra(config)
+  optimizer = optimization.create_optimizer(name="adam", learning_rate=3e-3, train_steps=1000, warmup_steps=0)
+  strategy = tf.distribute.get_strategy()
+  trainer.build_variables(model, optimizer, strategy, batch)
+  loop = trainer.make_train_loop(model, optimizer, strategy)
+  iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+  first = loop(iterator, tf.constant(1))
+  loop(iterator, tf.constant(40))
+  last = loop(iterator, tf.constant(5))
+  assert float(last["mlm_loss"]) < 0.7 * float(first["mlm_loss"])
+  assert float(last["loss"]) < float(first["loss"])
+  assert 0.0 <= float(last["discriminator_auc"]) <= 1.0
