@@ -10,6 +10,11 @@ class PretrainingObjective(tf.keras.Model):
   network that fine-tuning and export load from the checkpoint.
   """
 
+  def __init__(self, name: str):
+    # Batches hold float32 weights and int ids: Keras must not cast them to a bfloat16/float16
+    # compute dtype under a mixed-precision policy (losses and sampling stay float32).
+    super().__init__(name=name, autocast=False)
+
   def build(self, input_shape=None):
     # Keras would otherwise trace `call` once more on placeholders just to build a subclassed
     # model; the sub-layers build themselves on first use, so that trace only costs time.

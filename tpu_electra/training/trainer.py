@@ -131,18 +131,24 @@ def train(model: tf.keras.Model,
   if global_batch_size % (grad_accum_steps * strategy.num_replicas_in_sync):
     raise ValueError(f"BATCH_SIZE={global_batch_size} must divide by grad_accum_steps × replicas "
                      f"= {grad_accum_steps} × {strategy.num_replicas_in_sync}")
+  is_chief = strategy.extended.should_checkpoint
   tf.io.gfile.makedirs(model_dir)
-  write_text_atomically(os.path.join(model_dir, OPERATIVE_CONFIG_NAME), gin.operative_config_str())
+  if is_chief:
+    write_text_atomically(os.path.join(model_dir, OPERATIVE_CONFIG_NAME), gin.operative_config_str())
 
   iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
   build_variables(model, optimizer, strategy, next(iterator))
   with strategy.scope():
     step_counter = optimizer.iterations
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **dict(checkpoint_items or {}))
-    manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=keep_checkpoint_max, step_counter=step_counter)
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info("Resuming from checkpoint %s at step %d.", manager.latest_checkpoint, int(step_counter.numpy()))
+    # Under MultiWorkerMirroredStrategy every worker takes part in saving; only the chief's copy
+    # is kept, the others write to a scratch directory of their own that is removed afterwards.
+    save_dir = model_dir if is_chief else os.path.join(model_dir, f"worker_scratch_{_task_id(strategy)}")
+    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoint_max, step_counter=step_counter)
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+    logging.info("Resuming from checkpoint %s at step %d.", latest, int(step_counter.numpy()))
   else:
     logging.info("No checkpoint in %s: training from scratch.", model_dir)
 
@@ -152,7 +158,8 @@ def train(model: tf.keras.Model,
     return {}
 
   train_loop = make_train_loop(model, optimizer, strategy, jit_compile=jit_compile, grad_accum_steps=grad_accum_steps)
-  summary_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+  summary_writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train")) if is_chief
+                    else tf.summary.create_noop_writer())
 
   window_sums: Dict[str, float] = {}
   window_steps = 0
@@ -167,7 +174,7 @@ def train(model: tf.keras.Model,
     if not math.isfinite(outputs["loss"]):
       raise NonFiniteLossError(
           f"loss became {outputs['loss']} between steps {current} and {current + num_steps}; stopped without "
-          f"saving, last good checkpoint: {manager.latest_checkpoint or 'none'} (lower LEARNING_RATE or check the data)")
+          f"saving, last good checkpoint: {tf.train.latest_checkpoint(model_dir) or 'none'} (lower LEARNING_RATE or check the data)")
     current += num_steps
     if first_loop:
       # The first loop includes tracing and graph optimization: kept out of the throughput.
@@ -195,9 +202,17 @@ def train(model: tf.keras.Model,
 
     if current % checkpoint_every == 0 or current >= train_steps:
       path = manager.save(checkpoint_number=current)
-      logging.info("Saved checkpoint %s", path)
+      if is_chief:
+        logging.info("Saved checkpoint %s", path)
   summary_writer.close()
+  if not is_chief:
+    tf.io.gfile.rmtree(save_dir)
   return last_metrics
+
+
+def _task_id(strategy: tf.distribute.Strategy) -> int:
+  resolver = getattr(strategy, "cluster_resolver", None)
+  return int(getattr(resolver, "task_id", 0) or 0)
 
 
 def _log_progress(step: int, train_steps: int, metrics: Mapping[str, float], steps_per_sec: float) -> None:
