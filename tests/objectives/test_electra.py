@@ -104,3 +104,16 @@ def test_generator_is_a_narrower_encoder_of_the_same_depth_sharing_embeddings():
           model.generator_config.intermediate_size, model.generator_config.num_layers) == (64, 1, 256, 12)
   assert model.generator.embeddings is model.discriminator.embeddings
   assert model.encoder is model.discriminator
+
+
+def test_mixed_bfloat16_keeps_losses_and_metrics_in_float32():
+  tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    model = electra.Electra(CONFIG, generator_fraction=0.5)
+    outputs = model(_batch(seed=2), training=True)
+  finally:
+    tf.keras.mixed_precision.set_global_policy("float32")
+  assert model.discriminator.transformer_layers[0].compute_dtype == "bfloat16"
+  for name, value in outputs.items():
+    assert value.dtype == tf.float32, name
+    assert np.isfinite(value.numpy()), name

@@ -132,3 +132,18 @@ def test_electra_loss_falls_on_a_repeated_batch(token_data_dir):
   assert float(last["mlm_loss"]) < 0.7 * float(first["mlm_loss"])
   assert float(last["loss"]) < float(first["loss"])
   assert 0.0 <= float(last["discriminator_auc"]) <= 1.0
+
+
+def test_xla_compiled_step_gives_the_same_update():
+  x, y = _regression_data(num=16)
+  strategy = tf.distribute.get_strategy()
+  results = []
+  for jit_compile in (False, True):
+    model = LinearRegression()
+    model.dense.build((None, 3))
+    optimizer = tf.keras.optimizers.SGD(learning_rate=0.1)
+    loop = trainer.make_train_loop(model, optimizer, strategy, jit_compile=jit_compile)
+    loop(iter(tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).batch(8).repeat()), tf.constant(2))
+    results.append([v.numpy() for v in model.trainable_variables])
+  for plain, compiled in zip(*results):
+    np.testing.assert_allclose(plain, compiled, rtol=1e-5, atol=1e-6)

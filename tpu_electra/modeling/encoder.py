@@ -93,10 +93,6 @@ class TransformerEncoder(tf.keras.Model):
     else:
       self.transformer_layers = [block(i) for i in range(config.num_layers)]
 
-  def build(self, input_shape=None):
-    # Skips Keras' extra trace of `call` on placeholders; layers build on first use.
-    self.built = True
-
   def call(self, inputs, training=None):
     word_ids = inputs["input_word_ids"]
     embedding_output = self.embeddings(word_ids, inputs["input_type_ids"], training=training)
