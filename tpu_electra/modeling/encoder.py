@@ -1,5 +1,5 @@
 """A BERT/ELECTRA/ALBERT transformer encoder as a Keras model, from official.nlp.modeling layers."""
-from typing import Optional
+from typing import Optional, Sequence
 
 import tpu_electra  # noqa: F401
 import tensorflow as tf
@@ -56,6 +56,18 @@ class Embeddings(tf.keras.layers.Layer):
     return self.dropout(x, training=training)
 
 
+def transformer_block(config: EncoderConfig, name: str) -> layers.TransformerEncoderBlock:
+  """One transformer layer of the encoder's shape (also for task-specific layers, e.g. TEAMS' RTD)."""
+  return layers.TransformerEncoderBlock(
+      num_attention_heads=config.num_heads,
+      inner_dim=config.intermediate_size,
+      inner_activation=config.activation,
+      output_dropout=config.dropout_rate,
+      attention_dropout=config.attention_dropout_rate,
+      kernel_initializer=_initializer(config),
+      name=name)
+
+
 class TransformerEncoder(tf.keras.Model):
   """Embeddings (own or shared), optional E -> H projection, and a stack of transformer layers.
 
@@ -65,7 +77,10 @@ class TransformerEncoder(tf.keras.Model):
   """
 
   def __init__(self, config: EncoderConfig, embeddings: Optional[Embeddings] = None,
-               name: str = "encoder", **kwargs):
+               embedding_projection: Optional[tf.keras.layers.Layer] = None,
+               bottom_layers: Sequence[tf.keras.layers.Layer] = (), name: str = "encoder", **kwargs):
+    """`embeddings`, `embedding_projection` and `bottom_layers` (the lowest transformer layers) are
+    taken from another encoder when given: ELECTRA shares embeddings, TEAMS also the bottom layers."""
     super().__init__(name=name, **kwargs)
     self.config = config
     self.embeddings = embeddings if embeddings is not None else Embeddings(config)
@@ -73,25 +88,19 @@ class TransformerEncoder(tf.keras.Model):
       self.embeddings.build()
     self.embedding_projection = None
     if self.embeddings.config.embedding_width != config.hidden_size:
-      self.embedding_projection = tf.keras.layers.Dense(
+      self.embedding_projection = embedding_projection or tf.keras.layers.Dense(
           config.hidden_size, kernel_initializer=_initializer(config), name="embedding_projection")
     self.attention_mask = layers.SelfAttentionMask()
 
-    def block(index):
-      return layers.TransformerEncoderBlock(
-          num_attention_heads=config.num_heads,
-          inner_dim=config.intermediate_size,
-          inner_activation=config.activation,
-          output_dropout=config.dropout_rate,
-          attention_dropout=config.attention_dropout_rate,
-          kernel_initializer=_initializer(config),
-          name=f"transformer/layer_{index}")
-
     if config.share_layers:
-      shared = block("shared")
+      shared = transformer_block(config, "transformer/layer_shared")
       self.transformer_layers = [shared] * config.num_layers
     else:
-      self.transformer_layers = [block(i) for i in range(config.num_layers)]
+      bottom_layers = list(bottom_layers)
+      if len(bottom_layers) > config.num_layers:
+        raise ValueError(f"{len(bottom_layers)} bottom layers given to an encoder of {config.num_layers} layers")
+      self.transformer_layers = bottom_layers + [
+          transformer_block(config, f"transformer/layer_{i}") for i in range(len(bottom_layers), config.num_layers)]
 
   def call(self, inputs, training=None):
     word_ids = inputs["input_word_ids"]

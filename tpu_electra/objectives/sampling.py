@@ -43,6 +43,33 @@ def sample_from_logits(logits, temperature=1.0, seed=None):
   return tf.argmax(noisy, axis=-1, output_type=tf.int32)
 
 
+def exclude_ids(logits, ids):
+  """float32 logits with -inf at `ids` ([...] ids into the last axis of [..., V])."""
+  logits = tf.cast(logits, tf.float32)
+  excluded = tf.one_hot(tf.cast(ids, tf.int32), tf.shape(logits)[-1], on_value=True, off_value=False)
+  return tf.where(excluded, tf.fill(tf.shape(logits), -float("inf")), logits)
+
+
+def sample_without_replacement(logits, k, excluded_ids, temperature=1.0, seed=None):
+  """K distinct ids per row from softmax(logits / temperature), never one of `excluded_ids`.
+
+  Gumbel-top-k: the K largest of logits / T + Gumbel noise are a draw of K items without
+  replacement, in order, from the softmax (successive draws renormalized over what is left), the
+  same as K rounds of Gumbel-max with removal. In float32, with no gradient. Returns int32
+  [..., K]; the vocabulary must hold at least K ids besides the excluded one.
+  """
+  if temperature <= 0:
+    raise ValueError(f"sampling temperature must be > 0, got {temperature}")
+  logits = tf.stop_gradient(tf.cast(logits, tf.float32))
+  noisy = logits / temperature + gumbel_noise(tf.shape(logits), seed=seed)
+  return tf.math.top_k(exclude_ids(noisy, excluded_ids), k=k).indices
+
+
+def top_k_excluding(logits, k, excluded_ids):
+  """The K ids with the highest logits per row other than `excluded_ids`; int32 [..., K], no gradient."""
+  return tf.math.top_k(exclude_ids(tf.stop_gradient(logits), excluded_ids), k=k).indices
+
+
 def weighted_mean(values, weights):
   values = tf.cast(values, tf.float32)
   weights = tf.cast(weights, tf.float32)
