@@ -1,8 +1,8 @@
 r"""Pretrains an encoder: python -m tpu_electra.pretrain --gin_file=F [--gin_param=...] --model_dir=DIR.
 
 The objective, model size, data and optimizer all come from gin; the common knobs are macros
-(TRAIN_STEPS, BATCH_SIZE, SEQ_LENGTH, LEARNING_RATE, WARMUP_STEPS, CHECKPOINT_EVERY, DATA_DIR,
-VOCAB_SIZE). Re-running the same command resumes from the latest checkpoint in --model_dir.
+(TRAIN_STEPS or TRAIN_FLOPS, BATCH_SIZE, SEQ_LENGTH, LEARNING_RATE, WARMUP_STEPS, CHECKPOINT_EVERY,
+DATA_DIR, VOCAB_SIZE). Re-running the same command resumes from the latest checkpoint in --model_dir.
 """
 import sys
 from typing import Dict, Optional
@@ -12,6 +12,7 @@ import gin
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
+from tpu_electra import flops
 from tpu_electra import gin_utils
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
@@ -33,9 +34,10 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 def pretrain(model_dir: str,
         objective=gin.REQUIRED,
         data_dir: str = gin.REQUIRED,
-        train_steps: int = gin.REQUIRED,
+        train_steps: Optional[int] = gin.REQUIRED,
         batch_size: int = gin.REQUIRED,
         seq_length: int = gin.REQUIRED,
+        train_flops: Optional[float] = None,
         precision: str = "float32") -> Dict[str, float]:
   """Builds the objective for the data's vocab under the chosen strategy, and trains it."""
   if precision not in PRECISIONS:
@@ -47,6 +49,7 @@ def pretrain(model_dir: str,
     raise ValueError(f"SEQ_LENGTH={seq_length} exceeds EncoderConfig.max_position_embeddings="
                      f"{encoder_config.max_position_embeddings}")
   encoder_config = encoder_config.with_vocab_size(manifest.vocab_size)
+  train_steps = resolve_train_steps(train_steps, train_flops, objective, encoder_config, batch_size, seq_length)
 
   tf.keras.mixed_precision.set_global_policy(precision)
   strategy = strategy_lib.get_strategy()
@@ -64,6 +67,20 @@ def pretrain(model_dir: str,
 
   return trainer.train(model, optimizer, dataset_fn, strategy, model_dir, train_steps, batch_size,
                        checkpoint_items={"encoder": model.encoder})
+
+
+def resolve_train_steps(train_steps: Optional[int], train_flops: Optional[float], objective,
+                        encoder_config: EncoderConfig, batch_size: int, seq_length: int) -> int:
+  """TRAIN_FLOPS, when set, decides the step count: the papers compare objectives at equal compute."""
+  if train_flops is None:
+    if train_steps is None:
+      raise ValueError("set TRAIN_STEPS, or TRAIN_FLOPS to train for a compute budget")
+    return train_steps
+  steps = flops.train_steps_for_flops(train_flops, objective, encoder_config, batch_size, seq_length)
+  logging.info("TRAIN_FLOPS=%.4g: %d steps of %.4g FLOPs each, counted as in the ELECTRA paper (replaces "
+               "TRAIN_STEPS=%s).", train_flops, steps,
+               flops.train_flops_per_step(objective, encoder_config, batch_size, seq_length), train_steps)
+  return steps
 
 
 def main(argv):

@@ -117,7 +117,7 @@ def train(model: tf.keras.Model,
           checkpoint_items: Optional[Mapping[str, tf.Module]] = None,
           checkpoint_every: int = 1000,
           keep_checkpoint_max: int = 5,
-          steps_per_loop: int = 100,
+          steps_per_loop: int = 20,
           log_every_secs: float = 10.0,
           jit_compile: bool = False,
           grad_accum_steps: int = 1) -> Dict[str, float]:

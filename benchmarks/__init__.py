@@ -1,0 +1,1 @@
+"""Throughput benchmarks that compare against a peer in the same process and print tables."""

@@ -1,0 +1,84 @@
+"""Shared pieces of the benchmarks: machine peak, synthetic batches, model building, timing."""
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import gin
+import numpy as np
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+
+from tpu_electra import gin_utils
+from tpu_electra.data import masking
+from tpu_electra.modeling import EncoderConfig
+
+SPECIAL_TOKEN_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
+BERT_VOCAB_SIZE = 30522
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+def matmul_peak_flops(dtype=tf.float32, size: int = 2048, repeats: int = 10) -> float:
+  """Measured dense matmul FLOP/s of this machine: the denominator of model-FLOPs utilization."""
+  a = tf.random.normal([size, size], dtype=tf.float32)
+  a = tf.cast(a, dtype)
+
+  @tf.function
+  def chain(x):
+    for _ in range(repeats):
+      x = tf.matmul(x, a) * tf.cast(1e-3, dtype)
+    return x
+
+  chain(a).numpy()
+  best = float("inf")
+  for _ in range(3):
+    start = time.perf_counter()
+    chain(a).numpy()
+    best = min(best, time.perf_counter() - start)
+  return 2.0 * size ** 3 * repeats / best
+
+
+def synthetic_batch(batch_size: int, seq_length: int, vocab_size: int = BERT_VOCAB_SIZE, seed: int = 0,
+                    masking_config: masking.MaskingConfig = masking.MaskingConfig()) -> Dict[str, tf.Tensor]:
+  """A full-length `[CLS] A [SEP] B [SEP]` batch of random ids, masked as the input pipeline does."""
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(1000, vocab_size, size=(batch_size, seq_length)).astype(np.int32)
+  ids[:, 0] = SPECIAL_TOKEN_IDS["[CLS]"]
+  ids[:, seq_length // 2] = SPECIAL_TOKEN_IDS["[SEP]"]
+  ids[:, -1] = SPECIAL_TOKEN_IDS["[SEP]"]
+  segments = (np.arange(seq_length)[None, :] > seq_length // 2).astype(np.int32).repeat(batch_size, 0)
+  batch = {"input_ids": tf.constant(ids), "input_mask": tf.ones_like(ids), "segment_ids": tf.constant(segments)}
+  batch.update(masking.mask_tokens(batch["input_ids"], batch["input_mask"], masking_config, SPECIAL_TOKEN_IDS,
+                                   vocab_size, seed=seed))
+  return batch
+
+
+def objective_and_config(objective: str, size: str, vocab_size: int = BERT_VOCAB_SIZE) -> Tuple[type, EncoderConfig]:
+  """The objective class and encoder config that gin/objectives/<objective>.gin + models/<size>.gin give."""
+  import tpu_electra.pretrain  # noqa: F401  pylint: disable=g-import-not-at-top  (registers configurables)
+  gin.clear_config()
+  gin_utils.parse([f"models/{size}.gin", f"objectives/{objective}.gin"], [])
+  objective_class = gin.query_parameter("pretrain.objective").scoped_configurable_fn
+  config = EncoderConfig().with_vocab_size(vocab_size)
+  return objective_class, config
+
+
+def time_steps(run_steps: Callable[[tf.Tensor], Dict[str, tf.Tensor]], steps: int, warmup_steps: int,
+               rounds: int = 1) -> List[float]:
+  """Seconds per step of `run_steps(n)` (which runs n steps in one call), after a warmup call."""
+  run_steps(tf.constant(warmup_steps))["loss"].numpy()
+  per_step = []
+  for _ in range(rounds):
+    start = time.perf_counter()
+    run_steps(tf.constant(steps))["loss"].numpy()
+    per_step.append((time.perf_counter() - start) / steps)
+  return per_step
+
+
+def count_params(variables: Sequence[tf.Variable]) -> int:
+  unique = {id(v): v for v in variables}
+  return int(sum(np.prod(v.shape) for v in unique.values()))
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+  lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+  return "\n".join(lines)

@@ -1,0 +1,58 @@
+r"""Input pipeline throughput against what a train step consumes, in the same process.
+
+  python -m benchmarks.input_pipeline --data_dir=runs/data/enwiki_embedded --objective=electra \
+      --size=small --batch_size=32
+
+Reads, shuffles, parses and dynamically masks real shards (the pretraining pipeline exactly as
+the trainer uses it) and compares its examples/s with the examples/s of our train step on the same
+batch shape. Training is input-bound when the ratio is below 1; the target is at least 10.
+"""
+import statistics
+import time
+
+from absl import app, flags
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+
+from benchmarks import common
+from benchmarks import train_step
+from tpu_electra.data import manifest as manifest_lib
+from tpu_electra.data import pretraining
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", "runs/data/enwiki_embedded", "A data dir built by python -m data_prep.build.")
+flags.DEFINE_integer("batches", 200, "Batches to time per round of the input pipeline.")
+
+
+def pipeline_examples_per_sec(data_dir: str, batch_size: int, seq_length: int, batches: int, rounds: int) -> float:
+  dataset = pretraining.pretraining_dataset(data_dir, batch_size, seq_length)
+  iterator = iter(dataset)
+  for _ in range(10):
+    next(iterator)
+  rates = []
+  for _ in range(rounds):
+    start = time.perf_counter()
+    for _ in range(batches):
+      batch = next(iterator)
+    batch["masked_input_ids"].numpy()
+    rates.append(batches * batch_size / (time.perf_counter() - start))
+  return statistics.median(rates)
+
+
+def main(argv):
+  del argv
+  seq_length = manifest_lib.read_manifest(FLAGS.data_dir).max_seq_length
+  input_rate = pipeline_examples_per_sec(FLAGS.data_dir, FLAGS.batch_size, seq_length, FLAGS.batches, FLAGS.rounds)
+  batch = common.synthetic_batch(FLAGS.batch_size, seq_length)
+  run_steps, _, _ = train_step.ours(FLAGS.objective, FLAGS.size, batch, jit_compile=False)
+  step_time = statistics.median(common.time_steps(run_steps, FLAGS.steps, FLAGS.warmup_steps, FLAGS.rounds))
+  step_rate = FLAGS.batch_size / step_time
+  print(common.markdown_table(
+      ["what", "examples/s"],
+      [[f"input pipeline ({FLAGS.data_dir}, batch {FLAGS.batch_size}, seq {seq_length}, dynamic masking)", f"{input_rate:.0f}"],
+       [f"train step ({FLAGS.objective}-{FLAGS.size}, fp32)", f"{step_rate:.1f}"],
+       ["ratio (target >= 10)", f"{input_rate / step_rate:.1f}x"]]))
+
+
+if __name__ == "__main__":
+  app.run(main)

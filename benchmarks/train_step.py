@@ -1,0 +1,161 @@
+r"""Train-step throughput of our objectives against tf-models-official, in the same process.
+
+  python -m benchmarks.train_step --objective=electra --size=small --batch_size=32 --seq_len=128
+  python -m benchmarks.train_step --objective=electra --precision=bf16
+  python -m benchmarks.train_step --objective=all          # the per-objective table
+
+Prints tokens/s and model-FLOPs utilization (training FLOPs per step — counted as in the ELECTRA
+paper but with backward = 2 x forward, what the hardware executes — over the step time, over this
+machine's measured dense-matmul peak), for ours and — for
+ELECTRA — for tf-models-official's ElectraPretrainer with the same shapes, optimizer and loss.
+Rounds alternate between the two so that machine noise hits both alike; medians are reported.
+"""
+import statistics
+from typing import Dict, List
+
+from absl import app, flags
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+
+from benchmarks import common
+from tpu_electra import flops
+from tpu_electra.training import optimization, trainer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("objective", "electra", "electra, bert, ale, teams, script, or all.")
+flags.DEFINE_string("size", "small", "A model size from gin/models/.")
+flags.DEFINE_integer("batch_size", 32, "Global batch size.")
+flags.DEFINE_integer("seq_len", 128, "Sequence length.")
+flags.DEFINE_enum("precision", "fp32", list(common.PRECISIONS), "Compute precision.")
+flags.DEFINE_integer("steps", 5, "Timed steps per round.")
+flags.DEFINE_integer("warmup_steps", 2, "Untimed steps (tracing, first-touch allocation) before timing.")
+flags.DEFINE_integer("rounds", 3, "Alternating timing rounds per implementation.")
+flags.DEFINE_boolean("jit_compile", False, "XLA-compile the step (both implementations).")
+flags.DEFINE_boolean("peer", True, "Also time tf-models-official's ElectraPretrainer (ELECTRA only).")
+
+OBJECTIVES = ("bert", "electra", "ale", "teams", "script")
+
+
+def ours(objective: str, size: str, batch: Dict[str, tf.Tensor], jit_compile: bool):
+  """Our objective's train loop over a repeated batch: run_steps(n) -> per-step mean outputs."""
+  objective_class, config = common.objective_and_config(objective, size)
+  model = objective_class(encoder_config=config)
+  optimizer = optimization.create_optimizer(name="adamw", learning_rate=1e-4, train_steps=10**6, warmup_steps=10)
+  strategy = tf.distribute.get_strategy()
+  trainer.build_variables(model, optimizer, strategy, batch)
+  loop = trainer.make_train_loop(model, optimizer, strategy, jit_compile=jit_compile)
+  iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+  # Hardware FLOPs, backward = 2 x forward (the papers' budgets count backward = forward).
+  per_step_flops = flops.train_flops_per_step(objective_class, config, batch_size=FLAGS.batch_size,
+                                              seq_length=FLAGS.seq_len, backward_factor=2.0)
+  return (lambda n: loop(iterator, n)), model, per_step_flops
+
+
+def tf_models_electra(size: str, batch: Dict[str, tf.Tensor], jit_compile: bool):
+  """tf-models-official's ElectraPretrainer with our ELECTRA's shapes, loss and optimizer."""
+  # pylint: disable=g-import-not-at-top
+  from official.nlp.modeling import networks
+  from official.nlp.modeling.models import electra_pretrainer
+  # pylint: enable=g-import-not-at-top
+  _, config = common.objective_and_config("electra", size)
+  generator_config = config.scaled(0.25)
+
+  # Its sampler adds float32 Gumbel noise to the logits: under bf16 that fails unless the logits
+  # are float32 first (the same fix ours has built in).
+  original_sampler = electra_pretrainer.sample_from_softmax
+  electra_pretrainer.sample_from_softmax = lambda logits, disallow=None: original_sampler(
+      tf.cast(logits, tf.float32), disallow)
+
+  def encoder(c, embedding_layer=None):
+    return networks.BertEncoder(
+        vocab_size=c.vocab_size, hidden_size=c.hidden_size, num_layers=c.num_layers,
+        num_attention_heads=c.num_heads, inner_dim=c.intermediate_size, inner_activation="gelu",
+        embedding_width=c.embedding_width, max_sequence_length=c.max_position_embeddings,
+        type_vocab_size=c.type_vocab_size, output_dropout=c.dropout_rate,
+        attention_dropout=c.attention_dropout_rate, embedding_layer=embedding_layer, dict_outputs=True)
+
+  generator = encoder(generator_config)
+  discriminator = encoder(config, embedding_layer=generator.get_embedding_layer())
+  model = electra_pretrainer.ElectraPretrainer(
+      generator_network=generator, discriminator_network=discriminator, vocab_size=config.vocab_size,
+      num_classes=2, num_token_predictions=batch["masked_lm_positions"].shape[1], mlm_activation="gelu",
+      mlm_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02), output_type="logits")
+  optimizer = optimization.create_optimizer(name="adamw", learning_rate=1e-4, train_steps=10**6, warmup_steps=10)
+  inputs = {"input_word_ids": batch["masked_input_ids"], "input_mask": batch["input_mask"],
+            "input_type_ids": batch["segment_ids"], "masked_lm_positions": batch["masked_lm_positions"],
+            "masked_lm_ids": batch["masked_lm_ids"]}
+  weights = batch["masked_lm_weights"]
+
+  def step():
+    with tf.GradientTape() as tape:
+      outputs = model(inputs, training=True)
+      mlm = tf.keras.losses.sparse_categorical_crossentropy(
+          inputs["masked_lm_ids"], tf.cast(outputs["lm_outputs"], tf.float32), from_logits=True)
+      mlm_loss = tf.reduce_sum(mlm * weights) / tf.reduce_sum(weights)
+      disc = tf.nn.sigmoid_cross_entropy_with_logits(
+          labels=tf.cast(outputs["disc_label"], tf.float32), logits=tf.cast(outputs["disc_logits"], tf.float32))
+      mask = tf.cast(inputs["input_mask"], tf.float32)
+      loss = mlm_loss + 50.0 * tf.reduce_sum(disc * mask) / tf.reduce_sum(mask)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients([(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
+    return loss
+
+  compiled_step = tf.function(step, jit_compile=True) if jit_compile else step
+
+  @tf.function
+  def run_steps(n):
+    loss = compiled_step()
+    for _ in tf.range(n - 1):
+      loss = compiled_step()
+    return {"loss": loss}
+
+  return run_steps, model
+
+
+def main(argv):
+  del argv
+  tf.keras.mixed_precision.set_global_policy(common.PRECISIONS[FLAGS.precision])
+  peak_dtype = tf.float32 if FLAGS.precision == "fp32" else tf.bfloat16
+  peak = common.matmul_peak_flops(peak_dtype)
+  batch = common.synthetic_batch(FLAGS.batch_size, FLAGS.seq_len)
+  tokens = FLAGS.batch_size * FLAGS.seq_len
+  print(f"machine: {len(tf.config.list_logical_devices('CPU'))} CPU device(s), measured "
+        f"{peak_dtype.name} matmul peak {peak / 1e9:.0f} GFLOP/s; batch {FLAGS.batch_size} x seq {FLAGS.seq_len}, "
+        f"precision {FLAGS.precision}, jit_compile={FLAGS.jit_compile}")
+
+  objectives = OBJECTIVES if FLAGS.objective == "all" else (FLAGS.objective,)
+  runners, rows = {}, []
+  for name in objectives:
+    run_steps, model, per_step_flops = ours(name, FLAGS.size, batch, FLAGS.jit_compile)
+    runners[f"tpu_electra {name}"] = (run_steps, per_step_flops, common.count_params(model.trainable_variables))
+  if FLAGS.peer and "electra" in objectives:
+    run_steps, model = tf_models_electra(FLAGS.size, batch, FLAGS.jit_compile)
+    electra_flops = runners["tpu_electra electra"][1]
+    runners["tf-models-official ElectraPretrainer"] = (run_steps, electra_flops,
+                                                       common.count_params(model.trainable_variables))
+
+  times: Dict[str, List[float]] = {name: [] for name in runners}
+  for name, (run_steps, _, _) in runners.items():
+    run_steps(tf.constant(FLAGS.warmup_steps))["loss"].numpy()
+  for _ in range(FLAGS.rounds):
+    for name, (run_steps, _, _) in runners.items():
+      times[name].extend(common.time_steps(run_steps, FLAGS.steps, warmup_steps=1))
+
+  baseline = times.get("tf-models-official ElectraPretrainer")
+  for name, (_, per_step_flops, params) in runners.items():
+    step_time = statistics.median(times[name])
+    row = [name, f"{params / 1e6:.1f}M", f"{per_step_flops / 1e9:.0f}", f"{step_time:.3f}",
+           f"{tokens / step_time:.0f}", f"{per_step_flops / step_time / peak:.2f}"]
+    row.append(f"{statistics.median(baseline) / step_time:.2f}x" if baseline else "")
+    rows.append(row)
+  print(common.markdown_table(
+      ["implementation", "params", "GFLOP/step", "s/step (median)", "tokens/s", "MFU", "vs tf-models"], rows))
+  if "tpu_electra electra" in times and "tpu_electra script" in times:
+    ratio = statistics.median(times["tpu_electra script"]) / statistics.median(times["tpu_electra electra"])
+    print(f"SCRIPT/ELECTRA step-time ratio {ratio:.2f} (paper, TPU: 31.3/22.7 it/s = {31.3 / 22.7:.2f})")
+  for name in runners:
+    print(f"tokens_per_s[{name}]={tokens / statistics.median(times[name]):.0f}")
+
+
+if __name__ == "__main__":
+  app.run(main)
