@@ -19,6 +19,9 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     "test": ["pytest==9.0.3"],
+    # Test-only: tests/test_export.py loads the Hugging Face export with transformers. torch 2.13.0
+    # resolves to the CPU wheel where one is on the machine (as on ours and CI's).
+    "hf": ["torch==2.13.0", "transformers==4.57.6"],
     "beam": [
         "apache-beam[tfrecord]==2.77.0",
         "google-crc32c==1.9.0",
@@ -32,9 +35,9 @@ setuptools.setup(
     version="0.1.0",
     description="TPU-first pretraining and fine-tuning of ELECTRA-style text encoders.",
     python_requires=">=3.11,<3.12",
-    packages=setuptools.find_packages(include=["tpu_electra", "tpu_electra.*", "data_prep", "data_prep.*", "benchmarks", "benchmarks.*"]),
-    include_package_data=True,
-    package_data={"tpu_electra": ["gin/**/*.gin"]},
+    # gin/ stays at the top of the checkout; install with `pip install -e .` so it is found.
+    packages=setuptools.find_packages(include=["tpu_electra", "tpu_electra.*", "data_prep", "data_prep.*",
+                                               "benchmarks", "benchmarks.*", "launch", "launch.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
 )

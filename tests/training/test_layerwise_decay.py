@@ -87,7 +87,7 @@ def _one_step(decay, weight_decay):
   grads = tape.gradient(loss, model.trainable_variables)
   optimizer = layerwise_decay.LayerwiseAdamWeightDecay(
       multipliers=layerwise_decay.learning_rate_multipliers(model, model.encoder, decay),
-      learning_rate=1e-2, epsilon=1e-6, weight_decay_rate=weight_decay,
+      learning_rate=1.0, epsilon=1e-6, weight_decay_rate=weight_decay,
       exclude_from_weight_decay=["layer_norm", "bias"], gradient_clip_norm=0.0)
   before = [v.numpy().copy() for v in model.trainable_variables]
   optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -100,11 +100,15 @@ def test_one_step_moves_each_variable_by_its_factor_times_the_undecayed_step():
   _, _, undecayed = _one_step(decay=1.0, weight_decay=0.01)
   # The word embeddings receive a sparse gradient: both Adam paths are exercised.
   assert any(isinstance(g, tf.IndexedSlices) for g in grads)
+  checked = set()
   for variable, d, u in zip(model.trainable_variables, decayed, undecayed):
     factor = _expected_factor(model, variable, 0.5, 2)
-    moved = np.abs(u) > 1e-7
-    assert moved.any(), variable.name
-    np.testing.assert_allclose(d[moved] / u[moved], factor, rtol=2e-3, err_msg=variable.name)
+    # Some variables get no gradient at all (a key bias cannot change the attention softmax).
+    moved = np.abs(u) > 1e-4
+    if moved.any():
+      np.testing.assert_allclose(d[moved] / u[moved], factor, rtol=1e-4, err_msg=variable.name)
+      checked.add(factor)
+  assert checked == {0.125, 0.25, 0.5, 1.0}
 
 
 def test_a_variable_without_a_multiplier_is_an_error():

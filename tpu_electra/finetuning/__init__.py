@@ -1,6 +1,6 @@
 """Fine-tuning tasks: readers, feature conversion, official metrics and reports.
 
-Everything in this package is model-independent and pure Python (plus the standard library): the
+The reader/metric modules are model-independent and pure Python (plus the standard library): the
 task modules turn raw files into examples and examples into padded integer features, and turn model
 outputs back into predictions and scores. The model-side half (heads, training, the `--seeds` loop)
 consumes these functions.
@@ -14,4 +14,9 @@ Modules:
   report   — multi-seed aggregation, JSON and Markdown writers, the GLUE report.
   fileio   — the few file operations the above need, local or `gs://`.
   features — the tokenizer protocol and padding helpers shared by the task modules.
+  pretrained — a pretraining model dir read back: operative config, encoder restore, tokenizer.
+  models   — task models (encoder + task_heads), loss and outputs (TensorFlow).
+  tasks    — per-task arrays, model choice and scoring of model outputs.
+  runner   — per-seed train/eval loop, multi-seed reports, GLUE summary.
+  plots    — learning-curve PNGs.
 """

@@ -11,6 +11,7 @@ _MASKED_LOGIT = -10000.0
 
 
 def _initializer(initializer_range: float):
+  # A new instance per layer: tf_keras warns that a reused unseeded initializer may repeat values.
   return tf.keras.initializers.TruncatedNormal(stddev=initializer_range)
 
 
@@ -27,11 +28,12 @@ class ClassificationHead(tf.keras.layers.Layer):
     super().__init__(name=name, **kwargs)
     if num_outputs < 1:
       raise ValueError(f"num_outputs must be >= 1, got {num_outputs}")
-    init = _initializer(initializer_range)
     self.num_outputs = num_outputs
-    self.dense = tf.keras.layers.Dense(hidden_size, activation=activation, kernel_initializer=init, name="dense")
+    self.dense = tf.keras.layers.Dense(hidden_size, activation=activation,
+                                       kernel_initializer=_initializer(initializer_range), name="dense")
     self.dropout = tf.keras.layers.Dropout(dropout_rate)
-    self.out_proj = tf.keras.layers.Dense(num_outputs, kernel_initializer=init, dtype=tf.float32, name="out_proj")
+    self.out_proj = tf.keras.layers.Dense(num_outputs, kernel_initializer=_initializer(initializer_range),
+                                          dtype=tf.float32, name="out_proj")
 
   def call(self, sequence_output, training=None):
     x = self.dense(sequence_output[:, 0, :])

@@ -1,0 +1,112 @@
+"""Export: the SavedModel's serving signature, and Hugging Face ELECTRA weights that reproduce ours."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+
+from tpu_electra import export
+from tpu_electra.finetuning import pretrained
+from tpu_electra.modeling import EncoderConfig
+from tpu_electra.objectives import ale
+from tpu_electra.objectives import electra
+
+CONFIG = EncoderConfig(vocab_size=60, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                       embedding_size=8, max_position_embeddings=32, dropout_rate=0.0, attention_dropout_rate=0.0)
+IDS = np.array([[2, 10, 11, 12, 13, 3, 0, 0], [2, 20, 21, 3, 22, 23, 24, 3]], np.int32)
+INPUTS = {"input_word_ids": IDS, "input_mask": (IDS > 0).astype(np.int32),
+          "input_type_ids": np.array([[0] * 8, [0, 0, 0, 0, 1, 1, 1, 1]], np.int32)}
+
+
+@pytest.fixture(scope="module")
+def electra_dir(token_data_dir, tmp_path_factory):
+  """A pretraining dir, and the encoder's and RTD head's outputs on INPUTS before saving."""
+  tf.keras.utils.set_random_seed(5)
+  objective = electra.Electra(CONFIG, generator_fraction=0.5)
+  sequence = objective.encoder({k: tf.constant(v) for k, v in INPUTS.items()}, training=False)["sequence_output"]
+  expected = {"sequence_output": sequence.numpy(), "rtd_logits": objective.rtd_head(sequence).numpy()}
+  model_dir = str(tmp_path_factory.mktemp("electra"))
+  pretrained.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir,
+                                  objective_kwargs={"generator_fraction": 0.5})
+  return model_dir, expected
+
+
+def test_saved_model_serves_sequence_output_and_rtd_logits(electra_dir, tmp_path):
+  model_dir, expected = electra_dir
+  out = str(tmp_path / "saved")
+  assert export.cli(["export", f"--model_dir={model_dir}", "--format=saved_model", f"--output_dir={out}"]) == 0
+  assert [p for p in os.listdir(tmp_path) if ".tmp-" in p] == []
+  serve = tf.saved_model.load(out).signatures["serving_default"]
+  assert {spec.name for spec in serve.structured_input_signature[1].values()} == {
+      "input_word_ids", "input_mask", "input_type_ids"}
+  outputs = serve(**{k: tf.constant(v) for k, v in INPUTS.items()})
+  np.testing.assert_allclose(outputs["sequence_output"].numpy(), expected["sequence_output"], atol=1e-5)
+  np.testing.assert_allclose(outputs["rtd_logits"].numpy(), expected["rtd_logits"], atol=1e-5)
+
+
+def test_export_refuses_an_existing_output_dir_in_one_line(electra_dir, tmp_path, capsys):
+  out = tmp_path / "exists"
+  out.mkdir()
+  assert export.cli(["export", f"--model_dir={electra_dir[0]}", "--format=huggingface", f"--output_dir={out}"]) == 1
+  err = capsys.readouterr().err.strip()
+  assert "already exists" in err and "\n" not in err
+
+
+def test_huggingface_export_writes_electra_config_and_mapped_weights(electra_dir, tmp_path):
+  out = str(tmp_path / "hf")
+  export.export_huggingface(electra_dir[0], out)
+  with open(os.path.join(out, "config.json")) as f:
+    config = json.load(f)
+  assert config["architectures"] == ["ElectraForPreTraining"]
+  assert (config["embedding_size"], config["hidden_size"], config["num_hidden_layers"]) == (8, 16, 2)
+  assert config["layer_norm_eps"] == 1e-12 and config["hidden_act"] == "gelu"
+  with open(os.path.join(out, export.SAFETENSORS_NAME), "rb") as f:
+    state = export.read_safetensors(f.read())
+  assert state["electra.embeddings.word_embeddings.weight"].shape == (60, 8)
+  assert state["electra.embeddings_project.weight"].shape == (16, 8)
+  assert state["electra.encoder.layer.1.attention.self.query.weight"].shape == (16, 16)
+  assert state["electra.encoder.layer.0.intermediate.dense.weight"].shape == (32, 16)
+  assert state["discriminator_predictions.dense_prediction.weight"].shape == (1, 16)
+  with open(os.path.join(out, "vocab.txt")) as f:
+    assert len(f.read().split()) == 60
+
+
+def test_safetensors_round_trip_keeps_names_shapes_and_values():
+  tensors = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.array([7], np.int64)}
+  data = export.safetensors_bytes(tensors)
+  header_size = int.from_bytes(data[:8], "little")
+  assert header_size % 8 == 0
+  back = export.read_safetensors(data)
+  assert set(back) == {"a", "b"}
+  np.testing.assert_array_equal(back["b"], tensors["b"])
+  np.testing.assert_array_equal(back["a"], tensors["a"])
+
+
+def test_shared_layer_weights_are_written_once_per_depth():
+  tf.keras.utils.set_random_seed(0)
+  objective = ale.Ale(CONFIG, generator_fraction=0.5)
+  objective.encoder(objective.encoder.dummy_inputs())
+  state = export.encoder_state_dict(objective.encoder)
+  for suffix in ("attention.self.key.weight", "output.LayerNorm.bias"):
+    np.testing.assert_array_equal(state[f"electra.encoder.layer.0.{suffix}"],
+                                  state[f"electra.encoder.layer.1.{suffix}"])
+
+
+def test_transformers_loads_the_export_and_reproduces_our_outputs(electra_dir, tmp_path):
+  torch = pytest.importorskip("torch", reason="torch is not installed (test-only extra 'hf')")
+  transformers = pytest.importorskip("transformers", reason="transformers is not installed (test-only extra 'hf')")
+  model_dir, expected = electra_dir
+  out = str(tmp_path / "hf")
+  export.export_huggingface(model_dir, out)
+  model = transformers.ElectraForPreTraining.from_pretrained(out)
+  model.eval()
+  with torch.no_grad():
+    outputs = model(input_ids=torch.tensor(INPUTS["input_word_ids"], dtype=torch.long),
+                    attention_mask=torch.tensor(INPUTS["input_mask"], dtype=torch.long),
+                    token_type_ids=torch.tensor(INPUTS["input_type_ids"], dtype=torch.long),
+                    output_hidden_states=True)
+  np.testing.assert_allclose(outputs.hidden_states[-1].numpy(), expected["sequence_output"], atol=1e-4)
+  np.testing.assert_allclose(outputs.logits.numpy(), expected["rtd_logits"], atol=1e-4)

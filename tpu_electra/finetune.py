@@ -1,0 +1,117 @@
+r"""Fine-tunes a pretrained encoder on one task and evaluates it over one or more seeds.
+
+  python -m tpu_electra.finetune --gin_file=finetune/cola.gin --init_checkpoint=PRETRAIN_DIR \
+      --data_dir=GLUE_DIR --model_dir=RUN_DIR [--seeds=N] [--gin_param='LEARNING_RATE = 1e-4']
+
+--init_checkpoint is a pretraining model dir (its latest checkpoint) or one checkpoint prefix in
+it; the encoder's shape comes from the dir's operative_config.gin and its vocab from the
+pretraining data's manifest (or --vocab). --data_dir is the task's data: the GLUE root (holding
+CoLA/, SST-2/, ...), the directory with the SQuAD JSON files, with train.txt/dev.txt for tagging,
+or the RACE root (train/, dev/). Per-task hyper-parameters are macros in gin/finetune/<task>.gin.
+
+Writes into --model_dir: results.json, results.md (statistics over seeds: mean, median, std, max),
+learning_curves.png, per-seed metrics, checkpoints and predictions (see finetuning/runner.py).
+Re-running the command skips the seeds already done.
+
+  python -m tpu_electra.finetune --glue_runs=RUN_COLA,RUN_SST2,... --model_dir=OUT [--glue_statistic=mean]
+
+combines finished GLUE task runs into glue_results.json / .md: per-task seed statistics, the
+ELECTRA-style 8-task average and the official GLUE score (tpu_electra.finetuning.report).
+"""
+import sys
+from typing import Sequence
+
+from absl import app, flags
+import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+from tpu_electra import gin_utils
+from tpu_electra.finetuning import report
+from tpu_electra.finetuning import runner
+from tpu_electra.training import trainer
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the CLI's flags on `flag_values`.
+
+  Only `python -m tpu_electra.finetune` puts them on absl's global FLAGS: importing this module
+  defines nothing, so it can share a process with other entry points that use the same names.
+  """
+  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order (path, or relative to gin/).",
+                            flag_values=flag_values)
+  flags.DEFINE_multi_string("gin_param", [], "Gin bindings applied after the files, e.g. 'LEARNING_RATE = 1e-4'.",
+                            flag_values=flag_values)
+  flags.DEFINE_string("init_checkpoint", None, "Pretraining model dir, or a checkpoint prefix inside one.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("data_dir", None, "The task's data directory.", flag_values=flag_values)
+  flags.DEFINE_string("model_dir", None, "Where checkpoints, metrics and reports go (gs:// works).",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("seeds", 1, "Number of fine-tuning seeds; results report mean, median, std and max.",
+                       flag_values=flag_values)
+  flags.DEFINE_string("vocab", None, "Vocab file to use instead of the one in the pretraining data's manifest.",
+                      flag_values=flag_values)
+  flags.DEFINE_enum("vocab_type", None, ["wordpiece", "sentencepiece"],
+                    "Kind of --vocab (default: the manifest's, else wordpiece).", flag_values=flag_values)
+  flags.DEFINE_boolean("do_lower_case", None, "Lower-case text for --vocab (default: the manifest's, else true).",
+                       flag_values=flag_values)
+  flags.DEFINE_list("glue_runs", [], "Instead of fine-tuning: combine these GLUE task run dirs into the GLUE "
+                    "report (ELECTRA-style average and official score) written to --model_dir.",
+                    flag_values=flag_values)
+  flags.DEFINE_enum("glue_statistic", "median", ["mean", "median", "max"],
+                    "Seed statistic of each task that feeds the GLUE summaries (ELECTRA and TEAMS: median).",
+                    flag_values=flag_values)
+
+
+def run(flag_values: flags.FlagValues) -> int:
+  """Runs the fine-tuning the parsed flags ask for; returns the exit status (errors: one line)."""
+  if flag_values.glue_runs:
+    return _summarize_glue(flag_values)
+  for name in ("init_checkpoint", "data_dir", "model_dir"):
+    if not flag_values[name].value:
+      print(f"error: --{name} is required", file=sys.stderr)
+      return 1
+  try:
+    gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
+    results = runner.finetune(
+        init_checkpoint=flag_values.init_checkpoint, data_dir=flag_values.data_dir,
+        model_dir=flag_values.model_dir, num_seeds=flag_values.seeds, vocab=flag_values.vocab,
+        vocab_type=flag_values.vocab_type, do_lower_case=flag_values.do_lower_case)
+  except (ValueError, OSError, trainer.NonFiniteLossError) as e:
+    # Gin appends the configurable's name on further lines; the first line says what is wrong.
+    text = str(e).strip()
+    print(f"error: {text.splitlines()[0] if text else type(e).__name__}", file=sys.stderr)
+    return 1
+  print(runner.results_markdown(results))
+  return 0
+
+
+def _summarize_glue(flag_values: flags.FlagValues) -> int:
+  if not flag_values.model_dir:
+    print("error: --model_dir is required (where the GLUE report goes)", file=sys.stderr)
+    return 1
+  try:
+    glue_results = runner.glue_summary(flag_values.glue_runs, flag_values.model_dir, flag_values.glue_statistic)
+  except (ValueError, OSError) as e:
+    text = str(e).strip()
+    print(f"error: {text.splitlines()[0] if text else type(e).__name__}", file=sys.stderr)
+    return 1
+  print(report.glue_markdown(glue_results))
+  return 0
+
+
+def cli(argv: Sequence[str]) -> int:
+  """The command line, on flags of its own: `cli(["finetune", "--gin_file=...", ...])`."""
+  flag_values = flags.FlagValues()
+  define_flags(flag_values)
+  flag_values(list(argv))
+  return run(flag_values)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  sys.exit(run(flags.FLAGS))
+
+
+if __name__ == "__main__":
+  define_flags(flags.FLAGS)
+  app.run(main)

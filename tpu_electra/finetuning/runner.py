@@ -1,0 +1,355 @@
+"""Fine-tuning runs: one seed (train, evaluate, keep curves), N seeds, and the run's reports.
+
+A run directory holds, per seed, `seed_<k>/metrics.json` (final and best metrics, learning curves,
+timings), `seed_<k>/final` (the fine-tuned model and its `encoder`, a tf.train.Checkpoint),
+`seed_<k>/best` with `keep_best`, and any prediction files the task writes (SQuAD answers); and for
+the whole run `results.json`, `results.md`, `learning_curves.png` and `operative_config.gin`.
+Re-running the same command skips seeds whose `metrics.json` exists, so a preempted run resumes.
+
+Training: AdamW with warmup and linear decay and layer-wise learning-rate decay
+(`tpu_electra.training.layerwise_decay`), the step of `tpu_electra.training.trainer`. Evaluation
+runs after every epoch (or only at the end with `eval_every_epoch=False`); rows are padded to whole
+batches so every step has a static shape (TPU), and padding rows are dropped before scoring.
+"""
+import math
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+import gin
+from absl import logging
+import numpy as np
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+
+from tpu_electra.finetuning import fileio
+from tpu_electra.finetuning import glue
+from tpu_electra.finetuning import plots
+from tpu_electra.finetuning import pretrained
+from tpu_electra.finetuning import report
+from tpu_electra.finetuning import tasks as tasks_lib
+from tpu_electra.training import layerwise_decay
+from tpu_electra.training import strategy as strategy_lib
+from tpu_electra.training import trainer
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+INDEX = "example_index"
+
+
+def _train_dataset(arrays: tasks_lib.Arrays, global_batch_size: int, seed: int):
+  def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+    per_replica = input_context.get_per_replica_batch_size(global_batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices(arrays)
+    dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    dataset = dataset.shuffle(len(arrays["input_word_ids"]), seed=seed, reshuffle_each_iteration=True)
+    return dataset.repeat().batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  return dataset_fn
+
+
+def pad_rows(arrays: tasks_lib.Arrays, multiple: int) -> tasks_lib.Arrays:
+  """Appends copies of row 0 so the row count divides `multiple`; INDEX is -1 on the copies."""
+  num_rows = len(arrays["input_word_ids"])
+  padded_rows = int(math.ceil(num_rows / multiple)) * multiple
+  extra = padded_rows - num_rows
+  out = {name: np.concatenate([value, np.repeat(value[:1], extra, axis=0)]) for name, value in arrays.items()}
+  out[INDEX] = np.concatenate([np.arange(num_rows), -np.ones(extra, np.int64)]).astype(np.int32)
+  return out
+
+
+class Predictor:
+  """Runs `model.task_outputs` over padded batches under the strategy; returns rows in input order."""
+
+  def __init__(self, model, strategy: tf.distribute.Strategy, global_batch_size: int):
+    self.strategy = strategy
+    self.global_batch_size = global_batch_size
+
+    def replica_step(batch):
+      outputs = model.task_outputs(batch, training=False)
+      outputs[INDEX] = batch[INDEX]
+      return outputs
+
+    @tf.function
+    def step(batch):
+      per_replica = strategy.run(replica_step, args=(batch,))
+      return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), per_replica)
+
+    self._step = step
+
+  def __call__(self, arrays: tasks_lib.Arrays) -> tasks_lib.Arrays:
+    padded = pad_rows(arrays, self.global_batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices(padded).batch(self.global_batch_size, drop_remainder=True)
+    chunks: Dict[str, List[np.ndarray]] = {}
+    for batch in self.strategy.experimental_distribute_dataset(dataset):
+      for name, value in self._step(batch).items():
+        chunks.setdefault(name, []).append(value.numpy())
+    outputs = {name: np.concatenate(values) for name, values in chunks.items()}
+    index = outputs.pop(INDEX)
+    keep = index >= 0
+    order = np.argsort(index[keep], kind="stable")
+    return {name: value[keep][order] for name, value in outputs.items()}
+
+
+def evaluate(task_data: tasks_lib.TaskData, predictor: Predictor):
+  """(flattened metrics, {eval name: {metric: value}}, {eval name: files}) over every eval set."""
+  per_eval, files = {}, {}
+  for eval_set in task_data.evals:
+    metrics, eval_files = eval_set.score(predictor(eval_set.arrays))
+    per_eval[eval_set.name] = {k: float(v) for k, v in metrics.items()}
+    files[eval_set.name] = eval_files
+  return tasks_lib.flatten_metrics(per_eval), per_eval, files
+
+
+def eval_points(num_train: int, batch_size: int, epochs: float, train_steps: int, every_epoch: bool) -> List[int]:
+  """Steps after which to evaluate: each whole epoch's end (if asked) and the last step."""
+  points = set()
+  if every_epoch:
+    for epoch in range(1, int(math.floor(epochs)) + 1):
+      points.add(min(train_steps, max(1, int(round(epoch * num_train / batch_size)))))
+  points.add(train_steps)
+  return sorted(points)
+
+
+@gin.configurable(denylist=["task_data", "run", "strategy", "seed", "seed_dir"])
+def train_and_evaluate(task_data: tasks_lib.TaskData,
+                       run: pretrained.PretrainingRun,
+                       strategy: tf.distribute.Strategy,
+                       seed: int,
+                       seed_dir: str,
+                       batch_size: int = gin.REQUIRED,
+                       epochs: float = gin.REQUIRED,
+                       eval_batch_size: Optional[int] = None,
+                       dropout_rate: float = 0.1,
+                       eval_every_epoch: bool = True,
+                       keep_best: bool = False,
+                       steps_per_loop: int = 100,
+                       max_train_steps: Optional[int] = None,
+                       jit_compile: bool = False,
+                       save_final_checkpoint: bool = True) -> Dict[str, Any]:
+  """Fine-tunes one seed from the pretrained encoder and evaluates it; returns its record.
+
+  Train steps are int(examples × epochs / batch_size) as in ELECTRA, capped by `max_train_steps`
+  (smoke runs). With `keep_best`, the model at the best evaluation (by the task's primary metric)
+  is saved in `seed_dir/best` and its metrics are the seed's reported metrics (TEAMS reports the
+  best GLUE evaluation); otherwise the metrics after the last step are reported. Both are kept in
+  the record.
+  """
+  timings: Dict[str, float] = {}
+  start = time.time()
+  tf.keras.utils.set_random_seed(seed)
+  train_steps = max(1, int(task_data.num_train * epochs / batch_size))
+  if max_train_steps:
+    train_steps = min(train_steps, max_train_steps)
+  iterator = iter(strategy.distribute_datasets_from_function(_train_dataset(task_data.train, batch_size, seed)))
+  first_batch = next(iterator)
+  with strategy.scope():
+    encoder = pretrained.load_encoder(run)
+    model = task_data.build_model(encoder, dropout_rate=dropout_rate)
+  strategy.run(lambda batch: model(batch, training=False), args=(first_batch,))
+  with strategy.scope():
+    optimizer = layerwise_decay.create_finetuning_optimizer(model, encoder, train_steps)
+  trainer.build_variables(model, optimizer, strategy, first_batch)
+  timings["build_and_restore_s"] = time.time() - start
+
+  train_loop = trainer.make_train_loop(model, optimizer, strategy, jit_compile=jit_compile)
+  predictor = Predictor(model, strategy, eval_batch_size or batch_size)
+  points = eval_points(task_data.num_train, batch_size, epochs, train_steps, eval_every_epoch)
+  train_curve: List[Dict[str, float]] = []
+  eval_curve: List[Dict[str, Any]] = []
+  best: Optional[Dict[str, Any]] = None
+  last_files: Dict[str, Any] = {}
+  step, train_seconds, eval_seconds = 0, 0.0, 0.0
+  first_loop_seconds = None
+  for point in points:
+    while step < point:
+      num_steps = min(steps_per_loop, point - step)
+      tick = time.time()
+      outputs = {k: float(v) for k, v in train_loop(iterator, tf.constant(num_steps, tf.int32)).items()}
+      elapsed = time.time() - tick
+      if first_loop_seconds is None:
+        first_loop_seconds = elapsed
+      else:
+        train_seconds += elapsed
+      if not math.isfinite(outputs["loss"]):
+        raise trainer.NonFiniteLossError(
+            f"fine-tuning loss became {outputs['loss']} between steps {step} and {step + num_steps}; "
+            "lower the learning rate")
+      step += num_steps
+      outputs["step"] = step
+      outputs["learning_rate"] = trainer.current_learning_rate(optimizer)
+      train_curve.append(outputs)
+      logging.info("seed %d step %d/%d loss=%.4f", seed, step, train_steps, outputs["loss"])
+    tick = time.time()
+    metrics, per_eval, files = evaluate(task_data, predictor)
+    eval_seconds += time.time() - tick
+    eval_curve.append({"step": step, "epoch": step * batch_size / task_data.num_train, "metrics": metrics})
+    last_files = files
+    logging.info("seed %d step %d eval %s", seed, step, metrics)
+    primary = metrics.get(task_data.primary_metric)
+    if primary is not None and (best is None or primary > best["metrics"][task_data.primary_metric]):
+      best = {"step": step, "metrics": metrics, "per_eval": per_eval}
+      if keep_best:
+        tf.train.Checkpoint(model=model).write(os.path.join(seed_dir, "best", "model"))
+
+  final = {"step": step, "metrics": metrics, "per_eval": per_eval}
+  if save_final_checkpoint:
+    tf.train.Checkpoint(model=model, encoder=model.encoder).write(os.path.join(seed_dir, "final", "model"))
+  for eval_name, eval_files in last_files.items():
+    for file_name, content in eval_files.items():
+      prefix = "" if len(last_files) == 1 else f"{eval_name}_"
+      report.write_json(os.path.join(seed_dir, prefix + file_name), content)
+  timings.update({
+      "train_steps": train_steps,
+      "first_loop_s": first_loop_seconds or 0.0,
+      "train_s": train_seconds,
+      "eval_s": eval_seconds,
+      "total_s": time.time() - start,
+  })
+  if train_seconds > 0:
+    # Steps after the first loop, whose time includes tracing.
+    timings["steps_per_s"] = (train_steps - train_curve[0]["step"]) / train_seconds
+  reported = best if keep_best and best is not None else final
+  return {
+      "seed": seed,
+      "metrics": reported["metrics"],
+      "per_eval": reported["per_eval"],
+      "reported_step": reported["step"],
+      "final_metrics": final["metrics"],
+      "best_metrics": best["metrics"] if best else None,
+      "best_step": best["step"] if best else None,
+      "train_curve": train_curve,
+      "eval_curve": eval_curve,
+      "timings": timings,
+  }
+
+
+def _read_json(path: str):
+  import json  # pylint: disable=g-import-not-at-top
+  with fileio.open_text(path) as f:
+    return json.load(f)
+
+
+@gin.configurable(denylist=["init_checkpoint", "data_dir", "model_dir", "num_seeds", "vocab", "vocab_type",
+                            "do_lower_case"])
+def finetune(init_checkpoint: str,
+             data_dir: str,
+             model_dir: str,
+             num_seeds: int = 1,
+             vocab: Optional[str] = None,
+             vocab_type: Optional[str] = None,
+             do_lower_case: Optional[bool] = None,
+             task: str = gin.REQUIRED,
+             max_seq_length: int = gin.REQUIRED,
+             first_seed: int = 0,
+             precision: str = "float32") -> Dict[str, Any]:
+  """Fine-tunes `num_seeds` seeds of `task` from a pretraining model dir and writes the reports."""
+  if num_seeds < 1:
+    raise ValueError(f"--seeds must be >= 1, got {num_seeds}")
+  if precision not in PRECISIONS:
+    raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+  run = pretrained.read_run(init_checkpoint)
+  encoder_config = run.encoder_config()
+  if max_seq_length > encoder_config.max_position_embeddings:
+    raise ValueError(f"max_seq_length={max_seq_length} exceeds the pretrained model's max_position_embeddings="
+                     f"{encoder_config.max_position_embeddings}")
+  tokenizer = pretrained.load_tokenizer(run, vocab, vocab_type, do_lower_case)
+  task_adapter = tasks_lib.get_task(task)
+
+  tick = time.time()
+  task_data = task_adapter.prepare(data_dir, tokenizer, max_seq_length)
+  prepare_seconds = time.time() - tick
+  logging.info("%s: %d training rows, eval %s, prepared in %.1f s", task_data.name, task_data.num_train,
+               {e.name: e.num_rows for e in task_data.evals}, prepare_seconds)
+
+  tf.keras.mixed_precision.set_global_policy(precision)
+  strategy = strategy_lib.get_strategy()
+  tf.io.gfile.makedirs(model_dir)
+  records = []
+  for seed in range(first_seed, first_seed + num_seeds):
+    seed_dir = os.path.join(model_dir, f"seed_{seed}")
+    metrics_path = os.path.join(seed_dir, "metrics.json")
+    if fileio.exists(metrics_path):
+      logging.info("seed %d already done (%s): skipped", seed, metrics_path)
+      records.append(_read_json(metrics_path))
+      continue
+    record = train_and_evaluate(task_data, run, strategy, seed, seed_dir)
+    report.write_json(metrics_path, record)
+    records.append(record)
+
+  results = summarize(task_data, run, records, hyperparameters={
+      "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
+      "num_train_rows": task_data.num_train}, prepare_seconds=prepare_seconds)
+  write_reports(model_dir, results, records, task_data.primary_metric)
+  trainer.write_text_atomically(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
+  return results
+
+
+def summarize(task_data: tasks_lib.TaskData, run: pretrained.PretrainingRun, records: List[Dict[str, Any]],
+              hyperparameters: Dict[str, Any], prepare_seconds: float) -> Dict[str, Any]:
+  """The run's results: per-seed metrics, their statistics over seeds, and (GLUE) the GLUE view."""
+  results: Dict[str, Any] = {
+      "task": task_data.name,
+      "init_checkpoint": run.checkpoint,
+      "hyperparameters": hyperparameters,
+      "primary_metric": task_data.primary_metric,
+      "seeds": [r["seed"] for r in records],
+      "per_seed": [{"seed": r["seed"], "metrics": r["metrics"], "per_eval": r["per_eval"],
+                    "step": r["reported_step"], "timings": r["timings"]} for r in records],
+      "aggregate": report.aggregate_seeds([r["metrics"] for r in records]),
+      "prepare_s": prepare_seconds,
+      "data_stats": task_data.stats,
+  }
+  if task_data.name in glue.TASKS:
+    per_key: Dict[str, List[Dict[str, float]]] = {}
+    for record in records:
+      for key, metrics in record["per_eval"].items():
+        per_key.setdefault(key, []).append(metrics)
+    results["glue"] = report.glue_report(per_key, statistic="mean")
+  return results
+
+
+def glue_summary(run_dirs: List[str], output_dir: str, statistic: str = "median") -> Dict[str, Any]:
+  """Combines the results.json of GLUE task runs into the GLUE report (both summary numbers).
+
+  Writes `glue_results.json` and `glue_results.md` into `output_dir`; a task given twice is an
+  error, a task missing leaves the summaries it feeds at None with the gap listed.
+  """
+  per_key: Dict[str, List[Dict[str, float]]] = {}
+  sources: Dict[str, str] = {}
+  for run_dir in run_dirs:
+    path = os.path.join(run_dir, "results.json")
+    if not fileio.exists(path):
+      raise ValueError(f"no results.json in {run_dir!r}: finish that fine-tuning run first")
+    results = _read_json(path)
+    if results["task"] not in glue.TASKS:
+      raise ValueError(f"{run_dir!r} holds a {results['task']} run, not a GLUE task")
+    for entry in results["per_seed"]:
+      for key, metrics in entry["per_eval"].items():
+        if key in sources and sources[key] != run_dir:
+          raise ValueError(f"GLUE result {key} appears in both {sources[key]!r} and {run_dir!r}")
+        sources[key] = run_dir
+        per_key.setdefault(key, []).append(metrics)
+  glue_results = report.glue_report(per_key, statistic=statistic)
+  glue_results["runs"] = sources
+  report.write_json(os.path.join(output_dir, "glue_results.json"), glue_results)
+  report.write_markdown(os.path.join(output_dir, "glue_results.md"), report.glue_markdown(glue_results))
+  return glue_results
+
+
+def results_markdown(results: Dict[str, Any]) -> str:
+  seeds = results["seeds"]
+  lines = [f"# Fine-tuning {results['task']}", "",
+           f"- initialized from `{results['init_checkpoint']}`",
+           f"- seeds: {', '.join(str(s) for s in seeds)} (n = {len(seeds)})",
+           f"- primary metric: {results['primary_metric']}", ""]
+  text = "\n".join(lines) + "\n" + report.seeds_markdown(results["aggregate"], title="Dev metrics over seeds")
+  metric_names = list(results["aggregate"])
+  rows = [[str(entry["seed"]), str(entry["step"])] + [entry["metrics"].get(m) for m in metric_names]
+          for entry in results["per_seed"]]
+  return text + "\n## Per seed\n\n" + report.markdown_table(["seed", "step"] + metric_names, rows)
+
+
+def write_reports(model_dir: str, results: Dict[str, Any], records: List[Dict[str, Any]], primary_metric: str):
+  report.write_json(os.path.join(model_dir, "results.json"), results)
+  report.write_markdown(os.path.join(model_dir, "results.md"), results_markdown(results))
+  plots.plot_learning_curves(records, primary_metric, os.path.join(model_dir, "learning_curves.png"),
+                             title=results["task"])
