@@ -1,14 +1,22 @@
-r"""Builds pretraining data: corpus text -> sentences -> vocab -> packed examples -> TFRecord shards.
+r"""Builds pretraining data: corpora -> sentences -> vocab -> packed examples -> TFRecord shards.
 
   python -m data_prep.build --corpus=wikipedia:embedded --vocab=wordpiece:8192 \
       --max_seq_length=128 --output_dir=/tmp/enwiki_embedded
 
-The run has three stages, each a function of files so that later versions can spread them over
-workers: (1) extract: every input file becomes one staged text file of sentences (one per line,
-blank line between documents) under `_work/`; (2) vocab: learned from a seeded sample of the staged
-sentences, or an existing one copied in; (3) examples: the staged text is tokenized in batches,
-packed and written into shards. `manifest.json` is written last and marks the data complete; a
-second run with the same settings finds it and stops.
+  python -m data_prep.build --corpus=wikipedia:/data/enwiki-latest-pages-articles-multistream.xml.bz2 \
+      --corpus=books:/data/books --corpus=openwebtext:/data/openwebtext.tar.xz \
+      --vocab=sentencepiece:30000 --max_seq_length=512 --output_dir=gs://bucket/data/wbo --num_workers=16
+
+Several --corpus flags are mixed into one dataset. The stages (see data_prep.pipeline) run as
+tasks: with --num_workers=N on N local processes, with --runner=beam on Apache Beam (the
+DirectRunner here, Dataflow with --beam_options, see data_prep.beam_pipeline). The output is the
+same for a given seed whatever the number of workers or the runner. A killed build, run again
+with the same flags, keeps the parts, units and shards it finished. `manifest.json` is written
+last and marks the data complete; a second run with the same settings finds it and stops.
+
+Shard count: enough shards of about --target_shard_size_mb, and at least --min_shards (so that
+each host of a pod slice reads whole files of its own) as long as each shard still holds
+--min_shard_size_mb: a small corpus gets fewer shards rather than 64 slivers.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -16,10 +24,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import random
 import sys
-import time
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -28,65 +34,65 @@ import tensorflow as tf
 
 from data_prep import embedded
 from data_prep import examples as examples_lib
-from data_prep import segment
-from data_prep import shards as shards_lib
+from data_prep import pipeline
 from data_prep import sources
 from data_prep import vocab as vocab_lib
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import tokenization
 
-DATA_PREP_VERSION = 1
-WORK_DIR = "_work"
-SHARD_PREFIX = "pretrain"
-MB = 1 << 20
-# Sentences per tokenizer call: large enough that op overhead vanishes, small enough to keep the
-# token lists of one batch in a few MB.
-TOKENIZE_BATCH_SENTENCES = 4096
-PROGRESS_EVERY_S = 5.0
+BuildConfig = pipeline.BuildConfig
+BuildError = pipeline.BuildError
+WORK_DIR = pipeline.WORK_DIR
+MB = pipeline.MB
+MAX_VOCAB_PROBES = 3  # The WordPiece search gains nothing from more parallel probes.
+MAX_LISTED_INPUTS = 100
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("corpus", None, "KIND:PATH, repeatable: wikipedia:PATH|embedded, text:PATH (file, dir or glob).")
-flags.DEFINE_string("vocab", "wordpiece:30522", "wordpiece:SIZE or sentencepiece:SIZE to learn a vocab of exactly SIZE "
-                    "tokens, or the path of an existing vocab (vocab.txt for WordPiece, *.model for SentencePiece).")
-flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents before WordPiece (uncased model).")
+flags.DEFINE_multi_string(
+    "corpus", None, "KIND:PATH, repeatable, mixed into one dataset: wikipedia:PATH|embedded (XML dumps, "
+    "multistream too), books:DIR (a tree of .txt books), openwebtext:PATH (openwebtext.tar.xz or its extracted "
+    "directory), text:PATH (one sentence or paragraph per line, blank line between documents).")
+flags.DEFINE_string("vocab", "wordpiece:30522", "wordpiece:SIZE, sentencepiece:SIZE (unigram, as ALBERT), "
+                    "sentencepiece_bpe:SIZE or sentencepiece_unigram:SIZE to learn a vocab of exactly SIZE tokens, "
+                    "or the path of an existing vocab (vocab.txt for WordPiece, *.model for SentencePiece).")
+flags.DEFINE_bool("do_lower_case", True, "Lower-case (and, for WordPiece, strip accents): an uncased model.")
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, [CLS] and [SEP] included.")
 flags.DEFINE_string("output_dir", None, "Where the vocab, shards and manifest.json go (local or gs://).")
-flags.DEFINE_integer("seed", 0, "Seed of every random choice (vocab sample, packing, shuffling).")
+flags.DEFINE_integer("seed", 0, "Seed of every random choice (vocab sample, packing, masking, shuffling).")
 flags.DEFINE_float("target_shard_size_mb", 128.0, "Approximate size of one shard; the shard count follows from it.")
-flags.DEFINE_integer("min_shards", 1, "At least this many shards (e.g. the number of hosts that will read them).")
-flags.DEFINE_bool("skip_bad_files", False, "Skip a truncated or corrupt input file (counted in the manifest) "
-                  "instead of stopping.")
+flags.DEFINE_integer("min_shards", 64, "At least this many shards, e.g. the number of hosts that will read them, "
+                     "as long as each keeps --min_shard_size_mb.")
+flags.DEFINE_float("min_shard_size_mb", 8.0, "--min_shards never makes shards smaller than this.")
+flags.DEFINE_bool("skip_bad_files", False, "Skip a truncated or corrupt input file, or a non-UTF-8 one (named and "
+                  "counted in the manifest) instead of stopping.")
 flags.DEFINE_integer("vocab_sample_sentences", vocab_lib.DEFAULT_SAMPLE_SENTENCES,
                      "Learn the vocab from a seeded uniform sample of at most this many sentences.")
-flags.DEFINE_integer("shuffle_buffer", 10000, "Examples shuffled together before they are written.")
 flags.DEFINE_float("short_seq_prob", examples_lib.DEFAULT_SHORT_SEQ_PROB, "Share of examples with a random shorter target length.")
 flags.DEFINE_float("single_segment_prob", examples_lib.DEFAULT_SINGLE_SEGMENT_PROB,
-                   "Share of multi-sentence examples kept as one segment instead of A/B.")
+                   "Share of multi-sentence examples kept as one segment instead of A/B (not with --next_sentence).")
+flags.DEFINE_bool("next_sentence", False, "BERT next-sentence pairs: B is a random text from another document half "
+                  "of the time; writes the scalar feature next_sentence_labels.")
+flags.DEFINE_bool("static_masking", False, "Mask ahead of time (as BERT and TEAMS) and write masked_input_ids, "
+                  "masked_lm_positions, masked_lm_ids, masked_lm_weights; without it the input pipeline masks.")
+flags.DEFINE_integer("dupe_factor", 1, "With --static_masking: copies of every example, each masked its own way "
+                     "(TEAMS used 40).")
+flags.DEFINE_float("mask_rate", 0.15, "With --static_masking: share of tokens masked.")
+flags.DEFINE_integer("max_predictions_per_seq", None, "With --static_masking: masked positions per example "
+                     "(default: (mask_rate + 0.005) * max_seq_length, as ELECTRA).")
+flags.DEFINE_bool("whole_word_masking", False, "With --static_masking: mask all pieces of a word together.")
+flags.DEFINE_float("input_split_mb", sources.DEFAULT_SPLIT_BYTES / MB,
+                   "Input bytes per extraction task: small files are grouped, big text files and multistream "
+                   "dumps are cut at document / stream boundaries.")
+flags.DEFINE_float("work_unit_mb", 4.0, "Sentence text per example-writing task; packing, next-sentence partners "
+                   "and masks are drawn within a unit.")
+flags.DEFINE_integer("num_workers", 1, "Local worker processes; the output does not depend on it.")
+flags.DEFINE_enum("runner", "local", ["local", "beam"], "local: --num_workers processes on this machine; beam: an "
+                  "Apache Beam pipeline (pip install -e '.[beam]'), see --beam_options.")
+flags.DEFINE_string("beam_options", "", "Beam pipeline options, e.g. '--runner=DataflowRunner --project=P "
+                    "--region=R --temp_location=gs://B/tmp --setup_file=./setup.py'; empty: the DirectRunner with "
+                    "--num_workers processes.")
 flags.DEFINE_bool("overwrite", False, "Replace data built with other settings in --output_dir.")
-flags.DEFINE_bool("keep_text", False, "Keep the staged sentence text under OUTPUT_DIR/_work.")
-
-
-class BuildError(ValueError):
-  """A build that cannot start or finish, in one line."""
-
-
-@dataclasses.dataclass(frozen=True)
-class BuildConfig:
-  corpus: Tuple[str, ...]
-  vocab: str
-  do_lower_case: bool
-  max_seq_length: int
-  output_dir: str
-  seed: int = 0
-  target_shard_size_mb: float = 128.0
-  min_shards: int = 1
-  skip_bad_files: bool = False
-  vocab_sample_sentences: int = vocab_lib.DEFAULT_SAMPLE_SENTENCES
-  shuffle_buffer: int = 10000
-  short_seq_prob: float = examples_lib.DEFAULT_SHORT_SEQ_PROB
-  single_segment_prob: float = examples_lib.DEFAULT_SINGLE_SEGMENT_PROB
-  overwrite: bool = False
-  keep_text: bool = False
+flags.DEFINE_bool("keep_work", False, "Keep OUTPUT_DIR/_work (staged sentence text, unit example files).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,34 +102,24 @@ class InputFile:
   spec: str
 
 
-class Progress:
-  """Logs counters every few seconds, with the rate of the first one."""
-
-  def __init__(self, stage: str, every_s: float = PROGRESS_EVERY_S):
-    self._stage = stage
-    self._every_s = every_s
-    self._start = time.monotonic()
-    self._last = self._start
-
-  def update(self, force: bool = False, **counts: int) -> None:
-    now = time.monotonic()
-    if not force and now - self._last < self._every_s:
-      return
-    self._last = now
-    elapsed = max(now - self._start, 1e-9)
-    first_name, first_value = next(iter(counts.items()))
-    text = ", ".join(f"{k}={v}" for k, v in counts.items())
-    logging.info("%s: %s (%.0f %s/s, %.0f s)", self._stage, text, first_value / elapsed, first_name, elapsed)
-
-
 def resolve_inputs(corpus: Sequence[str]) -> List[InputFile]:
   if not corpus:
-    raise BuildError("no --corpus given; e.g. --corpus=wikipedia:embedded or --corpus=text:/data/books")
+    raise BuildError("no --corpus given; e.g. --corpus=wikipedia:embedded or --corpus=books:/data/books")
   inputs = []
   for spec_text in corpus:
     spec = sources.parse_corpus_spec(spec_text)
     inputs.extend(InputFile(spec.kind, path, str(spec)) for path in sources.resolve_files(spec))
   return inputs
+
+
+def plan_parts(inputs: Sequence[InputFile], split_bytes: int) -> List[sources.Part]:
+  parts = []
+  by_spec: Dict[str, List[InputFile]] = {}
+  for item in inputs:
+    by_spec.setdefault(item.spec, []).append(item)
+  for spec, items in by_spec.items():
+    parts.extend(sources.plan_parts(items[0].kind, [i.path for i in items], split_bytes))
+  return parts
 
 
 def _file_digest(path: str) -> str:
@@ -134,28 +130,50 @@ def _file_digest(path: str) -> str:
   return digest.hexdigest()
 
 
+def describe_inputs(inputs: Sequence[InputFile]) -> List[Dict[str, object]]:
+  """Names and sizes of the inputs (not full paths, so the embedded cache location does not matter).
+
+  A spec of many files (a books tree, an extracted OpenWebText) is summarized by its file count,
+  total size and a digest of its names and sizes, to keep the manifest small.
+  """
+  described: List[Dict[str, object]] = []
+  by_spec: Dict[str, List[Dict[str, object]]] = {}
+  for item in inputs:
+    by_spec.setdefault(item.spec, []).append(
+        {"spec": item.spec, "name": os.path.basename(item.path), "bytes": sources.file_size(item.path)})
+  for spec, files in by_spec.items():
+    if len(files) <= MAX_LISTED_INPUTS:
+      described.extend(files)
+      continue
+    digest = hashlib.sha256(json.dumps([(f["name"], f["bytes"]) for f in files]).encode("utf-8")).hexdigest()
+    described.append({"spec": spec, "files": len(files), "bytes": sum(f["bytes"] for f in files), "sha256": digest})
+  return described
+
+
 def settings_of(config: BuildConfig, inputs: Sequence[InputFile]) -> Dict[str, object]:
   """Everything that determines the output; its hash tells whether existing data can be reused."""
   settings = {
-      "data_prep_version": DATA_PREP_VERSION,
+      "data_prep_version": pipeline.DATA_PREP_VERSION,
       "corpus": list(config.corpus),
-      # Names and sizes rather than full paths, so the embedded cache location does not matter.
-      "inputs": [{"spec": f.spec, "name": os.path.basename(f.path), "bytes": tf.io.gfile.stat(f.path).length}
-                 for f in inputs],
+      "inputs": describe_inputs(inputs),
       "vocab": config.vocab,
       "do_lower_case": config.do_lower_case,
       "max_seq_length": config.max_seq_length,
       "seed": config.seed,
       "target_shard_size_mb": config.target_shard_size_mb,
       "min_shards": config.min_shards,
+      "min_shard_size_mb": config.min_shard_size_mb,
       "skip_bad_files": config.skip_bad_files,
       "vocab_sample_sentences": config.vocab_sample_sentences,
-      "shuffle_buffer": config.shuffle_buffer,
       "short_seq_prob": config.short_seq_prob,
       "single_segment_prob": config.single_segment_prob,
+      "next_sentence": config.next_sentence,
+      "static_masking": pipeline.masking_settings(config, config.max_seq_length),
+      "input_split_mb": config.input_split_mb,
+      "work_unit_mb": config.work_unit_mb,
       "sentence_splitter": "data_prep.segment (regex + abbreviations)",
   }
-  if not config.vocab.startswith(tuple(f"{t}:" for t in tokenization.VOCAB_TYPES)):
+  if not vocab_lib.parse_vocab_spec(config.vocab).learned:
     settings["vocab_sha256"] = _file_digest(config.vocab)
   return settings
 
@@ -176,161 +194,18 @@ def _complete(manifest: manifest_lib.Manifest, output_dir: str) -> bool:
   return all(tf.io.gfile.exists(p) for p in paths)
 
 
-def _same_file(a: str, b: str) -> bool:
-  local = "://" not in a and "://" not in b
-  return os.path.abspath(a) == os.path.abspath(b) if local else a == b
-
-
 def _remove_previous(manifest: manifest_lib.Manifest, output_dir: str, keep: str) -> None:
-  """Deletes finished data of other settings, except `keep` (a vocab the new build reuses)."""
+  """Deletes finished data, except `keep` (a vocab the new build reuses)."""
   # The manifest goes first: a directory without one is never mistaken for finished data.
   tf.io.gfile.remove(os.path.join(output_dir, manifest_lib.MANIFEST_NAME))
   for path in manifest.shard_paths(output_dir) + [manifest.vocab_path(output_dir)]:
-    if tf.io.gfile.exists(path) and not _same_file(path, keep):
+    if tf.io.gfile.exists(path) and not pipeline._same_file(path, keep):  # pylint: disable=protected-access
       tf.io.gfile.remove(path)
 
 
-# Stage 1: extract.
-
-
-def stage_name(index: int) -> str:
-  return f"text-{index:05d}.txt"
-
-
-def extract_file(source: InputFile, staged_path: str, progress: Progress, totals: Dict[str, int]) -> int:
-  """Writes the sentences of one input file to `staged_path`; returns its number of documents."""
-  num_documents = 0
-  tmp = staged_path + shards_lib.TMP_SUFFIX
-  try:
-    with tf.io.gfile.GFile(tmp, "w") as out:
-      for document in sources.read_documents(source.kind, source.path):
-        sentences = segment.split_document(document.paragraphs)
-        if not sentences:
-          continue
-        out.write("\n".join(sentences) + "\n\n")
-        num_documents += 1
-        totals["documents"] += 1
-        totals["sentences"] += len(sentences)
-        progress.update(**totals)
-  except BaseException:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.remove(tmp)
-    raise
-  tf.io.gfile.rename(tmp, staged_path, overwrite=True)
-  return num_documents
-
-
-def extract(inputs: Sequence[InputFile], work_dir: str, skip_bad_files: bool) -> Tuple[List[str], int, int]:
-  """Stage 1 over all inputs: (staged files, documents, bad files skipped)."""
-  progress = Progress("extract")
-  totals = {"documents": 0, "sentences": 0}
-  staged, bad = [], 0
-  for index, source in enumerate(inputs):
-    path = os.path.join(work_dir, stage_name(index))
-    try:
-      extract_file(source, path, progress, totals)
-    except sources.SourceError as e:
-      if not skip_bad_files:
-        raise
-      bad += 1
-      logging.warning("skipping bad input: %s", e)
-      continue
-    staged.append(path)
-  progress.update(force=True, **totals)
-  return staged, totals["documents"], bad
-
-
-def staged_documents(staged: Sequence[str]) -> Iterator[List[str]]:
-  for path in staged:
-    for document in sources.read_text_documents(path):
-      yield list(document.paragraphs)
-
-
-# Stage 2: vocab.
-
-
-def build_vocab(config: BuildConfig, staged: Sequence[str]) -> Tuple[str, str, int]:
-  """Writes the vocab into the output dir: (file name, vocab type, sentences it was learned from)."""
-  spec = vocab_lib.parse_vocab_spec(config.vocab)
-  if not spec.learned:
-    name = os.path.basename(spec.path)
-    destination = os.path.join(config.output_dir, name)
-    if not _same_file(spec.path, destination):
-      tf.io.gfile.copy(spec.path, destination, overwrite=True)
-    return name, spec.vocab_type, 0
-  sample = vocab_lib.SentenceSample(config.vocab_sample_sentences, config.seed)
-  for sentences in staged_documents(staged):
-    for sentence in sentences:
-      sample.add(sentence)
-  start = time.monotonic()
-  logging.info("vocab: learning %d %s tokens from %d of %d sentences", spec.size, spec.vocab_type,
-               len(sample.sentences), sample.seen)
-  if spec.vocab_type == tokenization.SENTENCEPIECE:
-    name = vocab_lib.SENTENCEPIECE_FILE_NAME
-    model = vocab_lib.learn_sentencepiece(sample.sentences, spec.size, config.do_lower_case)
-    vocab_lib.write_bytes(model, os.path.join(config.output_dir, name))
-  else:
-    name = vocab_lib.VOCAB_FILE_NAME
-    vocab = vocab_lib.learn_wordpiece(sample.sentences, spec.size, config.do_lower_case)
-    vocab_lib.write_vocab(vocab, os.path.join(config.output_dir, name))
-    logging.info("vocab: %d [unused] tokens pad it to the requested size", sum(t.startswith("[unused") for t in vocab))
-  logging.info("vocab: %s learned in %.0f s", name, time.monotonic() - start)
-  return name, spec.vocab_type, len(sample.sentences)
-
-
-# Stage 3: examples.
-
-
-def _document_batches(staged: Sequence[str]) -> Iterator[List[List[str]]]:
-  batch, size = [], 0
-  for sentences in staged_documents(staged):
-    batch.append(sentences)
-    size += len(sentences)
-    if size >= TOKENIZE_BATCH_SENTENCES:
-      yield batch
-      batch, size = [], 0
-  if batch:
-    yield batch
-
-
-def tokenized_documents(staged: Sequence[str], tokenizer: tokenization.Tokenizer) -> Iterator[List[List[int]]]:
-  """Each staged document as lists of token ids, one tokenizer call per batch of documents."""
-  for batch in _document_batches(staged):
-    ids = tokenizer.tokenize_batch([s for document in batch for s in document])
-    start = 0
-    for document in batch:
-      yield ids[start:start + len(document)]
-      start += len(document)
-
-
-def write_examples(config: BuildConfig, staged: Sequence[str], tokenizer: tokenization.Tokenizer) -> Tuple[List[str], int, int]:
-  """Stage 3: (shard names, examples, non-padding tokens)."""
-  packing = examples_lib.PackingConfig(
-      max_seq_length=config.max_seq_length,
-      cls_id=tokenizer.special_token_ids["[CLS]"],
-      sep_id=tokenizer.special_token_ids["[SEP]"],
-      short_seq_prob=config.short_seq_prob,
-      single_segment_prob=config.single_segment_prob)
-  rng = random.Random(config.seed)
-  writer = shards_lib.ShardWriter(
-      config.output_dir, SHARD_PREFIX, target_bytes=int(config.target_shard_size_mb * MB),
-      min_shards=config.min_shards, shuffle_buffer=config.shuffle_buffer, seed=config.seed + 1)
-  progress = Progress("examples")
-  totals = {"documents": 0, "examples": 0, "tokens": 0}
-  for document in tokenized_documents(staged, tokenizer):
-    for example in examples_lib.pack_document(document, packing, rng):
-      writer.add(example.serialize())
-      totals["examples"] += 1
-      totals["tokens"] += example.num_tokens
-    totals["documents"] += 1
-    progress.update(**totals)
-  names = writer.close()
-  progress.update(force=True, **totals)
-  return names, totals["examples"], totals["tokens"]
-
-
-def build(config: BuildConfig) -> manifest_lib.Manifest:
-  """Runs all stages, or returns the existing manifest when the same settings were built before."""
+def prepare(config: BuildConfig) -> Tuple[Optional[manifest_lib.Manifest], Dict[str, object], str, List[sources.Part]]:
+  """Checks the config against the output dir: (finished manifest or None, settings, their hash, parts)."""
+  config.check()
   inputs = resolve_inputs(config.corpus)
   settings = settings_of(config, inputs)
   digest = settings_hash(settings)
@@ -340,45 +215,44 @@ def build(config: BuildConfig) -> manifest_lib.Manifest:
     same_settings = existing.settings_hash == digest
     if same_settings and _complete(existing, config.output_dir):
       logging.info("%s already holds this data (settings hash %s); nothing to do", config.output_dir, digest)
-      return existing
+      return existing, settings, digest, []
     if not same_settings and not config.overwrite:
       raise BuildError(f"{config.output_dir} holds data built with other settings (hash {existing.settings_hash}, now "
                        f"{digest}); pick another --output_dir or pass --overwrite")
     _remove_previous(existing, config.output_dir, keep=config.vocab)
-  # Without a manifest, shards of an interrupted run are leftovers, and a smaller corpus would
-  # not overwrite all of them.
-  for leftover in tf.io.gfile.glob(os.path.join(config.output_dir, f"{SHARD_PREFIX}-*")):
-    tf.io.gfile.remove(leftover)
-  work_dir = os.path.join(config.output_dir, WORK_DIR)
-  tf.io.gfile.makedirs(work_dir)
-  staged, num_documents, num_bad = extract(inputs, work_dir, config.skip_bad_files)
-  if num_documents == 0:
-    raise BuildError(f"the corpus {list(config.corpus)} produced no documents")
-  vocab_file, vocab_type, vocab_sentences = build_vocab(config, staged)
-  tokenizer = tokenization.load_tokenizer(os.path.join(config.output_dir, vocab_file), vocab_type, config.do_lower_case)
-  shard_names, num_examples, num_tokens = write_examples(config, staged, tokenizer)
-  if vocab_sentences:
-    settings = dict(settings, vocab_learned_from_sentences=vocab_sentences)
-  manifest = manifest_lib.Manifest(
-      vocab_file=vocab_file,
-      vocab_size=tokenizer.vocab_size,
-      vocab_type=vocab_type,
-      do_lower_case=config.do_lower_case,
-      special_token_ids=dict(tokenizer.special_token_ids),
-      max_seq_length=config.max_seq_length,
-      shards=shard_names,
-      num_documents=num_documents,
-      num_examples=num_examples,
-      num_tokens=num_tokens,
-      settings_hash=digest,
-      settings=settings,
-      sources=list(config.corpus),
-      num_bad_files=num_bad)
-  manifest_lib.write_manifest(config.output_dir, manifest)
-  if not config.keep_text:
-    tf.io.gfile.rmtree(work_dir)
-  logging.info("wrote %d examples (%d tokens) from %d documents into %d shard(s) in %s", num_examples, num_tokens,
-               num_documents, len(shard_names), config.output_dir)
+  if pipeline.prepare_work_dir(config.output_dir, digest):
+    logging.info("resuming the unfinished build in %s (settings hash %s)", config.output_dir, digest)
+  parts = plan_parts(inputs, int(config.input_split_mb * MB))
+  logging.info("%d input file(s) in %d part(s)", len(inputs), len(parts))
+  return None, settings, digest, parts
+
+
+def build(config: BuildConfig) -> manifest_lib.Manifest:
+  """Runs all stages, or returns the existing manifest when the same settings were built before."""
+  existing, settings, digest, parts = prepare(config)
+  if existing is not None:
+    return existing
+  if config.runner == "beam":
+    from data_prep import beam_pipeline  # pylint: disable=g-import-not-at-top  (Beam is an optional extra)
+    return beam_pipeline.run(config, settings, digest, parts)
+  with pipeline.Executor(config.num_workers) as executor:
+    executor.warm_up()
+    summaries = pipeline.run_stage(
+        "extract", executor, pipeline.extract_part, pipeline.extract_tasks(parts, config), [p.size for p in parts],
+        "B", lambda s: {"documents": s["documents"], "sentences": s["sentences"]})
+    if not sum(s["documents"] for s in summaries):
+      raise BuildError(f"the corpus {list(config.corpus)} produced no documents")
+    vocab = pipeline.learn_vocab(config, summaries, executor.map, min(config.num_workers, MAX_VOCAB_PROBES))
+    units = pipeline.unit_tasks(config, summaries, vocab)
+    unit_summaries = pipeline.run_stage(
+        "examples", executor, pipeline.write_unit, units, [u.end - u.start for u in units], "B",
+        lambda s: {"examples": s["records"], "tokens": s["tokens"]})
+    shards = pipeline.shard_tasks(config, unit_summaries)
+    written = pipeline.run_stage(
+        "shards", executor, pipeline.ShardWriter(config.output_dir), shards, [1] * len(shards), "shards")
+  manifest = pipeline.finish(config, settings, digest, summaries, vocab, unit_summaries, [name for name, _ in written])
+  logging.info("wrote %d examples (%d tokens) from %d documents into %d shard(s) in %s", manifest.num_examples,
+               manifest.num_tokens, manifest.num_documents, len(manifest.shards), config.output_dir)
   return manifest
 
 
@@ -394,13 +268,24 @@ def config_from_flags() -> BuildConfig:
       seed=FLAGS.seed,
       target_shard_size_mb=FLAGS.target_shard_size_mb,
       min_shards=FLAGS.min_shards,
+      min_shard_size_mb=FLAGS.min_shard_size_mb,
       skip_bad_files=FLAGS.skip_bad_files,
       vocab_sample_sentences=FLAGS.vocab_sample_sentences,
-      shuffle_buffer=FLAGS.shuffle_buffer,
       short_seq_prob=FLAGS.short_seq_prob,
       single_segment_prob=FLAGS.single_segment_prob,
+      next_sentence=FLAGS.next_sentence,
+      static_masking=FLAGS.static_masking,
+      dupe_factor=FLAGS.dupe_factor,
+      mask_rate=FLAGS.mask_rate,
+      max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+      whole_word_masking=FLAGS.whole_word_masking,
+      input_split_mb=FLAGS.input_split_mb,
+      work_unit_mb=FLAGS.work_unit_mb,
       overwrite=FLAGS.overwrite,
-      keep_text=FLAGS.keep_text)
+      keep_work=FLAGS.keep_work,
+      num_workers=FLAGS.num_workers,
+      runner=FLAGS.runner,
+      beam_options=FLAGS.beam_options)
 
 
 EXPECTED_ERRORS = (BuildError, sources.SourceError, embedded.EmbeddedCorpusError, vocab_lib.VocabError,

@@ -7,12 +7,17 @@ some examples keep a single segment (`[CLS] A [SEP]`), as in ELECTRA's builder, 
 sees single-text inputs. A few examples get a random shorter target so the model sees short
 sequences too. No token is ever cut off: a sentence that would overflow the sequence starts the
 next chunk, and a sentence longer than a whole sequence is split into sequence-sized pieces first.
+
+BERT's next-sentence pairs (`pack_next_sentence`) always have two segments; half of them take B
+from another document (label 1) instead of the text that follows A (label 0). A random B is
+filled to the remaining length and its tail cut; the sentences of the chunk it displaced are not
+lost, they start the next example, so here too no token of a document is dropped.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import dataclasses
 import random
-from typing import Iterator, List, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -38,20 +43,45 @@ class PackingConfig:
     return self.max_seq_length - NUM_SPECIAL
 
 
+NEXT_SENTENCE_LABEL = "next_sentence_labels"
+# Written by static masking (see tpu_electra.data.masking for their meaning); the weights are
+# floats, the rest int64.
+MASKED_LM_FEATURES = ("masked_input_ids", "masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+FLOAT_FEATURES = frozenset({"masked_lm_weights"})
+
+
 @dataclasses.dataclass(frozen=True)
 class Example:
   input_ids: List[int]
   input_mask: List[int]
   segment_ids: List[int]
+  next_sentence_label: Optional[int] = None  # Set by next-sentence packing: 1 when B is random.
 
   @property
   def num_tokens(self) -> int:
     return sum(self.input_mask)
 
-  def serialize(self) -> bytes:
-    features = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=getattr(self, name)))
-                for name in manifest_lib.EXAMPLE_FEATURES}
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+  def features(self) -> Dict[str, Union[List[int], int]]:
+    features = {name: getattr(self, name) for name in manifest_lib.EXAMPLE_FEATURES}
+    if self.next_sentence_label is not None:
+      features[NEXT_SENTENCE_LABEL] = self.next_sentence_label
+    return features
+
+  def serialize(self, extra: Optional[Dict[str, Sequence]] = None) -> bytes:
+    return serialize_features({**self.features(), **(extra or {})})
+
+
+def serialize_features(features: Dict[str, Union[Sequence[int], Sequence[float], int]]) -> bytes:
+  """A tf.train.Example; a plain int becomes a one-value (scalar) feature."""
+  proto = {}
+  for name, value in features.items():
+    values = [value] if isinstance(value, int) else value
+    if name in FLOAT_FEATURES:
+      proto[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    else:
+      proto[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+  # Deterministic: map order otherwise differs between processes, and so would the bytes.
+  return tf.train.Example(features=tf.train.Features(feature=proto)).SerializeToString(deterministic=True)
 
 
 def split_long(sentences: Sequence[Sequence[int]], budget: int) -> List[List[int]]:
@@ -62,7 +92,8 @@ def split_long(sentences: Sequence[Sequence[int]], budget: int) -> List[List[int
   return pieces
 
 
-def make_example(first: Sequence[int], second: Sequence[int], config: PackingConfig) -> Example:
+def make_example(first: Sequence[int], second: Sequence[int], config: PackingConfig,
+                 next_sentence_label: Optional[int] = None) -> Example:
   """`[CLS] first [SEP] second [SEP]` (no second part when `second` is empty), zero-padded."""
   ids = [config.cls_id, *first, config.sep_id]
   segments = [0] * len(ids)
@@ -72,7 +103,8 @@ def make_example(first: Sequence[int], second: Sequence[int], config: PackingCon
   if len(ids) > config.max_seq_length:
     raise ValueError(f"example of {len(ids)} tokens exceeds max_seq_length={config.max_seq_length}")
   padding = [0] * (config.max_seq_length - len(ids))
-  return Example(input_ids=ids + padding, input_mask=[1] * len(ids) + padding, segment_ids=segments + padding)
+  return Example(input_ids=ids + padding, input_mask=[1] * len(ids) + padding, segment_ids=segments + padding,
+                 next_sentence_label=next_sentence_label)
 
 
 def _chunk_to_example(chunk: List[List[int]], config: PackingConfig, rng: random.Random) -> Example:
@@ -108,3 +140,61 @@ def pack_document(sentences: Sequence[Sequence[int]], config: PackingConfig, rng
       chunk, length, target = [], 0, _target_length(config, rng)
   if chunk:
     yield _chunk_to_example(chunk, config, rng)
+
+
+def _flatten(sentences: Sequence[Sequence[int]]) -> List[int]:
+  return [t for s in sentences for t in s]
+
+
+def pack_next_sentence(documents: Sequence[Sequence[Sequence[int]]], index: int, config: PackingConfig,
+                       rng: random.Random, random_next_prob: float = 0.5) -> Iterator[Example]:
+  """BERT next-sentence examples of `documents[index]`; random B segments come from other documents.
+
+  A is the first 1..n-1 sentences of a chunk and B the rest (label 0), or, with probability
+  `random_next_prob`, B is text from a random point of another document (label 1). A chunk of
+  one sentence is cut in two for an actual-next pair, so labels stay balanced even when long
+  sentences make many one-sentence chunks.
+  """
+  if config.budget < 2:
+    raise ValueError(f"max_seq_length={config.max_seq_length} leaves no room for two segments next to [CLS] and two [SEP]")
+  sentences = split_long([s for s in documents[index] if s], config.budget)
+  others = [i for i in range(len(documents)) if i != index and any(documents[i])]
+  position = 0
+  while position < len(sentences):
+    target = _target_length(config, rng)
+    chunk: List[List[int]] = []
+    length = 0
+    # Like pack_document: a sentence that would overflow the sequence waits for the next chunk.
+    while position < len(sentences) and length < target:
+      if chunk and length + len(sentences[position]) > config.budget:
+        break
+      chunk.append(sentences[position])
+      length += len(sentences[position])
+      position += 1
+    cut = rng.randint(1, len(chunk) - 1) if len(chunk) > 1 else 1
+    first, rest = _flatten(chunk[:cut]), chunk[cut:]
+    if others and rng.random() < random_next_prob and len(first) < config.budget:
+      room = config.budget - len(first)
+      second = _random_segment(documents[rng.choice(others)], max(1, target - len(first)), rng)[:room]
+      label = 1
+      position -= len(rest)  # The displaced sentences start the next example.
+    elif rest:
+      second, label = _flatten(rest), 0
+    else:
+      # A one-sentence chunk: its second half is what follows its first.
+      half = max(1, len(first) // 2)
+      first, second, label = first[:half], first[half:], 0
+    if first and second:
+      yield make_example(first, second, config, next_sentence_label=label)
+
+
+def _random_segment(document: Sequence[Sequence[int]], length: int, rng: random.Random) -> List[int]:
+  """At least `length` tokens (when the document has them) from a random sentence on."""
+  sentences = [s for s in document if s]
+  start = rng.randint(0, len(sentences) - 1)
+  segment: List[int] = []
+  for sentence in sentences[start:]:
+    segment.extend(sentence)
+    if len(segment) >= length:
+      break
+  return segment

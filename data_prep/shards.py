@@ -1,99 +1,140 @@
-"""TFRecord shards whose count follows from the data size, each renamed into place when complete.
+"""Example files of the work units, and TFRecord shards planned from them.
 
-Examples go through a seeded shuffle buffer (consecutive examples of one document would otherwise
-sit side by side in a shard) and then into shards of about `target_bytes` each, so the number of
-shards grows with the corpus. When the data is too small to fill `min_shards` shards, the records
-are dealt round-robin into `min_shards` smaller ones at the end, so that every host of a pod slice
-still gets a file of its own.
+Each work unit writes its serialized examples into a record file of its own under `_work`
+(length-prefixed records, read back without TensorFlow). Once every unit is done, the number of
+records and bytes is known, so the shard count follows from the data size: enough shards of about
+`target_bytes`, and at least `min_shards` (so that every host of a pod slice reads files of its
+own) as long as each of them still holds `min_shard_bytes`. The units are put in a seeded random
+order and the resulting record stream is cut into that many equal runs; each shard reads its run,
+shuffles it with a seed of its own and is written under a temporary name, then renamed. A shard
+therefore mixes many units from all over the corpus, and shards are independent tasks: they can be
+written in parallel and a finished one is never written again.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
+import dataclasses
+import math
 import os
 import random
-from typing import List, Optional
+import struct
+from typing import Iterator, List, Sequence, Tuple
 
 import tensorflow as tf
 
-SHARD_PATTERN = "{prefix}-{index:05d}.tfrecord"
+from data_prep import sources
+
+SHARD_PATTERN = "{prefix}-{index:05d}-of-{count:05d}.tfrecord"
 TMP_SUFFIX = ".tmp"
+_LENGTH = struct.Struct("<I")
 
 
-class ShardWriter:
-  """Writes serialized records into `output_dir`; `close()` returns the shard file names."""
+class RecordWriter:
+  """Length-prefixed records into `path`, which appears only when `close()` completes."""
 
-  def __init__(self, output_dir: str, prefix: str, target_bytes: int, min_shards: int = 1,
-               shuffle_buffer: int = 10000, seed: int = 0):
-    if target_bytes <= 0 or min_shards < 1 or shuffle_buffer < 1:
-      raise ValueError("target_bytes, min_shards and shuffle_buffer must be positive")
-    self._output_dir = output_dir
-    self._prefix = prefix
-    self._target_bytes = target_bytes
-    self._min_shards = min_shards
-    self._shuffle_buffer = shuffle_buffer
-    self._rng = random.Random(seed)
-    self._buffer: List[bytes] = []
-    self._names: List[str] = []
-    self._writer: Optional[tf.io.TFRecordWriter] = None
-    self._bytes_in_shard = 0
+  def __init__(self, path: str):
+    self._path = path
+    self._file = tf.io.gfile.GFile(path + TMP_SUFFIX, "wb") if "://" in path else open(path + TMP_SUFFIX, "wb")
     self.num_records = 0
+    self.num_bytes = 0
 
-  def _name(self, index: int) -> str:
-    return SHARD_PATTERN.format(prefix=self._prefix, index=index)
-
-  def _path(self, name: str) -> str:
-    return os.path.join(self._output_dir, name)
-
-  def _write(self, record: bytes) -> None:
-    if self._writer is None:
-      self._names.append(self._name(len(self._names)))
-      self._writer = tf.io.TFRecordWriter(self._path(self._names[-1]) + TMP_SUFFIX)
-      self._bytes_in_shard = 0
-    self._writer.write(record)
-    self._bytes_in_shard += len(record)
+  def write(self, record: bytes) -> None:
+    self._file.write(_LENGTH.pack(len(record)))
+    self._file.write(record)
     self.num_records += 1
-    if self._bytes_in_shard >= self._target_bytes:
-      self._finish_shard()
+    self.num_bytes += len(record)
 
-  def _finish_shard(self) -> None:
-    self._writer.close()
-    self._writer = None
-    path = self._path(self._names[-1])
-    tf.io.gfile.rename(path + TMP_SUFFIX, path, overwrite=True)
+  def close(self) -> None:
+    self._file.close()
+    tf.io.gfile.rename(self._path + TMP_SUFFIX, self._path, overwrite=True)
 
-  def add(self, record: bytes) -> None:
-    if len(self._buffer) < self._shuffle_buffer:
-      self._buffer.append(record)
-      return
-    slot = self._rng.randrange(self._shuffle_buffer)
-    self._buffer[slot], record = record, self._buffer[slot]
-    self._write(record)
+  def abort(self) -> None:
+    self._file.close()
+    if tf.io.gfile.exists(self._path + TMP_SUFFIX):
+      tf.io.gfile.remove(self._path + TMP_SUFFIX)
 
-  def close(self) -> List[str]:
-    self._rng.shuffle(self._buffer)
-    for record in self._buffer:
-      self._write(record)
-    self._buffer = []
-    if self._writer is not None:
-      self._finish_shard()
-    if len(self._names) < self._min_shards and self.num_records >= self._min_shards:
-      self._names = self._redistribute()
-    return list(self._names)
 
-  def _redistribute(self) -> List[str]:
-    """Deals the records of the few large shards round-robin into `min_shards` new ones."""
-    old_paths = [self._path(n) for n in self._names]
-    names = [self._name(i) for i in range(self._min_shards)]
-    staging = [self._path(f"{self._prefix}-split-{i:05d}.tfrecord") for i in range(self._min_shards)]
-    writers = [tf.io.TFRecordWriter(p + TMP_SUFFIX) for p in staging]
+def read_records(path: str, start: int = 0, end: int = -1) -> Iterator[bytes]:
+  """Records [start, end) of a record file (end -1: to the last)."""
+  with sources.open_file(path, "rb") as f:
     index = 0
-    for path in old_paths:
-      for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-        writers[index % len(writers)].write(record)
-        index += 1
-    for writer in writers:
-      writer.close()
-    for path in old_paths:
-      tf.io.gfile.remove(path)
-    for tmp, name in zip(staging, names):
-      tf.io.gfile.rename(tmp + TMP_SUFFIX, self._path(name), overwrite=True)
-    return names
+    while end < 0 or index < end:
+      header = f.read(_LENGTH.size)
+      if not header:
+        return
+      (length,) = _LENGTH.unpack(header)
+      if index < start:
+        f.seek(length, 1)
+      else:
+        record = f.read(length)
+        if len(record) != length:
+          raise IOError(f"{path} ends inside a record; delete it and run again")
+        yield record
+      index += 1
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitRecords:
+  path: str
+  num_records: int
+  num_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+  index: int
+  name: str
+  slices: Tuple[Tuple[str, int, int], ...]  # (record file, first record, end record)
+  seed: int
+
+
+def shard_count(num_records: int, num_bytes: int, target_bytes: int, min_shards: int, min_shard_bytes: int) -> int:
+  by_size = math.ceil(num_bytes / max(1, target_bytes))
+  for_hosts = min(min_shards, num_bytes // max(1, min_shard_bytes))
+  return max(1, min(num_records, max(by_size, for_hosts)))
+
+
+def plan_shards(units: Sequence[UnitRecords], prefix: str, target_bytes: int, min_shards: int, min_shard_bytes: int,
+                seed: int) -> List[ShardTask]:
+  """Cuts the records of all units, in a seeded order of units, into equal runs, one per shard."""
+  if target_bytes <= 0 or min_shards < 1:
+    raise ValueError("target_bytes and min_shards must be positive")
+  units = [u for u in units if u.num_records]
+  num_records = sum(u.num_records for u in units)
+  if not num_records:
+    return []
+  count = shard_count(num_records, sum(u.num_bytes for u in units), target_bytes, min_shards, min_shard_bytes)
+  order = list(units)
+  random.Random(f"{seed}:unit-order").shuffle(order)
+  starts = [0]
+  for unit in order:
+    starts.append(starts[-1] + unit.num_records)
+  tasks = []
+  for index in range(count):
+    low, high = index * num_records // count, (index + 1) * num_records // count
+    slices = []
+    for unit, first in zip(order, starts):
+      a, b = max(low, first), min(high, first + unit.num_records)
+      if a < b:
+        slices.append((unit.path, a - first, b - first))
+    name = SHARD_PATTERN.format(prefix=prefix, index=index, count=count)
+    tasks.append(ShardTask(index=index, name=name, slices=tuple(slices), seed=seed))
+  return tasks
+
+
+def write_shard(output_dir: str, task: ShardTask) -> Tuple[str, int]:
+  """Writes one shard (skipped when it exists: it was renamed into place complete); (name, records)."""
+  path = os.path.join(output_dir, task.name)
+  if tf.io.gfile.exists(path):
+    return task.name, sum(b - a for _, a, b in task.slices)
+  records = [r for unit_path, a, b in task.slices for r in read_records(unit_path, a, b)]
+  random.Random(f"{task.seed}:shard:{task.index}").shuffle(records)
+  try:
+    with tf.io.TFRecordWriter(path + TMP_SUFFIX) as writer:
+      for record in records:
+        writer.write(record)
+  except BaseException:
+    if tf.io.gfile.exists(path + TMP_SUFFIX):
+      tf.io.gfile.remove(path + TMP_SUFFIX)
+    raise
+  tf.io.gfile.rename(path + TMP_SUFFIX, path, overwrite=True)
+  return task.name, len(records)

@@ -1,34 +1,66 @@
-"""Corpus sources: a `--corpus` spec names files, and each file streams `Document`s.
+"""Corpus sources: a `--corpus` spec names files, files are cut into parts, and a part streams `Document`s.
 
 Specs:
-  wikipedia:PATH      a MediaWiki XML dump (`*.xml.bz2`, `*.bz2` or `*.xml`), a directory of them
-                      or a glob; `wikipedia:embedded` is the fragment of `data_prep.embedded`.
-  text:PATH           BERT/ELECTRA builder text: one sentence or paragraph per line, a blank line
-                      between documents; a file, a directory of files or a glob.
+  wikipedia:PATH    MediaWiki XML dumps (`*.xml.bz2`, `*.bz2`, `*.xml`; multistream dumps too): a
+                    file, a directory of them or a glob; `wikipedia:embedded` is the fragment of
+                    `data_prep.embedded`.
+  books:PATH        BooksCorpus-style: a directory tree of `.txt` files, one book (document) each.
+  openwebtext:PATH  OpenWebText as distributed: `openwebtext.tar.xz` (a tar of `urlsf_subset*.xz`,
+                    each an xz-compressed tar of one `.txt` per document), or the directory it
+                    extracts to (the `.xz` subsets, or `.txt` documents below it). The tarball
+                    is one sequential xz stream, so one worker reads it; `tar xf` it once and
+                    pass the directory to spread its 20k subsets over all workers.
+  text:PATH         BERT/ELECTRA builder text: one sentence or paragraph per line, a blank line
+                    between documents; a file, a directory of files or a glob.
 
-Every reader streams: a dump is parsed page by page with `iterparse` over a bz2 stream and each
-page element is cleared once read, so memory stays flat however large the dump is.
+A part is the unit of parallel and resumable work. Small files are grouped into parts of about
+`split_bytes`; a large uncompressed text file is cut at document boundaries, and a multistream
+dump at its bz2 stream boundaries (every stream holds whole pages), so one big file still spreads
+over many workers. Reading streams: a dump is parsed page by page with a pull parser and finished
+pages are dropped, so memory stays flat however large the input is.
+
+Bad input is reported by file name in one line (`SourceError`). Inside a part of many small files
+and inside an archive, a bad file or member can instead be skipped and named through a list the
+caller passes, so one corrupt book does not cost its neighbours.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import bz2
-import contextlib
 import dataclasses
+import io
+import lzma
 import os
+import tarfile
 import xml.etree.ElementTree as ElementTree
-from typing import Iterator, List, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
+from absl import logging
 import tensorflow as tf
 
 from data_prep import embedded
 from data_prep import wikitext
 
 WIKIPEDIA = "wikipedia"
+BOOKS = "books"
+OPENWEBTEXT = "openwebtext"
 TEXT = "text"
-KINDS = (WIKIPEDIA, TEXT)
+KINDS = (WIKIPEDIA, BOOKS, OPENWEBTEXT, TEXT)
 EMBEDDED = "embedded"
 WIKI_SUFFIXES = (".xml.bz2", ".bz2", ".xml")
+BOOK_SUFFIXES = (".txt",)
+OPENWEBTEXT_SUFFIXES = (".xz", ".tar", ".txt")
 ARTICLE_NAMESPACE = "0"
+READ_BLOCK = 1 << 20
+# Every bz2 stream starts with "BZh", the block size digit and the block magic (pi in BCD).
+# Inside compressed data the block magic is bit-aligned, so a byte-aligned hit of all ten bytes
+# outside a stream start has odds of about 2^-80 per position.
+BZ2_BLOCK_MAGIC = b"1AY&SY"
+# A multistream dump's first stream holds only the site header and later ones 100 pages each: a
+# second stream within this many bytes tells a multistream dump from a single-stream one.
+MULTISTREAM_PROBE_BYTES = 16 << 20
+DEFAULT_SPLIT_BYTES = 32 << 20
+# An input this many times larger than a part, that cannot be cut, gets a note in the log.
+UNSPLITTABLE_NOTE_FACTOR = 4
 
 
 class SourceError(ValueError):
@@ -51,36 +83,234 @@ class CorpusSpec:
     return f"{self.kind}:{self.location}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Part:
+  """Whole files of one kind, or the byte range [start, end) of one file (end None: to its end)."""
+  kind: str
+  paths: Tuple[str, ...]
+  start: int = 0
+  end: Optional[int] = None
+  size: int = 0  # Input bytes, for progress and for balancing.
+
+  @property
+  def name(self) -> str:
+    if len(self.paths) > 1:
+      return f"{self.paths[0]} (+{len(self.paths) - 1} more)"
+    if self.start or self.end is not None:
+      return f"{self.paths[0]}[{self.start}:{'' if self.end is None else self.end}]"
+    return self.paths[0]
+
+
 def parse_corpus_spec(spec: str) -> CorpusSpec:
   kind, sep, location = spec.partition(":")
   if not sep or kind not in KINDS or not location:
-    raise SourceError(f"--corpus={spec!r} is not KIND:PATH with KIND one of {list(KINDS)} (e.g. wikipedia:embedded, text:/data/books)")
+    raise SourceError(f"--corpus={spec!r} is not KIND:PATH with KIND one of {list(KINDS)} "
+                      "(e.g. wikipedia:embedded, books:/data/books, openwebtext:/data/openwebtext.tar.xz)")
   return CorpusSpec(kind, location)
 
 
-def _expand(location: str, suffixes: Tuple[str, ...]) -> List[str]:
+def open_file(path: str, mode: str = "rb"):
+  """Python's own file for local paths (faster line reading), tf.io.gfile for gs:// and friends."""
+  if "://" in path:
+    return tf.io.gfile.GFile(path, mode)
+  return open(path, mode)  # pylint: disable=unspecified-encoding
+
+
+def file_size(path: str) -> int:
+  return tf.io.gfile.stat(path).length
+
+
+def _walk(directory: str, suffixes: Tuple[str, ...]) -> List[str]:
+  """Files below `directory` (hidden ones skipped), sorted by path so that builds are deterministic."""
+  found = []
+  for root, dirs, files in tf.io.gfile.walk(directory):
+    dirs[:] = [d for d in dirs if not d.startswith(".")]
+    found.extend(os.path.join(root, f) for f in files if not f.startswith(".") and f.endswith(suffixes))
+  return sorted(found)
+
+
+def _expand(location: str, suffixes: Tuple[str, ...], recursive: bool) -> List[str]:
   if tf.io.gfile.isdir(location):
+    if recursive:
+      return _walk(location, suffixes)
     names = sorted(tf.io.gfile.listdir(location))
     files = [os.path.join(location, n) for n in names if not n.startswith(".")]
     files = [f for f in files if not tf.io.gfile.isdir(f)]
     return [f for f in files if f.endswith(suffixes)] if suffixes else files
-  return sorted(tf.io.gfile.glob(location))
+  return sorted(p for p in tf.io.gfile.glob(location) if not tf.io.gfile.isdir(p))
 
 
 def resolve_files(spec: CorpusSpec) -> List[str]:
   """Input files of a spec, sorted so that a build is deterministic."""
   if spec.kind == WIKIPEDIA and spec.location == EMBEDDED:
     return [embedded.fetch()]
-  files = _expand(spec.location, WIKI_SUFFIXES if spec.kind == WIKIPEDIA else ())
+  if spec.kind == WIKIPEDIA:
+    files = _expand(spec.location, WIKI_SUFFIXES, recursive=False)
+  elif spec.kind == BOOKS:
+    files = _expand(spec.location, BOOK_SUFFIXES, recursive=True)
+  elif spec.kind == OPENWEBTEXT:
+    files = _expand(spec.location, OPENWEBTEXT_SUFFIXES, recursive=True)
+  else:
+    files = _expand(spec.location, (), recursive=False)
   if not files:
     raise SourceError(f"--corpus={spec} matches no files")
   return files
 
 
-def read_documents(kind: str, path: str) -> Iterator[Document]:
+# Planning parts.
+
+
+def _bz2_stream_starts(path: str, limit: Optional[int] = None) -> List[int]:
+  """Byte offsets of the bz2 streams in `path` (its first `limit` bytes when given)."""
+  starts = []
+  overlap = len(BZ2_BLOCK_MAGIC) + 4
+  offset = 0
+  tail = b""
+  with open_file(path, "rb") as f:
+    while limit is None or offset < limit:
+      block = f.read(8 * READ_BLOCK)
+      if not block:
+        break
+      data = tail + block
+      base = offset - len(tail)
+      position = data.find(BZ2_BLOCK_MAGIC)
+      while position >= 0:
+        header = position - 4
+        if header >= 0 and data[header:header + 3] == b"BZh" and data[header + 3:header + 4] in b"123456789":
+          if not starts or starts[-1] != base + header:
+            starts.append(base + header)
+        position = data.find(BZ2_BLOCK_MAGIC, position + 1)
+      offset += len(block)
+      tail = data[-overlap:]
+  return starts
+
+
+def _split_multistream(path: str, size: int, split_bytes: int) -> List[Tuple[int, Optional[int]]]:
+  """Byte ranges of `path`, each a run of whole bz2 streams of about `split_bytes`."""
+  if size <= split_bytes or len(_bz2_stream_starts(path, MULTISTREAM_PROBE_BYTES)[:2]) < 2:
+    return [(0, None)]
+  starts = _bz2_stream_starts(path)
+  cuts = [0]
+  for start in starts[1:]:
+    if start - cuts[-1] >= split_bytes:
+      cuts.append(start)
+  return [(a, b) for a, b in zip(cuts, cuts[1:] + [None])]
+
+
+def _next_document_start(f, offset: int) -> Optional[int]:
+  """Offset of the first line at or after `offset` that opens a document (follows a blank line)."""
+  f.seek(offset)
+  if offset > 0:
+    # `offset` may fall inside a line; the next line starts after its newline.
+    offset += len(f.readline())
+  saw_blank = False
+  while True:
+    line = f.readline()
+    if not line:
+      return None
+    if not line.strip():
+      saw_blank = True
+    elif saw_blank:
+      return offset
+    offset += len(line)
+
+
+def _split_text(path: str, size: int, split_bytes: int) -> List[Tuple[int, Optional[int]]]:
+  """Byte ranges of a builder-format text file, each of whole documents, about `split_bytes` each."""
+  if size <= split_bytes:
+    return [(0, None)]
+  cuts = [0]
+  with open_file(path, "rb") as f:
+    target = split_bytes
+    while target < size:
+      start = _next_document_start(f, target)
+      if start is None:
+        break
+      if start > cuts[-1]:
+        cuts.append(start)
+      target = start + split_bytes
+  return [(a, b) for a, b in zip(cuts, cuts[1:] + [None])]
+
+
+def _splittable(kind: str, path: str) -> bool:
   if kind == WIKIPEDIA:
-    return read_wikipedia_dump(path)
-  return read_text_documents(path)
+    return path.endswith(".bz2")
+  return kind == TEXT
+
+
+def _note_one_worker(path: str, size: int, split_bytes: int, why: str) -> None:
+  if size > UNSPLITTABLE_NOTE_FACTOR * split_bytes:
+    logging.info("%s (%.0f MB) is read by one worker: %s", path, size / (1 << 20), why)
+
+
+def plan_parts(kind: str, files: Sequence[str], split_bytes: int = DEFAULT_SPLIT_BYTES) -> List[Part]:
+  """Cuts the files of one spec into parts of about `split_bytes` input bytes, in file order."""
+  parts: List[Part] = []
+  group: List[str] = []
+  group_bytes = 0
+
+  def flush():
+    nonlocal group, group_bytes
+    if group:
+      parts.append(Part(kind, tuple(group), size=group_bytes))
+      group, group_bytes = [], 0
+
+  for path in files:
+    size = file_size(path)
+    if size > split_bytes and _splittable(kind, path):
+      flush()
+      ranges = _split_multistream(path, size, split_bytes) if kind == WIKIPEDIA else _split_text(path, size, split_bytes)
+      if len(ranges) == 1:
+        _note_one_worker(path, size, split_bytes, "a single bz2 stream; the -multistream- dump can be cut")
+        parts.append(Part(kind, (path,), size=size))
+        continue
+      for start, end in ranges:
+        parts.append(Part(kind, (path,), start, end, size=(size if end is None else end) - start))
+      continue
+    if kind == OPENWEBTEXT:
+      _note_one_worker(path, size, split_bytes, "one xz stream; extract it (tar xf) and pass the directory")
+    # Dumps are never grouped: one dump file is already a large unit of work.
+    if kind == WIKIPEDIA or group_bytes + size > split_bytes:
+      flush()
+    group.append(path)
+    group_bytes += size
+  flush()
+  return parts
+
+
+# Reading parts.
+
+
+def read_part(part: Part, bad: Optional[List[str]] = None) -> Iterator[Document]:
+  """Documents of a part, in order.
+
+  With `bad` given, a bad file of a multi-file part, or a bad member of an archive, is skipped and
+  its name appended to `bad`; without it, and for a bad single-file part, `SourceError` is raised.
+  A file of a multi-file part is read completely before its documents are handed out, so a
+  skipped file contributes nothing.
+  """
+  if len(part.paths) == 1:
+    yield from _read_file(part.kind, part.paths[0], part.start, part.end, bad)
+    return
+  for path in part.paths:
+    try:
+      documents = list(_read_file(part.kind, path, 0, None, bad))
+    except SourceError:
+      if bad is None:
+        raise
+      bad.append(path)
+      continue
+    yield from documents
+
+
+def _read_file(kind: str, path: str, start: int, end: Optional[int], bad: Optional[List[str]]) -> Iterator[Document]:
+  if kind == WIKIPEDIA:
+    return read_wikipedia_dump(path, start, end)
+  if kind == BOOKS:
+    return read_book(path)
+  if kind == OPENWEBTEXT:
+    return read_openwebtext(path, bad)
+  return read_text_documents(path, start, end)
 
 
 def _local_name(tag: str) -> str:
@@ -114,48 +344,183 @@ def _is_article(namespace: str, redirect: bool, text: str) -> bool:
   return text.lstrip()[:9].upper() != "#REDIRECT"
 
 
-@contextlib.contextmanager
-def _open_dump(path: str):
-  with tf.io.gfile.GFile(path, "rb") as raw:
-    if path.endswith(".bz2"):
-      with bz2.BZ2File(raw) as stream:
-        yield stream
-    else:
-      yield raw
+def _raw_chunks(f, start: int, end: Optional[int]) -> Iterator[bytes]:
+  f.seek(start)
+  remaining = None if end is None else end - start
+  while remaining is None or remaining > 0:
+    block = f.read(READ_BLOCK if remaining is None else min(READ_BLOCK, remaining))
+    if not block:
+      if remaining:
+        raise EOFError(f"file ends {remaining} bytes before the planned end of its part")
+      return
+    if remaining is not None:
+      remaining -= len(block)
+    yield block
 
 
-def read_wikipedia_dump(path: str) -> Iterator[Document]:
-  """Articles of a dump as prose; redirects, other namespaces and disambiguation pages are skipped."""
+def _bz2_chunks(raw_chunks: Iterator[bytes]) -> Iterator[bytes]:
+  """Decompressed bytes of one or more concatenated bz2 streams."""
+  decompressor = bz2.BZ2Decompressor()
+  inside = False  # Between streams the input may end; inside one it must not.
+  for data in raw_chunks:
+    while data:
+      output = decompressor.decompress(data)
+      inside = True
+      if output:
+        yield output
+      if not decompressor.eof:
+        break
+      data = decompressor.unused_data
+      decompressor = bz2.BZ2Decompressor()
+      inside = False
+  if inside:
+    raise EOFError("compressed data ends inside a bz2 stream")
+
+
+def read_wikipedia_dump(path: str, start: int = 0, end: Optional[int] = None) -> Iterator[Document]:
+  """Articles of a dump (or of a byte range of whole bz2 streams) as prose.
+
+  Redirects, other namespaces and disambiguation pages are skipped. A range after the first
+  stream holds bare <page> elements and one before the last lacks the closing </mediawiki>; the
+  parser is given the missing wrapper so that every range parses as a document of its own.
+  """
+  first = start == 0
   try:
-    with _open_dump(path) as stream:
+    with open_file(path, "rb") as f:
+      last = end is None or end >= file_size(path)
+      chunks = _raw_chunks(f, start, end)
+      if path.endswith(".bz2"):
+        chunks = _bz2_chunks(chunks)
+      parser = ElementTree.XMLPullParser(events=("start", "end"))
+      if not first:
+        parser.feed(b"<mediawiki>")
       root = None
-      for event, element in ElementTree.iterparse(stream, events=("start", "end")):
-        if root is None:
-          root = element
-        if event != "end" or _local_name(element.tag) != "page":
-          continue
-        title, page_id, namespace, redirect, text = _page_fields(element)
-        # Dropping finished pages from the root keeps memory flat on a multi-GB dump.
-        root.clear()
-        if not _is_article(namespace, redirect, text) or wikitext.is_disambiguation(title, text):
-          continue
-        paragraphs = wikitext.to_paragraphs(text)
-        if paragraphs:
-          yield Document(id=page_id, title=title, paragraphs=tuple(paragraphs))
-  except (OSError, EOFError, ElementTree.ParseError) as e:
+      for chunk in _then(chunks, lambda: None if last else parser.feed(b"</mediawiki>"), parser.close):
+        if chunk is not None:
+          parser.feed(chunk)
+        for event, element in parser.read_events():
+          if root is None:
+            root = element
+          if event != "end" or _local_name(element.tag) != "page":
+            continue
+          title, page_id, namespace, redirect, text = _page_fields(element)
+          # Dropping finished pages from the root keeps memory flat on a multi-GB dump.
+          root.clear()
+          if not _is_article(namespace, redirect, text) or wikitext.is_disambiguation(title, text):
+            continue
+          paragraphs = wikitext.to_paragraphs(text)
+          if paragraphs:
+            yield Document(id=page_id, title=title, paragraphs=tuple(paragraphs))
+  except (OSError, EOFError, ElementTree.ParseError, tf.errors.OpError) as e:
     raise SourceError(
-        f"{path} is truncated or corrupt ({type(e).__name__}: {e}); fetch it again or pass --skip_bad_files") from None
+        f"{path} is truncated or corrupt ({type(e).__name__}: {_first_line(e)}); fetch it again or pass --skip_bad_files") from None
 
 
-def read_text_documents(path: str) -> Iterator[Document]:
-  """Documents of a builder-format text file; each non-blank line is one paragraph."""
-  name = os.path.basename(path)
+def _then(chunks: Iterator[bytes], *finishers: Callable[[], None]) -> Iterator[Optional[bytes]]:
+  """The chunks, then a None after each finisher has run (so the caller drains the last events)."""
+  yield from chunks
+  for finish in finishers:
+    finish()
+    yield None
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def _decode(data: bytes, name: str) -> str:
+  try:
+    return data.decode("utf-8-sig")
+  except UnicodeDecodeError as e:
+    raise SourceError(f"{name} is not UTF-8 text ({e.reason} at byte {e.start}); fix it or pass --skip_bad_files") from None
+
+
+def _lines_to_document(text: str, doc_id: str) -> Optional[Document]:
+  paragraphs = tuple(line.strip() for line in text.splitlines() if line.strip())
+  return Document(id=doc_id, title="", paragraphs=paragraphs) if paragraphs else None
+
+
+def read_book(path: str) -> Iterator[Document]:
+  """A book file as one document; each non-blank line is a paragraph."""
+  try:
+    with open_file(path, "rb") as f:
+      data = f.read()
+  except (OSError, tf.errors.OpError) as e:
+    raise SourceError(f"{path} cannot be read ({_first_line(e)})") from None
+  document = _lines_to_document(_decode(data, path), os.path.basename(path))
+  if document is not None:
+    yield document
+
+
+def _archive_documents(archive: tarfile.TarFile, name: str, bad: Optional[List[str]]) -> Iterator[Document]:
+  """Documents of an OpenWebText tar: `.txt` members, and nested `.xz` subset tars."""
+  for member in archive:
+    if not member.isfile():
+      continue
+    member_name = f"{name}:{member.name}"
+    data = archive.extractfile(member).read()
+    if member.name.endswith(".xz"):
+      yield from _nested_subset(data, member_name, bad)
+      continue
+    if not member.name.endswith(".txt"):
+      continue
+    try:
+      text = _decode(data, member_name)
+    except SourceError:
+      if bad is None:
+        raise
+      bad.append(member_name)
+      continue
+    document = _lines_to_document(text, member_name)
+    if document is not None:
+      yield document
+
+
+def _nested_subset(data: bytes, name: str, bad: Optional[List[str]]) -> Iterator[Document]:
+  try:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:xz") as subset:
+      documents = list(_archive_documents(subset, name, bad))
+  except (lzma.LZMAError, EOFError, tarfile.TarError, OSError) as e:
+    if bad is None:
+      raise SourceError(f"{name} is truncated or corrupt ({type(e).__name__}: {_first_line(e)}); "
+                        "fetch it again or pass --skip_bad_files") from None
+    bad.append(name)
+    return
+  yield from documents
+
+
+def read_openwebtext(path: str, bad: Optional[List[str]] = None) -> Iterator[Document]:
+  """Documents of `openwebtext.tar.xz`, of one `urlsf_subset*.xz`, or of one extracted `.txt`."""
+  if path.endswith(".txt"):
+    yield from read_book(path)
+    return
+  mode = "r|xz" if path.endswith(".xz") else "r|*"
+  try:
+    with open_file(path, "rb") as f, tarfile.open(fileobj=f, mode=mode) as archive:
+      yield from _archive_documents(archive, os.path.basename(path), bad)
+  except (lzma.LZMAError, EOFError, tarfile.TarError, OSError, tf.errors.OpError) as e:
+    raise SourceError(
+        f"{path} is truncated or corrupt ({type(e).__name__}: {_first_line(e)}); fetch it again or pass --skip_bad_files") from None
+
+
+def read_text_documents(path: str, start: int = 0, end: Optional[int] = None) -> Iterator[Document]:
+  """Documents of a builder-format text file (or of a byte range of whole documents).
+
+  Each non-blank line is one paragraph; blank lines separate documents.
+  """
+  name = os.path.basename(path) if start == 0 else f"{os.path.basename(path)}@{start}"
   paragraphs: List[str] = []
   index = 0
+  offset = start
   try:
-    with tf.io.gfile.GFile(path, "r") as f:
-      for line in f:
-        line = line.strip()
+    with open_file(path, "rb") as f:
+      f.seek(start)
+      for raw in f:
+        if end is not None and offset >= end:
+          break
+        line = raw.decode("utf-8").strip()
+        offset += len(raw)
         if line:
           paragraphs.append(line)
           continue
@@ -163,7 +528,9 @@ def read_text_documents(path: str) -> Iterator[Document]:
           yield Document(id=f"{name}:{index}", title="", paragraphs=tuple(paragraphs))
           index += 1
           paragraphs = []
-  except (UnicodeDecodeError, tf.errors.OpError) as e:
-    raise SourceError(f"{path} cannot be read as UTF-8 text ({type(e).__name__}: {e}); fix it or pass --skip_bad_files") from None
+  except UnicodeDecodeError as e:
+    raise SourceError(f"{path} is not UTF-8 text ({e.reason} at byte {offset + e.start}); fix it or pass --skip_bad_files") from None
+  except (OSError, tf.errors.OpError) as e:
+    raise SourceError(f"{path} cannot be read ({_first_line(e)})") from None
   if paragraphs:
     yield Document(id=f"{name}:{index}", title="", paragraphs=tuple(paragraphs))

@@ -90,3 +90,68 @@ def test_every_maskable_position_is_chosen_about_equally_often():
 def test_invalid_config_is_refused(kwargs):
   with pytest.raises(ValueError):
     masking.MaskingConfig(**kwargs)
+
+
+def _word_batch(batch_size=256, seq_length=64, seed=0):
+  """Ids 5..49 start words, ids 50..99 continue them; [CLS] first and [SEP] last."""
+  ids, mask, lengths = _batch(batch_size, seq_length, seed)
+  ids = np.where(ids.numpy() >= 5, ids.numpy() % 95 + 5, ids.numpy())
+  continuation = np.zeros(VOCAB, bool)
+  continuation[50:100] = True
+  return tf.constant(ids, tf.int32), mask, lengths, continuation
+
+
+def _masked(out, batch_size, seq_length):
+  masked = np.zeros((batch_size, seq_length), bool)
+  for b, (row, w) in enumerate(zip(out["masked_lm_positions"].numpy(), out["masked_lm_weights"].numpy() > 0)):
+    masked[b, row[w]] = True
+  return masked
+
+
+def test_whole_word_masking_masks_every_piece_of_a_chosen_word_and_nothing_special():
+  ids, mask, _, continuation = _word_batch()
+  config = masking.MaskingConfig(max_predictions_per_seq=12)
+  out = masking.mask_tokens(ids, mask, config, SPECIAL, VOCAB, seed=7, word_continuation=continuation)
+  masked = _masked(out, 256, 64)
+  ids = ids.numpy()
+  maskable = (mask.numpy() > 0) & ~np.isin(ids, [0, 2, 3])
+  assert not (masked & ~maskable).any()
+  follows = maskable & np.roll(maskable, 1, axis=1) & continuation[ids]
+  follows[:, 0] = False
+  # A continuing piece is masked exactly when the piece before it is.
+  np.testing.assert_array_equal(masked[follows], np.roll(masked, 1, axis=1)[follows])
+  assert (out["masked_lm_weights"].numpy().sum(axis=1) <= 12).all()
+  assert (masked.sum(axis=1) >= 1).all()
+
+
+def test_whole_word_masking_reaches_the_rate_with_at_most_a_word_of_overshoot():
+  ids, mask, lengths, continuation = _word_batch(batch_size=512, seq_length=128)
+  config = masking.MaskingConfig(mask_rate=0.15, max_predictions_per_seq=40)
+  out = masking.mask_tokens(ids, mask, config, SPECIAL, VOCAB, seed=8, word_continuation=continuation)
+  counts = out["masked_lm_weights"].numpy().sum(axis=1)
+  target = np.maximum(1, np.round((lengths - 3) * 0.15))
+  assert (counts >= target).all()
+  assert abs(counts.sum() / target.sum() - 1.0) < 0.15
+
+
+def test_stateless_seed_gives_the_same_masks_every_call_and_other_seeds_differ():
+  ids, mask, _, continuation = _word_batch(batch_size=64)
+  for table in (None, continuation):
+    first = masking.mask_tokens(ids, mask, masking.MaskingConfig(), SPECIAL, VOCAB, stateless_seed=[3, 4],
+                                word_continuation=table)
+    again = masking.mask_tokens(ids, mask, masking.MaskingConfig(), SPECIAL, VOCAB, stateless_seed=[3, 4],
+                                word_continuation=table)
+    other = masking.mask_tokens(ids, mask, masking.MaskingConfig(), SPECIAL, VOCAB, stateless_seed=[3, 5],
+                                word_continuation=table)
+    for name in first:
+      np.testing.assert_array_equal(first[name].numpy(), again[name].numpy())
+    assert not np.array_equal(first["masked_lm_positions"].numpy(), other["masked_lm_positions"].numpy())
+
+
+def test_whole_word_masking_works_inside_tf_data():
+  ids, mask, _, continuation = _word_batch(batch_size=32, seq_length=32)
+  dataset = tf.data.Dataset.from_tensor_slices((ids, mask)).batch(16).map(
+      lambda i, m: masking.mask_tokens(i, m, masking.MaskingConfig(), SPECIAL, VOCAB, seed=1,
+                                       word_continuation=continuation))
+  batches = list(dataset)
+  assert len(batches) == 2 and batches[0]["masked_lm_positions"].shape == (16, 4)

@@ -115,3 +115,21 @@ def test_from_manifest_checks_the_vocab_against_the_manifest(tmp_path):
   manifest.vocab_size += 1
   with pytest.raises(manifest_lib.DataError, match="does not match the manifest"):
     tokenization.from_manifest(manifest, str(tmp_path))
+
+
+def test_word_continuation_marks_wordpiece_suffixes_only(uncased):
+  flags = dict(zip(SPECIAL + WORDS, uncased.word_continuation()))
+  assert flags["##est"] and flags["##re"]
+  assert not any(flags[t] for t in SPECIAL + ["the", "great", "'", ",", "Great"])
+
+
+def test_word_continuation_of_sentencepiece_follows_the_word_start_mark():
+  tokenizer = tokenization.SentencepieceTokenizer(_sentencepiece_model(True), do_lower_case=True)
+  flags = dict(zip(tokenizer.convert_ids_to_tokens(range(tokenizer.vocab_size)), tokenizer.word_continuation()))
+  assert not any(flags[t] for t in SPECIAL)
+  for piece, continues in flags.items():
+    if piece.startswith("\u2581") or piece in SPECIAL or piece in (".", ","):
+      assert not continues, piece
+  pieces = tokenizer.convert_ids_to_tokens(tokenizer.tokenize("the lazy dog sleeps"))
+  # Every word is its start piece plus continuing pieces.
+  assert sum(not flags[p] for p in pieces) == 4

@@ -1,46 +1,44 @@
-"""End to end: a small text corpus becomes a vocab, shards and a manifest the trainer accepts."""
+"""End to end: corpora become a vocab, shards and a manifest the trainer accepts; parallel, resumable, exact."""
+import dataclasses
 import json
 import os
-import random
 
 from absl.testing import flagsaver
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from data_prep import build
+from data_prep import pipeline
+from data_prep import shards as shards_lib
+from data_prep import sources
 from tpu_electra.data import manifest as manifest_lib
+from tpu_electra.data import pretraining
 from tpu_electra.data import tokenization
 
-WORDS = ("river mountain forest valley city village harbor bridge tower castle garden market school library "
-         "museum station the a of and in on to was is were are near old new large small quiet busy").split()
 
-
-def _write_corpus(directory, num_documents=30, seed=0):
-  rng = random.Random(seed)
-  os.makedirs(directory, exist_ok=True)
-  for part in range(2):
-    lines = []
-    for _ in range(num_documents // 2):
-      for _ in range(rng.randint(3, 12)):
-        words = [rng.choice(WORDS) for _ in range(rng.randint(4, 15))]
-        lines.append(" ".join(words).capitalize() + ". " + rng.choice(WORDS).capitalize() + " " + rng.choice(WORDS) + ".")
-      lines.append("")
-    with open(os.path.join(directory, f"part-{part}.txt"), "w") as f:
-      f.write("\n".join(lines) + "\n")
-  return directory
-
-
-def _config(tmp_path, **overrides):
-  fields = dict(corpus=(f"text:{_write_corpus(str(tmp_path / 'corpus'))}",), vocab="wordpiece:300", do_lower_case=True,
-                max_seq_length=32, output_dir=str(tmp_path / "out"), shuffle_buffer=64)
+def _config(tmp_path, corpus_dir, **overrides):
+  fields = dict(corpus=(f"text:{corpus_dir}",), vocab="wordpiece:300", do_lower_case=True, max_seq_length=32,
+                output_dir=str(tmp_path / "out"))
   fields.update(overrides)
   return build.BuildConfig(**fields)
 
 
+def _replace(config, **changes):
+  return dataclasses.replace(config, **changes)
+
+
+def _parsed(manifest, data_dir, extra=None):
+  spec = {name: tf.io.FixedLenFeature([manifest.max_seq_length], tf.int64) for name in manifest_lib.EXAMPLE_FEATURES}
+  spec.update(extra or {})
+  dataset = tf.data.TFRecordDataset(manifest.shard_paths(data_dir)).map(lambda r: tf.io.parse_single_example(r, spec))
+  return list(dataset.as_numpy_iterator())
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, text_corpus):
   tmp_path = tmp_path_factory.mktemp("build")
-  config = _config(tmp_path, min_shards=3)
+  config = _config(tmp_path, text_corpus, min_shards=3, min_shard_size_mb=0.001)
   return config, build.build(config)
 
 
@@ -51,24 +49,18 @@ def test_manifest_is_accepted_by_the_trainer_side_reader(built):
   assert manifest.vocab_size == 300 and manifest.vocab_type == "wordpiece"
   assert manifest.special_token_ids == {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
   assert manifest.max_seq_length == 32 and manifest.num_documents == 30
-  assert len(manifest.shards) == 3
+  assert manifest.shards == [f"pretrain-{i:05d}-of-00003.tfrecord" for i in range(3)]
   manifest_lib.check_compatible(manifest, config.output_dir, vocab_size=300, seq_length=32)
   assert not tf.io.gfile.exists(os.path.join(config.output_dir, build.WORK_DIR))
 
 
 def test_shards_parse_with_declared_features_and_counts_match(built):
   config, manifest = built
-  spec = {name: tf.io.FixedLenFeature([manifest.max_seq_length], tf.int64) for name in manifest_lib.EXAMPLE_FEATURES}
-  dataset = tf.data.TFRecordDataset(manifest.shard_paths(config.output_dir)).map(
-      lambda record: tf.io.parse_single_example(record, spec))
-  num_examples = num_tokens = 0
-  for features in dataset.as_numpy_iterator():
-    num_examples += 1
-    num_tokens += int(features["input_mask"].sum())
-    assert features["input_ids"][0] == manifest.special_token_ids["[CLS]"]
-    assert (features["input_ids"] < manifest.vocab_size).all()
-  assert (num_examples, num_tokens) == (manifest.num_examples, manifest.num_tokens)
-  assert num_examples > 30
+  records = _parsed(manifest, config.output_dir)
+  assert len(records) == manifest.num_examples > 30
+  assert sum(int(r["input_mask"].sum()) for r in records) == manifest.num_tokens
+  assert all(r["input_ids"][0] == manifest.special_token_ids["[CLS]"] for r in records)
+  assert all((r["input_ids"] < manifest.vocab_size).all() for r in records)
 
 
 def test_tokenizer_from_manifest_reads_back_the_text(built):
@@ -81,63 +73,200 @@ def test_tokenizer_from_manifest_reads_back_the_text(built):
 
 def test_same_settings_are_not_rebuilt(built, monkeypatch):
   config, manifest = built
-  monkeypatch.setattr(build, "extract", lambda *a: pytest.fail("a complete build must not be redone"))
+  monkeypatch.setattr(build.pipeline, "run_stage", lambda *a, **k: pytest.fail("a complete build must not be redone"))
   assert build.build(config) == manifest
 
 
 def test_other_settings_in_the_same_directory_need_overwrite(built):
   config, _ = built
-  changed = build.BuildConfig(**{**config.__dict__, "seed": 1})
   with pytest.raises(build.BuildError, match="built with other settings .* --overwrite"):
-    build.build(changed)
+    build.build(_replace(config, seed=1))
 
 
-def test_overwrite_may_reuse_the_vocab_already_in_the_directory(tmp_path):
-  config = _config(tmp_path)
+def test_overwrite_may_reuse_the_vocab_already_in_the_directory(tmp_path, text_corpus):
+  config = _config(tmp_path, text_corpus)
   first = build.build(config)
   vocab_path = first.vocab_path(config.output_dir)
-  second = build.build(build.BuildConfig(**{**config.__dict__, "vocab": vocab_path, "overwrite": True}))
+  second = build.build(_replace(config, vocab=vocab_path, overwrite=True))
   assert second.settings_hash != first.settings_hash
   assert second.vocab_size == first.vocab_size and os.path.exists(vocab_path)
 
 
-def test_interrupted_or_damaged_data_with_same_settings_is_rebuilt(tmp_path):
-  config = _config(tmp_path)
+def test_interrupted_or_damaged_data_with_same_settings_is_rebuilt(tmp_path, text_corpus, wordpiece_vocab):
+  config = _config(tmp_path, text_corpus, vocab=wordpiece_vocab)
   first = build.build(config)
   os.remove(first.shard_paths(config.output_dir)[0])
   second = build.build(config)
-  assert (second.num_examples, second.num_tokens, second.settings_hash) == (first.num_examples, first.num_tokens,
-                                                                           first.settings_hash)
+  assert second == first
   assert all(os.path.exists(p) for p in second.shard_paths(config.output_dir))
 
 
-def test_bad_file_is_skipped_and_counted_when_asked(tmp_path):
-  bad_dir = tmp_path / "bad"
-  bad_dir.mkdir()
-  (bad_dir / "dump.xml.bz2").write_bytes(b"BZh9 not really bzip2")
-  config = _config(tmp_path, corpus=(f"text:{_write_corpus(str(tmp_path / 'corpus'))}", f"wikipedia:{bad_dir}"),
-                   skip_bad_files=True)
-  assert build.build(config).num_bad_files == 1
-  with pytest.raises(build.sources.SourceError, match="dump.xml.bz2 is truncated or corrupt"):
-    build.build(build.BuildConfig(**{**config.__dict__, "skip_bad_files": False, "output_dir": str(tmp_path / "o2")}))
-
-
-def test_existing_vocab_is_reused_and_copied_in(built, tmp_path):
+def test_existing_vocab_is_reused_and_copied_in(built, tmp_path, text_corpus):
   config, first = built
   vocab_path = first.vocab_path(config.output_dir)
-  second = build.build(_config(tmp_path, vocab=vocab_path))
+  second = build.build(_config(tmp_path, text_corpus, vocab=vocab_path))
   assert second.vocab_size == first.vocab_size
   with open(vocab_path) as a, open(os.path.join(tmp_path / "out", second.vocab_file)) as b:
     assert a.read() == b.read()
 
 
-def test_learned_sentencepiece_vocab_builds_end_to_end(tmp_path):
-  manifest = build.build(_config(tmp_path, vocab="sentencepiece:60"))
+def test_learned_sentencepiece_vocab_builds_end_to_end(tmp_path, text_corpus):
+  manifest = build.build(_config(tmp_path, text_corpus, vocab="sentencepiece:60"))
   assert (manifest.vocab_type, manifest.vocab_file, manifest.vocab_size) == ("sentencepiece", "spm.model", 60)
   assert manifest.special_token_ids == {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
   tokenizer = tokenization.from_manifest(manifest, str(tmp_path / "out"))
   assert tokenizer.special_token_ids["[UNK]"] not in tokenizer.tokenize("The old castle near the river.")
   assert manifest.num_examples > 30
+
+
+def test_corpora_of_every_kind_mix_into_one_dataset(tmp_path, corpora, text_corpus, wordpiece_vocab):
+  dump = tmp_path / "enwiki-multistream.xml.bz2"
+  dump.write_bytes(corpora.multistream_dump(corpora.article_pages(9)))
+  books, _ = corpora.write_books(tmp_path / "books", num_books=3)
+  owt = corpora.write_openwebtext(tmp_path / "owt", num_subsets=3, documents_per_subset=4)
+  corpus = (f"wikipedia:{dump}", f"books:{books}", f"openwebtext:{owt}", f"text:{text_corpus}")
+  manifest = build.build(_config(tmp_path, text_corpus, corpus=corpus, vocab=wordpiece_vocab))
+  assert manifest.num_documents == 9 + 3 + 12 + 30
+  assert manifest.sources == list(corpus)
+  assert [i["spec"] for i in manifest.settings["inputs"]] == [corpus[0]] + [corpus[1]] * 3 + [corpus[2]] + [corpus[3]] * 2
+
+
+def test_bad_files_are_skipped_named_and_counted_when_asked(tmp_path, corpora, text_corpus, wordpiece_vocab):
+  bad_dir = tmp_path / "bad"
+  bad_dir.mkdir()
+  (bad_dir / "dump.xml.bz2").write_bytes(b"BZh9 not really bzip2")
+  books, paths = corpora.write_books(tmp_path / "books", num_books=3)
+  with open(paths[2], "ab") as f:
+    f.write(b"\xff\xfe not utf-8\n")
+  corpus = (f"text:{text_corpus}", f"wikipedia:{bad_dir}", f"books:{books}")
+  config = _config(tmp_path, text_corpus, corpus=corpus, vocab=wordpiece_vocab, skip_bad_files=True)
+  manifest = build.build(config)
+  assert manifest.num_bad_files == 2 and manifest.num_documents == 30 + 2
+  assert manifest.settings["bad_files"] == sorted([str(bad_dir / "dump.xml.bz2"), paths[2]])
+  strict = _replace(config, skip_bad_files=False, output_dir=str(tmp_path / "strict"))
+  with pytest.raises(sources.SourceError, match="dump.xml.bz2 is truncated or corrupt"):
+    build.build(strict)
+  assert not os.path.exists(tmp_path / "strict" / manifest_lib.MANIFEST_NAME)
+  assert not [n for n in os.listdir(tmp_path / "strict") if n.startswith("pretrain-")]
+
+
+def test_output_is_identical_for_one_and_three_workers(reference_build, tmp_path, corpora):
+  config, manifest, files = reference_build
+  assert len(manifest.shards) == 4
+  parallel = _replace(config, output_dir=str(tmp_path / "parallel"), num_workers=3)
+  parts = build.plan_parts(build.resolve_inputs(config.corpus), int(config.input_split_mb * build.MB))
+  assert len(parts) >= 3  # There is work to spread.
+  assert build.build(parallel) == manifest
+  assert corpora.output_files(parallel.output_dir) == files
+
+
+def test_a_killed_build_resumes_without_redoing_finished_work(reference_build, tmp_path, corpora, monkeypatch):
+  config, manifest, files = reference_build
+  config = _replace(config, output_dir=str(tmp_path / "resumed"))
+  original = shards_lib.write_shard
+  written = []
+
+  def write_two_then_die(output_dir, task):
+    if len(written) == 2:
+      raise KeyboardInterrupt  # As a kill would, mid-way through the shards.
+    written.append(task.name)
+    return original(output_dir, task)
+
+  monkeypatch.setattr(shards_lib, "write_shard", write_two_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    build.build(config)
+  assert not os.path.exists(os.path.join(config.output_dir, manifest_lib.MANIFEST_NAME))
+  finished = {name: os.stat(os.path.join(config.output_dir, name)).st_mtime_ns for name in written}
+
+  # The re-run may only write the missing shards: extraction, vocab and examples come from _work.
+  monkeypatch.setattr(shards_lib, "write_shard", original)
+  monkeypatch.setattr(sources, "read_part", lambda *a: pytest.fail("finished extraction was redone"))
+  monkeypatch.setattr(pipeline, "_tokenized_documents", lambda *a: pytest.fail("finished examples were redone"))
+  monkeypatch.setattr(pipeline.vocab_lib, "learn_wordpiece", lambda *a: pytest.fail("the vocab was learned again"))
+  assert build.build(config) == manifest
+  assert {n: os.stat(os.path.join(config.output_dir, n)).st_mtime_ns for n in written} == finished
+  assert corpora.output_files(config.output_dir) == files
+
+
+def test_next_sentence_pairs_carry_labels_listed_in_the_manifest(tmp_path, text_corpus, wordpiece_vocab):
+  config = _config(tmp_path, text_corpus, vocab=wordpiece_vocab, next_sentence=True)
+  manifest = build.build(config)
+  assert manifest.scalar_features == ["next_sentence_labels"] and manifest.settings["next_sentence"]
+  records = tf.data.TFRecordDataset(manifest.shard_paths(config.output_dir)).batch(1000)
+  parsed = pretraining.parse_example(next(iter(records)), 32, manifest.scalar_features)
+  labels = parsed["next_sentence_labels"].numpy()
+  assert 0.3 < labels.mean() < 0.7
+  assert (parsed["segment_ids"].numpy().max(axis=1) == 1).all()  # Every example has a B segment.
+
+
+def test_static_masking_writes_dupe_factor_differently_masked_copies(tmp_path, text_corpus, wordpiece_vocab):
+  plain = build.build(_config(tmp_path / "plain", text_corpus, vocab=wordpiece_vocab))
+  config = _config(tmp_path, text_corpus, vocab=wordpiece_vocab, static_masking=True, dupe_factor=3)
+  manifest = build.build(config)
+  assert manifest.num_examples == 3 * plain.num_examples and manifest.num_tokens == 3 * plain.num_tokens
+  assert manifest.settings["static_masking"] == {
+      "dupe_factor": 3, "mask_rate": 0.15, "mask_token_fraction": 0.8, "random_token_fraction": 0.1,
+      "max_predictions_per_seq": 4, "whole_word_masking": False,
+      "features": ["masked_input_ids", "masked_lm_positions", "masked_lm_ids", "masked_lm_weights"]}
+  records = _parsed(manifest, config.output_dir, {
+      "masked_input_ids": tf.io.FixedLenFeature([32], tf.int64),
+      "masked_lm_positions": tf.io.FixedLenFeature([4], tf.int64),
+      "masked_lm_ids": tf.io.FixedLenFeature([4], tf.int64),
+      "masked_lm_weights": tf.io.FixedLenFeature([4], tf.float32)})
+  copies = {}
+  for r in records:
+    copies.setdefault(r["input_ids"].tobytes(), []).append(r)
+    weights = r["masked_lm_weights"] > 0
+    positions = r["masked_lm_positions"][weights]
+    np.testing.assert_array_equal(r["input_ids"][positions], r["masked_lm_ids"][weights])
+    untouched = np.ones(32, bool)
+    untouched[positions] = False
+    np.testing.assert_array_equal(r["masked_input_ids"][untouched], r["input_ids"][untouched])
+  assert all(len(c) % 3 == 0 for c in copies.values())
+  differing = [c for c in copies.values() if len({x["masked_lm_positions"].tobytes() for x in c}) > 1]
+  assert len(differing) > 0.8 * len(copies)
+
+
+def test_whole_word_masking_never_masks_part_of_a_word(tmp_path, text_corpus):
+  # Letters only: every word of the corpus is several pieces.
+  letters = "abcdefghijklmnopqrstuvwxyz"
+  vocab_path = tmp_path / "letters.txt"
+  vocab_path.write_text("\n".join(list(tokenization.SPECIAL_TOKENS) + ["."] + list(letters) + [f"##{c}" for c in letters]))
+  config = _config(tmp_path, text_corpus, vocab=str(vocab_path), static_masking=True, whole_word_masking=True,
+                   max_predictions_per_seq=8)
+  manifest = build.build(config)
+  assert manifest.settings["static_masking"]["whole_word_masking"]
+  tokenizer = tokenization.from_manifest(manifest, config.output_dir)
+  continuation = np.array(tokenizer.word_continuation())
+  assert continuation.any()
+  records = _parsed(manifest, config.output_dir, {"masked_lm_positions": tf.io.FixedLenFeature([8], tf.int64),
+                                                  "masked_lm_weights": tf.io.FixedLenFeature([8], tf.float32)})
+  words_masked = 0
+  for r in records:
+    masked = np.zeros(32, bool)
+    masked[r["masked_lm_positions"][r["masked_lm_weights"] > 0]] = True
+    ids = r["input_ids"]
+    for position in range(1, int(r["input_mask"].sum()) - 1):
+      if continuation[ids[position]] and ids[position - 1] not in (2, 3):
+        assert masked[position] == masked[position - 1], (ids, masked)
+        words_masked += masked[position]
+  assert words_masked > 10
+
+
+@pytest.mark.parametrize("flag_args, message", [
+    (["--whole_word_masking"], "add --static_masking"),
+    (["--static_masking", "--dupe_factor=0"], "--dupe_factor=0 must be at least 1"),
+    (["--num_workers=0"], "--num_workers=0 must be at least 1"),
+    (["--static_masking", "--mask_rate=1.5"], "masking flags: mask_rate must be in"),
+])
+def test_cli_refuses_inconsistent_flags_in_one_line(tmp_path, text_corpus, flag_args, message):
+  with flagsaver.flagsaver():
+    build.FLAGS(["build", f"--corpus=text:{text_corpus}", f"--output_dir={tmp_path / 'out'}"] + flag_args)
+    with pytest.raises(SystemExit) as raised:
+      build.main(["build"])
+  assert str(raised.value).startswith("data_prep.build: ") and message in str(raised.value)
+  assert "\n" not in str(raised.value)
+  assert not os.path.exists(tmp_path / "out" / manifest_lib.MANIFEST_NAME)
 
 
 def test_cli_reports_errors_in_one_line(tmp_path):

@@ -87,3 +87,73 @@ def test_serialized_example_parses_with_the_manifest_features():
 def test_sequence_too_short_for_special_tokens_is_refused():
   with pytest.raises(ValueError, match="leaves no room"):
     list(examples.pack_document([[5]], examples.PackingConfig(3, CLS, SEP), random.Random(0)))
+
+
+def _nsp_examples(seed=0, num_documents=40, config=CONFIG, prob=0.5):
+  rng = random.Random(seed)
+  documents = [_document(rng, num_sentences=rng.randint(1, 30)) for _ in range(num_documents)]
+  packed = [e for i in range(len(documents)) for e in examples.pack_next_sentence(documents, i, config, rng, prob)]
+  return documents, packed
+
+
+def _segments(example):
+  n = example.num_tokens
+  seps = [i for i, t in enumerate(example.input_ids[:n]) if t == SEP]
+  return example.input_ids[1:seps[0]], example.input_ids[seps[0] + 1:n - 1]
+
+
+def test_next_sentence_pairs_always_have_two_segments_and_about_half_are_random():
+  _, packed = _nsp_examples()
+  labels = [e.next_sentence_label for e in packed]
+  assert set(labels) == {0, 1}
+  assert 0.35 < sum(labels) / len(labels) < 0.65
+  for example in packed:
+    first, second = _segments(example)
+    assert first and second and example.num_tokens <= CONFIG.max_seq_length
+    assert example.segment_ids[:len(first) + 2] == [0] * (len(first) + 2)
+    assert example.segment_ids[len(first) + 2:example.num_tokens] == [1] * (len(second) + 1)
+
+
+def test_actual_next_pairs_are_consecutive_text_of_one_document():
+  documents, packed = _nsp_examples(prob=0.0)
+  texts = [[t for s in d for t in s] for d in documents]
+  for example in (e for e in packed if e.next_sentence_label == 0):
+    first, second = _segments(example)
+    joined = first + second
+    assert any(_contains(text, joined) for text in texts)
+
+
+def _contains(text, part):
+  return any(text[i:i + len(part)] == part for i in range(len(text) - len(part) + 1))
+
+
+def test_next_sentence_text_of_a_document_is_not_lost_when_b_is_random():
+  # Long enough sentences that no pair needs trimming: every token of the document shows up in some A or actual B.
+  config = examples.PackingConfig(max_seq_length=64, cls_id=CLS, sep_id=SEP, short_seq_prob=0.0)
+  rng = random.Random(3)
+  documents = [[[rng.randint(5, 99) for _ in range(9)] for _ in range(12)] for _ in range(6)]
+  packed = list(examples.pack_next_sentence(documents, 0, config, rng, random_next_prob=1.0))
+  firsts = [t for e in packed for t in _segments(e)[0]]
+  assert firsts == [t for s in documents[0] for t in s]
+  assert all(e.next_sentence_label == 1 for e in packed)
+
+
+def test_a_lone_document_gives_actual_next_pairs_only():
+  rng = random.Random(0)
+  packed = list(examples.pack_next_sentence([_document(rng)], 0, CONFIG, rng))
+  assert packed and {e.next_sentence_label for e in packed} == {0}
+
+
+def test_extra_features_serialize_with_their_types():
+  example = examples.make_example([10, 11], [12], CONFIG, next_sentence_label=1)
+  record = example.serialize({"masked_lm_positions": [1, 4], "masked_lm_weights": [1.0, 0.0]})
+  parsed = tf.io.parse_single_example(record, {
+      "next_sentence_labels": tf.io.FixedLenFeature([], tf.int64),
+      "masked_lm_positions": tf.io.FixedLenFeature([2], tf.int64),
+      "masked_lm_weights": tf.io.FixedLenFeature([2], tf.float32),
+  })
+  assert int(parsed["next_sentence_labels"]) == 1
+  assert parsed["masked_lm_positions"].numpy().tolist() == [1, 4]
+  assert parsed["masked_lm_weights"].numpy().tolist() == [1.0, 0.0]
+  assert record == examples.make_example([10, 11], [12], CONFIG, next_sentence_label=1).serialize(
+      {"masked_lm_weights": [1.0, 0.0], "masked_lm_positions": [1, 4]})

@@ -1,48 +1,86 @@
-"""Shard writing: count follows size, min_shards is honoured, nothing is lost or left half-written."""
+"""Shards: the count follows the data size, every record lands in exactly one shard, nothing half-written."""
 import os
 
+import pytest
 import tensorflow as tf
 
 from data_prep import shards
 
 
-def _records(n):
-  return [f"record-{i:04d}".encode() * 10 for i in range(n)]  # 110 bytes each.
+def _unit(directory, name, records):
+  writer = shards.RecordWriter(os.path.join(directory, name))
+  for record in records:
+    writer.write(record)
+  writer.close()
+  return shards.UnitRecords(os.path.join(directory, name), writer.num_records, writer.num_bytes)
 
 
-def _read_all(directory, names):
-  return [r for name in names for r in tf.data.TFRecordDataset(os.path.join(directory, name)).as_numpy_iterator()]
+def _records(unit, n):
+  return [f"unit{unit}-record-{i:04d}".encode() * 5 for i in range(n)]
 
 
-def test_shard_count_follows_data_size(tmp_path):
-  writer = shards.ShardWriter(str(tmp_path), "p", target_bytes=1100, shuffle_buffer=7, seed=0)
-  for record in _records(100):
-    writer.add(record)
-  names = writer.close()
-  assert names == [f"p-{i:05d}.tfrecord" for i in range(10)]
-  assert sorted(_read_all(tmp_path, names)) == sorted(_records(100))
-  assert sorted(os.listdir(tmp_path)) == names  # No temporary files left.
+def _units(directory, sizes):
+  return [_unit(directory, f"unit-{u}.rec", _records(u, n)) for u, n in enumerate(sizes)]
 
 
-def test_records_are_shuffled_deterministically(tmp_path):
-  orders = []
-  for run in ("a", "b"):
-    os.makedirs(tmp_path / run)
-    writer = shards.ShardWriter(str(tmp_path / run), "p", target_bytes=1 << 20, shuffle_buffer=50, seed=4)
-    for record in _records(100):
-      writer.add(record)
-    orders.append(_read_all(tmp_path / run, writer.close()))
-  assert orders[0] == orders[1]
-  assert orders[0] != _records(100)
+def _write_all(directory, tasks):
+  names = [shards.write_shard(str(directory), task)[0] for task in tasks]
+  return names, [[r for r in tf.data.TFRecordDataset(os.path.join(directory, n)).as_numpy_iterator()] for n in names]
 
 
-def test_small_data_is_spread_over_min_shards(tmp_path):
-  writer = shards.ShardWriter(str(tmp_path), "p", target_bytes=1 << 20, min_shards=4, shuffle_buffer=1, seed=0)
-  for record in _records(10):
-    writer.add(record)
-  names = writer.close()
-  assert names == [f"p-{i:05d}.tfrecord" for i in range(4)]
-  counts = [len(_read_all(tmp_path, [n])) for n in names]
-  assert counts == [3, 3, 2, 2]
-  assert sorted(_read_all(tmp_path, names)) == sorted(_records(10))
-  assert sorted(os.listdir(tmp_path)) == names
+def test_record_file_reads_back_any_range_and_appears_only_when_closed(tmp_path):
+  path = str(tmp_path / "unit.rec")
+  writer = shards.RecordWriter(path)
+  for record in _records(0, 10):
+    writer.write(record)
+  assert not os.path.exists(path)
+  writer.close()
+  assert list(shards.read_records(path)) == _records(0, 10)
+  assert list(shards.read_records(path, 3, 7)) == _records(0, 10)[3:7]
+  assert os.listdir(tmp_path) == ["unit.rec"]
+
+
+@pytest.mark.parametrize("num_records, num_bytes, expected", [
+    (10_000, 1000 << 20, 64),  # 1000 MB: 64 hosts' worth, each shard well above the minimum size.
+    (10_000, 100 << 20, 12),  # 100 MB: min_shards would make 1.6 MB slivers; 12 shards of 8 MB.
+    (10_000, 3 << 20, 1),  # The embedded fragment's size: one shard.
+    (100_000, 20_000 << 20, 157),  # 20 GB: the target size decides.
+    (5, 1000 << 20, 5),  # Never more shards than records.
+])
+def test_shard_count_follows_size_and_min_shards_only_when_big_enough(num_records, num_bytes, expected):
+  assert shards.shard_count(num_records, num_bytes, 128 << 20, 64, 8 << 20) == expected
+
+
+def test_every_record_lands_in_exactly_one_shard_and_shards_are_even(tmp_path):
+  units = _units(tmp_path, [13, 0, 40, 7, 25])
+  tasks = shards.plan_shards(units, "p", target_bytes=1 << 20, min_shards=4, min_shard_bytes=1, seed=3)
+  assert [t.name for t in tasks] == [f"p-{i:05d}-of-00004.tfrecord" for i in range(4)]
+  names, contents = _write_all(tmp_path, tasks)
+  assert sorted(r for c in contents for r in c) == sorted(r for u in range(5) for r in _records(u, [13, 0, 40, 7, 25][u]))
+  assert [len(c) for c in contents] == [21, 21, 21, 22]
+  assert not [n for n in os.listdir(tmp_path) if n.endswith(shards.TMP_SUFFIX)]
+
+
+def test_shards_mix_units_and_are_shuffled_deterministically(tmp_path):
+  units = _units(tmp_path, [30, 30, 30, 30])
+  first = shards.plan_shards(units, "p", 1 << 20, min_shards=2, min_shard_bytes=1, seed=1)
+  (tmp_path / "a").mkdir()
+  (tmp_path / "b").mkdir()
+  _, contents = _write_all(tmp_path / "a", first)
+  _, again = _write_all(tmp_path / "b", shards.plan_shards(units, "p", 1 << 20, min_shards=2, min_shard_bytes=1, seed=1))
+  assert contents == again
+  assert all(len({r.split(b"-")[0] for r in c}) >= 2 for c in contents)  # Each shard holds several units.
+  assert contents[0] != sorted(contents[0])
+  other = shards.plan_shards(units, "p", 1 << 20, min_shards=2, min_shard_bytes=1, seed=2)
+  assert other != first
+
+
+def test_a_finished_shard_is_not_written_again(tmp_path):
+  units = _units(tmp_path, [10])
+  task = shards.plan_shards(units, "p", 1 << 20, min_shards=1, min_shard_bytes=1, seed=0)[0]
+  path = tmp_path / task.name
+  assert shards.write_shard(str(tmp_path), task) == (task.name, 10)
+  before = path.stat().st_mtime_ns
+  os.remove(units[0].path)  # Rewriting would need the unit file.
+  assert shards.write_shard(str(tmp_path), task) == (task.name, 10)
+  assert path.stat().st_mtime_ns == before

@@ -1,5 +1,7 @@
-"""Corpus sources: dump parsing with page filtering, text files, specs and one-line errors."""
+"""Corpus sources: every kind, parts that split big files losslessly, and one-line errors naming the file."""
 import bz2
+import lzma
+import os
 
 import pytest
 
@@ -78,7 +80,7 @@ def test_text_file_documents_are_separated_by_blank_lines(tmp_path):
 def test_non_utf8_text_is_an_error_naming_the_file(tmp_path):
   path = tmp_path / "latin1.txt"
   path.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
-  with pytest.raises(sources.SourceError, match="latin1.txt cannot be read as UTF-8"):
+  with pytest.raises(sources.SourceError, match="latin1.txt is not UTF-8 text"):
     list(sources.read_text_documents(str(path)))
 
 
@@ -91,7 +93,7 @@ def test_spec_resolves_directories_to_sorted_files_of_the_right_kind(tmp_path):
   assert len(sources.resolve_files(text_spec)) == 3
 
 
-@pytest.mark.parametrize("spec", ["wikipedia", "books:/data", "text:", "/data/wiki.xml"])
+@pytest.mark.parametrize("spec", ["wikipedia", "pdfs:/data", "text:", "/data/wiki.xml"])
 def test_malformed_spec_is_refused(spec):
   with pytest.raises(sources.SourceError, match="is not KIND:PATH"):
     sources.parse_corpus_spec(spec)
@@ -111,3 +113,143 @@ def test_embedded_fragment_parses_to_clean_articles(embedded_dump):
   assert len(text) > 2_000_000
   for markup in ("{{", "}}", "[[", "]]", "<ref", "</ref", "&lt;", "&amp;", "[[Category:", "thumb|"):
     assert markup not in text, markup
+
+
+def _names(documents):
+  return [d.id for d in documents]
+
+
+def _read_all(parts, bad=None):
+  return [d for part in parts for d in sources.read_part(part, bad)]
+
+
+def test_multistream_dump_reads_like_a_single_stream_and_splits_at_stream_boundaries(tmp_path, corpora):
+  pages = corpora.article_pages(9)
+  single = tmp_path / "single.xml.bz2"
+  single.write_bytes(bz2.compress(corpora.wiki_dump(*pages).encode("utf-8")))
+  multi = tmp_path / "enwiki-pages-articles-multistream.xml.bz2"
+  multi.write_bytes(corpora.multistream_dump(pages, pages_per_stream=2))
+  whole = list(sources.read_wikipedia_dump(str(single)))
+  assert [d.title for d in whole] == [f"Article {i}" for i in range(9)]
+  assert list(sources.read_wikipedia_dump(str(multi))) == whole
+  parts = sources.plan_parts(sources.WIKIPEDIA, [str(multi)], split_bytes=200)
+  assert len(parts) >= 4 and all(p.paths == (str(multi),) for p in parts)
+  assert [p.start for p in parts][0] == 0 and parts[-1].end is None
+  assert all(a.end == b.start for a, b in zip(parts, parts[1:]))
+  assert _read_all(parts) == whole
+
+
+def test_single_stream_dump_stays_one_part(tmp_path, corpora):
+  path = tmp_path / "single.xml.bz2"
+  path.write_bytes(bz2.compress(corpora.wiki_dump(*corpora.article_pages(9)).encode("utf-8")))
+  assert sources.plan_parts(sources.WIKIPEDIA, [str(path)], split_bytes=200) == [
+      sources.Part(sources.WIKIPEDIA, (str(path),), size=path.stat().st_size)]
+
+
+def test_truncated_multistream_part_is_an_error_naming_the_file(tmp_path, corpora):
+  path = tmp_path / "multi.xml.bz2"
+  data = corpora.multistream_dump(corpora.article_pages(6), pages_per_stream=2)
+  path.write_bytes(data[:-40])
+  with pytest.raises(sources.SourceError, match="multi.xml.bz2 is truncated or corrupt"):
+    list(sources.read_wikipedia_dump(str(path)))
+
+
+def test_big_text_file_is_cut_at_document_boundaries_without_loss(tmp_path, corpora):
+  corpora.write_text_corpus(tmp_path, num_documents=40, num_files=1)
+  path = str(tmp_path / "part-0.txt")
+  parts = sources.plan_parts(sources.TEXT, [path], split_bytes=1500)
+  assert len(parts) > 3
+  whole = list(sources.read_text_documents(path))
+  assert len(whole) == 40
+  assert [d.paragraphs for d in _read_all(parts)] == [d.paragraphs for d in whole]
+
+
+def test_small_files_are_grouped_into_parts_of_about_the_split_size(tmp_path, corpora):
+  _, paths = corpora.write_books(tmp_path, num_books=6)
+  size = os.path.getsize(paths[0])
+  parts = sources.plan_parts(sources.BOOKS, paths, split_bytes=int(size * 2.5))
+  assert [p for part in parts for p in part.paths] == paths
+  assert 2 <= len(parts) <= 4 and all(len(p.paths) >= 1 for p in parts)
+
+
+def test_books_are_one_document_each_found_recursively_in_path_order(tmp_path, corpora):
+  directory, paths = corpora.write_books(tmp_path / "books", num_books=5)
+  (tmp_path / "books" / "README.md").write_text("not a book")
+  files = sources.resolve_files(sources.parse_corpus_spec(f"books:{directory}"))
+  assert files == paths
+  documents = _read_all(sources.plan_parts(sources.BOOKS, files))
+  assert [d.id for d in documents] == [os.path.basename(p) for p in paths]
+  with open(paths[0]) as f:
+    assert documents[0].paragraphs == tuple(line for line in f.read().splitlines() if line)
+
+
+def test_non_utf8_book_is_named_and_skipped_only_when_asked(tmp_path, corpora):
+  directory, paths = corpora.write_books(tmp_path / "books", num_books=3)
+  with open(paths[1], "ab") as f:
+    f.write("caf\xe9\n".encode("latin-1"))
+  part = sources.plan_parts(sources.BOOKS, paths)[0]
+  assert len(part.paths) == 3
+  with pytest.raises(sources.SourceError, match=f"{paths[1]} is not UTF-8 text") as raised:
+    list(sources.read_part(part))
+  assert "\n" not in str(raised.value)
+  bad = []
+  assert [d.id for d in sources.read_part(part, bad)] == [os.path.basename(paths[0]), os.path.basename(paths[2])]
+  assert bad == [paths[1]]
+
+
+def test_openwebtext_tarball_yields_one_document_per_txt_in_archive_order(tmp_path, corpora):
+  path = corpora.write_openwebtext(tmp_path, num_subsets=3, documents_per_subset=4)
+  files = sources.resolve_files(sources.parse_corpus_spec(f"openwebtext:{path}"))
+  assert files == [path]
+  documents = list(sources.read_part(sources.plan_parts(sources.OPENWEBTEXT, files)[0]))
+  assert len(documents) == 12
+  assert documents[0].id.startswith("openwebtext.tar.xz:openwebtext/urlsf_subset00-1_data.xz:0000000-")
+  assert documents[-1].id.split(":")[-1].startswith("0002003-")
+  assert all(d.paragraphs and all(p.strip() == p and p for p in d.paragraphs) for d in documents)
+
+
+def test_openwebtext_extracted_directory_reads_the_same_documents(tmp_path, corpora):
+  tarball = corpora.write_openwebtext(tmp_path / "tar")
+  folder = corpora.write_openwebtext(tmp_path / "dir", extracted=True)
+  files = sources.resolve_files(sources.parse_corpus_spec(f"openwebtext:{folder}"))
+  assert [os.path.basename(f) for f in files] == [f"urlsf_subset{i:02d}-1_data.xz" for i in range(3)]
+  from_dir = _read_all(sources.plan_parts(sources.OPENWEBTEXT, files))
+  from_tar = list(sources.read_openwebtext(tarball))
+  assert [d.paragraphs for d in from_dir] == [d.paragraphs for d in from_tar]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_truncated_or_corrupt_xz_is_an_error_naming_the_file(tmp_path, corpora, damage):
+  path = corpora.write_openwebtext(tmp_path)
+  with open(path, "rb") as f:
+    data = f.read()
+  with open(path, "wb") as f:
+    f.write(data[:len(data) // 2] if damage == "truncate" else data[:64] + b"\x00garbage" * 50 + data[64 + 400:])
+  with pytest.raises(sources.SourceError, match="openwebtext.tar.xz is truncated or corrupt") as raised:
+    list(sources.read_openwebtext(path))
+  assert "\n" not in str(raised.value)
+
+
+def test_corrupt_subset_of_an_extracted_directory_is_skipped_alone_when_asked(tmp_path, corpora):
+  folder = corpora.write_openwebtext(tmp_path, extracted=True)
+  broken = os.path.join(folder, "urlsf_subset01-1_data.xz")
+  with open(broken, "wb") as f:
+    f.write(lzma.compress(b"not a tar archive at all")[:30])
+  part = sources.plan_parts(sources.OPENWEBTEXT, sources.resolve_files(sources.CorpusSpec("openwebtext", folder)))[0]
+  with pytest.raises(sources.SourceError, match="urlsf_subset01-1_data.xz is truncated or corrupt"):
+    list(sources.read_part(part))
+  bad = []
+  assert len(list(sources.read_part(part, bad))) == 8
+  assert bad == [broken]
+
+
+def test_non_utf8_document_inside_an_archive_is_named_and_skipped_only_when_asked(tmp_path, corpora):
+  subsets = corpora.openwebtext_subsets(num_subsets=1, documents_per_subset=2)
+  subsets["urlsf_subset09-1_data.xz"] = corpora.tar_bytes({"bad.txt": "caf\xe9".encode("latin-1")}, "w:xz")
+  path = tmp_path / "openwebtext.tar.xz"
+  path.write_bytes(corpora.tar_bytes({f"openwebtext/{n}": d for n, d in subsets.items()}, "w:xz"))
+  with pytest.raises(sources.SourceError, match="urlsf_subset09-1_data.xz:bad.txt is not UTF-8 text"):
+    list(sources.read_openwebtext(str(path)))
+  bad = []
+  assert len(list(sources.read_openwebtext(str(path), bad))) == 2
+  assert bad == ["openwebtext.tar.xz:openwebtext/urlsf_subset09-1_data.xz:bad.txt"]

@@ -54,7 +54,9 @@ def test_sample_is_uniform_bounded_and_seeded():
 
 def test_vocab_spec_parsing(tmp_path):
   assert vocab.parse_vocab_spec("wordpiece:8192") == vocab.VocabSpec("wordpiece", 8192, None)
-  assert vocab.parse_vocab_spec("sentencepiece:8000") == vocab.VocabSpec("sentencepiece", 8000, None)
+  assert vocab.parse_vocab_spec("sentencepiece:8000") == vocab.VocabSpec("sentencepiece", 8000, None, "unigram")
+  assert vocab.parse_vocab_spec("sentencepiece_unigram:8000") == vocab.VocabSpec("sentencepiece", 8000, None, "unigram")
+  assert vocab.parse_vocab_spec("sentencepiece_bpe:8000") == vocab.VocabSpec("sentencepiece", 8000, None, "bpe")
   existing = tmp_path / "vocab.txt"
   existing.write_text("[PAD]\n")
   assert vocab.parse_vocab_spec(str(existing)) == vocab.VocabSpec("wordpiece", None, str(existing))
@@ -65,7 +67,8 @@ def test_vocab_spec_parsing(tmp_path):
 
 @pytest.mark.parametrize("spec, message", [
     ("wordpiece:3", "more than the 5 special tokens"),
-    ("/no/such/vocab.txt", "neither wordpiece:SIZE nor an existing vocab file"),
+    ("/no/such/vocab.txt", "neither wordpiece:SIZE, sentencepiece.*:SIZE nor an existing vocab file"),
+    ("sentencepiece_char:8000", "neither wordpiece:SIZE"),
 ])
 def test_bad_vocab_specs_are_refused(spec, message):
   with pytest.raises(vocab.VocabError, match=message):
@@ -87,3 +90,40 @@ def test_learned_sentencepiece_has_exact_size_and_special_pieces_first():
 def test_sentencepiece_size_beyond_the_corpus_is_a_clear_error():
   with pytest.raises(vocab.VocabError, match="could not learn 5000 pieces .* smaller size or give more text"):
     vocab.learn_sentencepiece(SENTENCES, 5000, do_lower_case=True)
+
+
+def test_learned_sentencepiece_bpe_has_exact_size_and_special_pieces_first():
+  model = vocab.learn_sentencepiece(SENTENCES, 60, do_lower_case=True, model_type="bpe")
+  tokenizer = tokenization.SentencepieceTokenizer(model, do_lower_case=True)
+  assert tokenizer.vocab_size == 60
+  assert tokenizer.special_token_ids == {t: i for i, t in enumerate(vocab.RESERVED_TOKENS)}
+  ids = tokenizer.tokenize("the lazy dog")
+  assert tokenizer.special_token_ids["[UNK]"] not in ids
+  assert "".join(tokenizer.convert_ids_to_tokens(ids)) == "\u2581the\u2581lazy\u2581dog"
+
+
+def test_truncation_keeps_both_forms_of_every_character():
+  learned = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "ab", "ba", "##a", "aab", "##b"]
+  assert vocab.fit_to_size(learned, 9) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "##a", "##b"]
+  assert vocab.fit_to_size(learned, 10) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "ab", "##a", "##b"]
+
+
+@pytest.mark.parametrize("estimate", [1, 7, 13, 40, 500])
+@pytest.mark.parametrize("parallelism", [1, 3])
+def test_threshold_search_finds_the_largest_threshold_that_still_fills_the_vocab(monkeypatch, estimate, parallelism):
+  # A vocab that shrinks with the threshold: 1000 // t tokens, so 1000 // 14 = 71 >= 70 > 1000 // 15.
+  probes = []
+  monkeypatch.setattr(vocab, "wordpiece_probe", lambda job: probes.append(job[1]) or ["x"] * (1000 // job[1]))
+  found = vocab._largest_threshold_vocab([], 70, 2, 1000, estimate, map, parallelism)
+  assert len(found) == 1000 // 14
+  assert len(set(probes)) == len(probes)  # No threshold is learned twice.
+
+
+def test_threshold_search_falls_back_to_the_lowest_threshold_when_nothing_fills_the_vocab(monkeypatch):
+  monkeypatch.setattr(vocab, "wordpiece_probe", lambda job: ["x"] * (50 - job[1]))
+  assert len(vocab._largest_threshold_vocab([], 70, 2, 30, 5, map, 1)) == 48
+
+
+def test_parallel_probes_learn_the_same_vocab():
+  sequential = vocab.learn_wordpiece(SENTENCES, 90, do_lower_case=True)
+  assert vocab.learn_wordpiece(SENTENCES, 90, do_lower_case=True, map_fn=map, parallelism=3) == sequential

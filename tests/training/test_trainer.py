@@ -61,7 +61,8 @@ def test_resume_restores_step_counter_weights_and_optimizer_state(tmp_path, capl
   slots = [optimizer.get_slot(v, "m").numpy() for v in model.trainable_variables]
   weights = [v.numpy() for v in model.trainable_variables]
 
-  caplog.set_level(logging.INFO)
+  # Some entry points lower absl's verbosity when run in the same process; set it here.
+  caplog.set_level(logging.INFO, logger="absl")
   restored, restored_optimizer, metrics = _train_regression(str(tmp_path), 4, x, y)
   assert metrics == {}  # nothing left to train
   assert int(restored_optimizer.iterations.numpy()) == 4

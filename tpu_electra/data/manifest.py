@@ -19,6 +19,10 @@ EXAMPLE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 # Optional scalar int64 features a builder may add (listed in Manifest.scalar_features):
 # next_sentence_labels (BERT NSP; 0 = B follows A, 1 = B is random).
 SCALAR_FEATURES = ("next_sentence_labels",)
+# Written by a builder that masks ahead of time (data_prep --static_masking), as
+# tpu_electra.data.masking returns them: masked_input_ids has max_seq_length values, the others
+# Manifest.max_predictions_per_seq; masked_lm_weights is float, the rest int64.
+MASKED_LM_FEATURES = ("masked_input_ids", "masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
 
 
 class DataError(ValueError):
@@ -42,6 +46,9 @@ class Manifest:
   sources: List[str] = dataclasses.field(default_factory=list)
   num_bad_files: int = 0
   scalar_features: List[str] = dataclasses.field(default_factory=list)
+  # > 0 when every example carries MASKED_LM_FEATURES (static masking); the input pipeline then
+  # uses those masks instead of masking on the fly.
+  max_predictions_per_seq: int = 0
   format_version: int = FORMAT_VERSION
 
   def to_json(self) -> str:

@@ -9,11 +9,16 @@ from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 
 
-def parse_example(serialized, seq_length: int, scalar_features=()):
+def parse_example(serialized, seq_length: int, scalar_features=(), max_predictions_per_seq: int = 0):
   features = {name: tf.io.FixedLenFeature([seq_length], tf.int64) for name in manifest_lib.EXAMPLE_FEATURES}
   features.update({name: tf.io.FixedLenFeature([], tf.int64) for name in scalar_features})
+  if max_predictions_per_seq:
+    features["masked_input_ids"] = tf.io.FixedLenFeature([seq_length], tf.int64)
+    features["masked_lm_positions"] = tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64)
+    features["masked_lm_ids"] = tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64)
+    features["masked_lm_weights"] = tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32)
   parsed = tf.io.parse_example(serialized, features)
-  return {name: tf.cast(value, tf.int32) for name, value in parsed.items()}
+  return {name: value if value.dtype == tf.float32 else tf.cast(value, tf.int32) for name, value in parsed.items()}
 
 
 @gin.configurable(denylist=["input_context"])
@@ -30,7 +35,9 @@ def pretraining_dataset(data_dir: str = gin.REQUIRED,
 
   Each host reads a disjoint subset of the shards when there are at least as many shards as
   input pipelines, and a disjoint subset of examples otherwise. Masking happens here, per batch,
-  so every epoch sees new masks (dynamic masking, as in RoBERTa / ELECTRA).
+  so every epoch sees new masks (dynamic masking, as in RoBERTa / ELECTRA), unless the data was
+  masked ahead of time (its manifest says max_predictions_per_seq > 0): then the stored masks are
+  used as they are (static masking, as in BERT / TEAMS).
   """
   manifest = manifest_lib.read_manifest(data_dir)
   manifest_lib.check_compatible(manifest, data_dir, vocab_size=None, seq_length=seq_length)
@@ -56,8 +63,11 @@ def pretraining_dataset(data_dir: str = gin.REQUIRED,
     dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
   dataset = dataset.batch(batch_size, drop_remainder=is_training)
   scalar_features = tuple(manifest.scalar_features)
-  dataset = dataset.map(lambda records: parse_example(records, seq_length, scalar_features),
+  static_predictions = manifest.max_predictions_per_seq
+  dataset = dataset.map(lambda records: parse_example(records, seq_length, scalar_features, static_predictions),
                         num_parallel_calls=tf.data.AUTOTUNE)
+  if static_predictions:
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
   special_ids = dict(manifest.special_token_ids)
   vocab_size = manifest.vocab_size

@@ -9,6 +9,7 @@ inside `tf.data` pipelines.
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import abc
+import unicodedata
 from typing import Dict, List, Sequence
 
 import tensorflow as tf
@@ -22,6 +23,7 @@ VOCAB_TYPES = (WORDPIECE, SENTENCEPIECE)
 SPECIAL_TOKENS = manifest_lib.SPECIAL_TOKENS
 # BERT's limit: a longer "word" is almost always noise (URLs, base64) and becomes one [UNK].
 MAX_BYTES_PER_WORD = 100
+SENTENCEPIECE_WORD_START = "\u2581"
 
 
 class TokenizerError(ValueError):
@@ -70,6 +72,16 @@ class Tokenizer(abc.ABC):
   def convert_ids_to_tokens(self, ids: Sequence[int]) -> List[str]:
     return [self._vocab[i] for i in ids]
 
+  def word_continuation(self) -> List[bool]:
+    """Per id: True when the piece continues the word of the piece before it (whole-word masking)."""
+    special = set(SPECIAL_TOKENS)
+    return [token not in special and self._continues_word(token) for token in self._vocab]
+
+  @staticmethod
+  @abc.abstractmethod
+  def _continues_word(token: str) -> bool:
+    """Whether a (non-special) piece of this vocab type continues a word."""
+
 
 class WordpieceTokenizer(Tokenizer):
   """BERT-style WordPiece with `##` continuation pieces."""
@@ -91,6 +103,10 @@ class WordpieceTokenizer(Tokenizer):
 
   def tokenize_tensor(self, texts: tf.Tensor) -> tf.RaggedTensor:
     return self._op.tokenize(texts)
+
+  @staticmethod
+  def _continues_word(token: str) -> bool:
+    return token.startswith("##")
 
 
 class SentencepieceTokenizer(Tokenizer):
@@ -117,6 +133,14 @@ class SentencepieceTokenizer(Tokenizer):
     # The op emits only int32; int64 keeps both vocab types interchangeable downstream.
     ids = self._op.tokenize(texts)
     return ids.with_flat_values(tf.cast(ids.flat_values, tf.int64))
+
+  @staticmethod
+  def _continues_word(token: str) -> bool:
+    # "▁" marks a piece that follows whitespace. Punctuation pieces count as words of their own,
+    # as BERT's basic tokenizer splits punctuation off before WordPiece.
+    if token.startswith(SENTENCEPIECE_WORD_START) or not token:
+      return False
+    return not all(unicodedata.category(c).startswith("P") for c in token)
 
 
 def read_wordpiece_vocab(vocab_path: str) -> List[str]:

@@ -1,0 +1,608 @@
+"""The stages of a build as functions of files, shared by the local runner and the Beam runner.
+
+  parts ──extract_part──▶ _work/text/part-N.txt (+ .json)         one task per input part
+        ──learn_vocab───▶ _work/vocab/<vocab>                      one task (probes in parallel)
+        ──write_unit────▶ _work/examples/unit-N-B.rec (+ .json)    one task per ~work_unit text
+        ──write_shard───▶ pretrain-I-of-K.tfrecord                 one task per shard
+        ──finish────────▶ vocab copied in, manifest.json, _work removed
+
+Every task writes under a temporary name and renames when complete, and returns what a later
+stage needs; a task whose output exists returns it without redoing the work, which is what makes
+a killed build resumable. Every random choice is seeded from the build seed and the task's own
+identity (part, block, shard), never from the order or the process tasks run in, so the output
+is the same for any number of workers and for either runner.
+"""
+import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import random
+import threading
+import time
+import zlib
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from data_prep import examples as examples_lib
+from data_prep import segment
+from data_prep import shards as shards_lib
+from data_prep import sources
+from data_prep import vocab as vocab_lib
+from tpu_electra.data import manifest as manifest_lib
+from tpu_electra.data import masking
+from tpu_electra.data import tokenization
+
+DATA_PREP_VERSION = 2
+WORK_DIR = "_work"
+SHARD_PREFIX = "pretrain"
+MB = 1 << 20
+# Sentences per tokenizer call: large enough that op overhead vanishes, small enough to keep the
+# token lists of one batch in a few MB.
+TOKENIZE_BATCH_SENTENCES = 4096
+# Examples masked per call of the masking ops (bounds the [B, P, L] one-hot it builds).
+MASK_BATCH = 512
+PROGRESS_EVERY_S = 5.0
+
+
+class BuildError(ValueError):
+  """A build that cannot start or finish, in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+  """Everything a build needs; all but num_workers, runner and the Beam options determine the output."""
+  corpus: Tuple[str, ...]
+  vocab: str
+  do_lower_case: bool
+  max_seq_length: int
+  output_dir: str
+  seed: int = 0
+  target_shard_size_mb: float = 128.0
+  min_shards: int = 64
+  min_shard_size_mb: float = 8.0
+  skip_bad_files: bool = False
+  vocab_sample_sentences: int = vocab_lib.DEFAULT_SAMPLE_SENTENCES
+  short_seq_prob: float = examples_lib.DEFAULT_SHORT_SEQ_PROB
+  single_segment_prob: float = examples_lib.DEFAULT_SINGLE_SEGMENT_PROB
+  next_sentence: bool = False
+  static_masking: bool = False
+  dupe_factor: int = 1
+  mask_rate: float = 0.15
+  max_predictions_per_seq: Optional[int] = None
+  whole_word_masking: bool = False
+  input_split_mb: float = sources.DEFAULT_SPLIT_BYTES / MB
+  work_unit_mb: float = 4.0
+  overwrite: bool = False
+  keep_work: bool = False
+  num_workers: int = 1
+  runner: str = "local"
+  beam_options: str = ""
+
+  def check(self) -> None:
+    if self.max_seq_length < 5:
+      raise BuildError(f"--max_seq_length={self.max_seq_length} leaves no room for text next to [CLS] and two [SEP]")
+    if self.num_workers < 1:
+      raise BuildError(f"--num_workers={self.num_workers} must be at least 1")
+    if self.min_shards < 1 or self.target_shard_size_mb <= 0 or self.work_unit_mb <= 0 or self.input_split_mb <= 0:
+      raise BuildError("--min_shards, --target_shard_size_mb, --work_unit_mb and --input_split_mb must be positive")
+    if self.dupe_factor < 1:
+      raise BuildError(f"--dupe_factor={self.dupe_factor} must be at least 1")
+    if not self.static_masking and (self.dupe_factor != 1 or self.whole_word_masking):
+      raise BuildError("--dupe_factor and --whole_word_masking apply to masks written into the data: add "
+                       "--static_masking (without it the input pipeline masks every batch anew)")
+    if self.runner not in ("local", "beam"):
+      raise BuildError(f"--runner={self.runner!r} is not local or beam")
+    self.masking_config()
+
+  def masking_config(self) -> masking.MaskingConfig:
+    try:
+      return masking.MaskingConfig(mask_rate=self.mask_rate, max_predictions_per_seq=self.max_predictions_per_seq)
+    except ValueError as e:
+      raise BuildError(f"masking flags: {str(e).splitlines()[0]}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabInfo:
+  path: str  # Where tasks read it (the work dir for a learned vocab).
+  file_name: str  # Its name in the output directory.
+  vocab_type: str
+  learned_from_sentences: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractTask:
+  index: int
+  part: sources.Part
+  work_dir: str
+  skip_bad_files: bool
+  unit_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitTask:
+  part_index: int
+  block_index: int
+  staged_path: str
+  start: int
+  end: int
+  work_dir: str
+  config: BuildConfig
+  vocab: VocabInfo
+
+
+# Work directory.
+
+
+def work_dir(output_dir: str) -> str:
+  return os.path.join(output_dir, WORK_DIR)
+
+
+def _write_json(path: str, value) -> None:
+  tmp = path + shards_lib.TMP_SUFFIX
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    json.dump(value, f, sort_keys=True)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _read_json(path: str):
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def prepare_work_dir(output_dir: str, settings_hash: str) -> bool:
+  """Makes `_work` ready for a build of these settings; True when it resumes an earlier one.
+
+  Work of an interrupted build with the same settings is kept and reused. Anything else there, and
+  shards without a manifest, are leftovers of other settings and are removed.
+  """
+  directory = work_dir(output_dir)
+  marker = os.path.join(directory, "settings.json")
+  if tf.io.gfile.exists(marker):
+    try:
+      if _read_json(marker).get("settings_hash") == settings_hash:
+        return True
+    except (ValueError, tf.errors.OpError):
+      pass
+  if tf.io.gfile.exists(directory):
+    tf.io.gfile.rmtree(directory)
+  for leftover in tf.io.gfile.glob(os.path.join(output_dir, f"{SHARD_PREFIX}-*")):
+    tf.io.gfile.remove(leftover)
+  for sub in ("text", "vocab", "examples"):
+    tf.io.gfile.makedirs(os.path.join(directory, sub))
+  _write_json(marker, {"settings_hash": settings_hash})
+  return False
+
+
+# Stage 1: extract.
+
+
+def extract_tasks(parts: Sequence[sources.Part], config: BuildConfig) -> List[ExtractTask]:
+  return [ExtractTask(i, part, work_dir(config.output_dir), config.skip_bad_files, int(config.work_unit_mb * MB))
+          for i, part in enumerate(parts)]
+
+
+def staged_path(directory: str, index: int) -> str:
+  return os.path.join(directory, "text", f"part-{index:05d}.txt")
+
+
+def extract_part(task: ExtractTask) -> Dict:
+  """Writes the sentences of one part (one per line, a blank line after each document).
+
+  Returns the part's summary: counts, bad files skipped, and the byte offsets at which the work
+  units of the examples stage start (document boundaries about `unit_bytes` apart).
+  """
+  path = staged_path(task.work_dir, task.index)
+  summary_path = path[:-len(".txt")] + ".json"
+  if tf.io.gfile.exists(summary_path):
+    return _read_json(summary_path)
+  bad: Optional[List[str]] = [] if task.skip_bad_files else None
+  summary = {"index": task.index, "path": path, "documents": 0, "sentences": 0, "blocks": [0], "bytes": 0,
+             "bad_files": [], "input_bytes": task.part.size}
+  tmp = path + shards_lib.TMP_SUFFIX
+  try:
+    with sources.open_file(tmp, "wb") as out:
+      offset = block_start = 0
+      for document in sources.read_part(task.part, bad):
+        sentences = segment.split_document(document.paragraphs)
+        if not sentences:
+          continue
+        if offset - block_start >= task.unit_bytes:
+          summary["blocks"].append(offset)
+          block_start = offset
+        data = ("\n".join(sentences) + "\n\n").encode("utf-8")
+        out.write(data)
+        offset += len(data)
+        summary["documents"] += 1
+        summary["sentences"] += len(sentences)
+      summary["bytes"] = offset
+  except sources.SourceError as e:
+    if not task.skip_bad_files:
+      tf.io.gfile.remove(tmp)
+      raise
+    # The whole part is dropped: what it wrote before the error is not kept.
+    logging.warning("skipping bad input: %s", e)
+    with sources.open_file(tmp, "wb"):
+      pass
+    summary.update(documents=0, sentences=0, blocks=[0], bytes=0)
+    bad = list(bad or []) + [task.part.paths[0]]
+  except BaseException:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.remove(tmp)
+    raise
+  else:
+    for name in bad or []:
+      logging.warning("skipped bad input %s", name)
+  summary["bad_files"] = sorted(set(bad or []))
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+  _write_json(summary_path, summary)
+  return summary
+
+
+def staged_sentences(summaries: Sequence[Dict]) -> Iterator[str]:
+  for summary in sorted(summaries, key=lambda s: s["index"]):
+    for document in sources.read_text_documents(summary["path"]):
+      yield from document.paragraphs
+
+
+# Stage 2: vocab.
+
+
+def learn_vocab(config: BuildConfig, summaries: Sequence[Dict], map_fn: Callable = map,
+                parallelism: int = 1) -> VocabInfo:
+  """The vocab the examples use: an existing one, or one learned from a seeded sample of sentences."""
+  spec = vocab_lib.parse_vocab_spec(config.vocab)
+  if not spec.learned:
+    return VocabInfo(spec.path, os.path.basename(spec.path), spec.vocab_type)
+  directory = os.path.join(work_dir(config.output_dir), "vocab")
+  info_path = os.path.join(directory, "vocab.json")
+  if tf.io.gfile.exists(info_path):
+    return VocabInfo(**_read_json(info_path))
+  sample = vocab_lib.SentenceSample(config.vocab_sample_sentences, config.seed)
+  for sentence in staged_sentences(summaries):
+    sample.add(sentence)
+  start = time.monotonic()
+  logging.info("vocab: learning %d %s tokens from %d of %d sentences", spec.size, spec.model_type or spec.vocab_type,
+               len(sample.sentences), sample.seen)
+  if spec.vocab_type == tokenization.SENTENCEPIECE:
+    name = vocab_lib.SENTENCEPIECE_FILE_NAME
+    model = vocab_lib.learn_sentencepiece(sample.sentences, spec.size, config.do_lower_case, spec.model_type)
+    vocab_lib.write_bytes(model, os.path.join(directory, name))
+  else:
+    name = vocab_lib.VOCAB_FILE_NAME
+    vocab = vocab_lib.learn_wordpiece(sample.sentences, spec.size, config.do_lower_case, map_fn, parallelism)
+    vocab_lib.write_vocab(vocab, os.path.join(directory, name))
+    logging.info("vocab: %d [unused] tokens pad it to the requested size", sum(t.startswith("[unused") for t in vocab))
+  logging.info("vocab: %s learned in %.0f s", name, time.monotonic() - start)
+  info = VocabInfo(os.path.join(directory, name), name, spec.vocab_type, len(sample.sentences))
+  _write_json(info_path, dataclasses.asdict(info))
+  return info
+
+
+# Stage 3: examples.
+
+
+def unit_tasks(config: BuildConfig, summaries: Sequence[Dict], vocab: VocabInfo) -> List[UnitTask]:
+  tasks = []
+  for summary in sorted(summaries, key=lambda s: s["index"]):
+    bounds = list(summary["blocks"]) + [summary["bytes"]]
+    for block, (start, end) in enumerate(zip(bounds, bounds[1:])):
+      if end > start:
+        tasks.append(UnitTask(summary["index"], block, summary["path"], start, end, work_dir(config.output_dir),
+                              config, vocab))
+  return tasks
+
+
+_TOKENIZERS: Dict[Tuple[str, str, bool], tokenization.Tokenizer] = {}
+
+
+def _tokenizer(vocab: VocabInfo, do_lower_case: bool) -> tokenization.Tokenizer:
+  """One tokenizer per process and vocab: workers run many units."""
+  key = (vocab.path, vocab.vocab_type, do_lower_case)
+  if key not in _TOKENIZERS:
+    _TOKENIZERS[key] = tokenization.load_tokenizer(vocab.path, vocab.vocab_type, do_lower_case)
+  return _TOKENIZERS[key]
+
+
+def _tokenized_documents(task: UnitTask, tokenizer: tokenization.Tokenizer) -> List[List[List[int]]]:
+  documents = [d.paragraphs for d in sources.read_text_documents(task.staged_path, task.start, task.end)]
+  tokenized: List[List[List[int]]] = []
+  batch: List[Tuple[str, ...]] = []
+
+  def flush():
+    ids = tokenizer.tokenize_batch([s for document in batch for s in document])
+    start = 0
+    for document in batch:
+      tokenized.append(ids[start:start + len(document)])
+      start += len(document)
+    batch.clear()
+
+  size = 0
+  for document in documents:
+    batch.append(document)
+    size += len(document)
+    if size >= TOKENIZE_BATCH_SENTENCES:
+      flush()
+      size = 0
+  if batch:
+    flush()
+  return tokenized
+
+
+def _stable_seed(*parts) -> int:
+  return zlib.crc32(":".join(str(p) for p in parts).encode("utf-8"))
+
+
+def unit_path(task: UnitTask) -> str:
+  return os.path.join(task.work_dir, "examples", f"unit-{task.part_index:05d}-{task.block_index:05d}.rec")
+
+
+def write_unit(task: UnitTask) -> Dict:
+  """Tokenizes, packs and (with static masking) masks the documents of one unit into its record file."""
+  path = unit_path(task)
+  summary_path = path[:-len(".rec")] + ".json"
+  if tf.io.gfile.exists(summary_path):
+    return _read_json(summary_path)
+  config = task.config
+  tokenizer = _tokenizer(task.vocab, config.do_lower_case)
+  documents = _tokenized_documents(task, tokenizer)
+  packing = examples_lib.PackingConfig(
+      max_seq_length=config.max_seq_length, cls_id=tokenizer.special_token_ids["[CLS]"],
+      sep_id=tokenizer.special_token_ids["[SEP]"], short_seq_prob=config.short_seq_prob,
+      single_segment_prob=config.single_segment_prob)
+  rng = random.Random(f"{config.seed}:examples:{task.part_index}:{task.block_index}")
+  packed: List[examples_lib.Example] = []
+  for index, document in enumerate(documents):
+    if config.next_sentence:
+      packed.extend(examples_lib.pack_next_sentence(documents, index, packing, rng))
+    else:
+      packed.extend(examples_lib.pack_document(document, packing, rng))
+  writer = shards_lib.RecordWriter(path)
+  try:
+    if config.static_masking:
+      for record in _masked_records(packed, task, tokenizer):
+        writer.write(record)
+    else:
+      for example in packed:
+        writer.write(example.serialize())
+  except BaseException:
+    writer.abort()
+    raise
+  writer.close()
+  summary = {"path": path, "documents": len(documents), "examples": len(packed), "records": writer.num_records,
+             "bytes": writer.num_bytes, "tokens": sum(e.num_tokens for e in packed) * config.dupe_factor}
+  _write_json(summary_path, summary)
+  return summary
+
+
+def _masked_records(packed: Sequence[examples_lib.Example], task: UnitTask,
+                    tokenizer: tokenization.Tokenizer) -> Iterator[bytes]:
+  """Each example `dupe_factor` times, each copy with masks of its own (stateless seeds: reproducible)."""
+  config = task.config
+  continuation = np.array(tokenizer.word_continuation(), bool) if config.whole_word_masking else None
+  masking_cfg = config.masking_config()
+  for batch_index, start in enumerate(range(0, len(packed), MASK_BATCH)):
+    batch = packed[start:start + MASK_BATCH]
+    input_ids = np.array([e.input_ids for e in batch], np.int64)
+    input_mask = np.array([e.input_mask for e in batch], np.int64)
+    for dupe in range(config.dupe_factor):
+      seed = [config.seed, _stable_seed(task.part_index, task.block_index, batch_index, dupe)]
+      masked = masking.mask_tokens(input_ids, input_mask, masking_cfg, tokenizer.special_token_ids,
+                                   tokenizer.vocab_size, stateless_seed=seed, word_continuation=continuation)
+      columns = {name: masked[name].numpy().tolist() for name in examples_lib.MASKED_LM_FEATURES}
+      for row, example in enumerate(batch):
+        yield example.serialize({name: values[row] for name, values in columns.items()})
+
+
+# Stage 4: shards.
+
+
+def shard_tasks(config: BuildConfig, unit_summaries: Sequence[Dict]) -> List[shards_lib.ShardTask]:
+  units = [shards_lib.UnitRecords(s["path"], s["records"], s["bytes"]) for s in unit_summaries]
+  units.sort(key=lambda u: u.path)
+  return shards_lib.plan_shards(units, SHARD_PREFIX, int(config.target_shard_size_mb * MB), config.min_shards,
+                                int(config.min_shard_size_mb * MB), config.seed)
+
+
+class ShardWriter:
+  """shards.write_shard bound to the output dir; a class, not a closure, so that it pickles."""
+
+  def __init__(self, output_dir: str):
+    self._output_dir = output_dir
+
+  def __call__(self, task: shards_lib.ShardTask) -> Tuple[str, int]:
+    return shards_lib.write_shard(self._output_dir, task)
+
+
+# Stage 5: manifest.
+
+
+def masking_settings(config: BuildConfig, max_seq_length: int) -> Optional[Dict]:
+  if not config.static_masking:
+    return None
+  masking_cfg = config.masking_config()
+  return {
+      "dupe_factor": config.dupe_factor,
+      "mask_rate": masking_cfg.mask_rate,
+      "mask_token_fraction": masking_cfg.mask_token_fraction,
+      "random_token_fraction": masking_cfg.random_token_fraction,
+      "max_predictions_per_seq": masking_cfg.num_predictions(max_seq_length),
+      "whole_word_masking": config.whole_word_masking,
+      "features": list(examples_lib.MASKED_LM_FEATURES),
+  }
+
+
+def finish(config: BuildConfig, settings: Dict, settings_hash: str, part_summaries: Sequence[Dict], vocab: VocabInfo,
+           unit_summaries: Sequence[Dict], shard_names: Sequence[str]) -> manifest_lib.Manifest:
+  """Copies the vocab in and writes the manifest, the mark of finished data; then drops `_work`."""
+  manifest_path = os.path.join(config.output_dir, manifest_lib.MANIFEST_NAME)
+  if tf.io.gfile.exists(manifest_path):
+    # A retried final step (Beam may retry a bundle): the first attempt finished the data.
+    existing = manifest_lib.read_manifest(config.output_dir)
+    if existing.settings_hash == settings_hash:
+      return existing
+  destination = os.path.join(config.output_dir, vocab.file_name)
+  if not _same_file(vocab.path, destination):
+    tf.io.gfile.copy(vocab.path, destination, overwrite=True)
+  tokenizer = _tokenizer(vocab, config.do_lower_case)
+  bad_files = sorted({name for s in part_summaries for name in s["bad_files"]})
+  settings = dict(settings)
+  if vocab.learned_from_sentences:
+    settings["vocab_learned_from_sentences"] = vocab.learned_from_sentences
+  if bad_files:
+    settings["bad_files"] = bad_files
+  manifest = manifest_lib.Manifest(
+      vocab_file=vocab.file_name,
+      vocab_size=tokenizer.vocab_size,
+      vocab_type=vocab.vocab_type,
+      do_lower_case=config.do_lower_case,
+      special_token_ids=dict(tokenizer.special_token_ids),
+      max_seq_length=config.max_seq_length,
+      shards=list(shard_names),
+      num_documents=sum(s["documents"] for s in part_summaries),
+      num_examples=sum(s["records"] for s in unit_summaries),
+      num_tokens=sum(s["tokens"] for s in unit_summaries),
+      settings_hash=settings_hash,
+      settings=settings,
+      sources=list(config.corpus),
+      num_bad_files=len(bad_files),
+      scalar_features=[examples_lib.NEXT_SENTENCE_LABEL] if config.next_sentence else [],
+      max_predictions_per_seq=(config.masking_config().num_predictions(config.max_seq_length)
+                               if config.static_masking else 0))
+  manifest_lib.write_manifest(config.output_dir, manifest)
+  if not config.keep_work:
+    tf.io.gfile.rmtree(work_dir(config.output_dir))
+  return manifest
+
+
+def _same_file(a: str, b: str) -> bool:
+  local = "://" not in a and "://" not in b
+  return os.path.abspath(a) == os.path.abspath(b) if local else a == b
+
+
+# Running tasks.
+
+
+class Progress:
+  """Logs a stage's progress every few seconds: done / total, rate, ETA and running counts."""
+
+  def __init__(self, stage: str, total: float, unit: str, every_s: float = PROGRESS_EVERY_S):
+    self._stage = stage
+    self._total = total
+    self._unit = unit
+    self._every_s = every_s
+    self._start = time.monotonic()
+    self._last = self._start
+    self._logged = None
+    self.done = 0.0
+
+  def _amount(self, value: float) -> str:
+    if self._unit != "B":
+      return f"{value:.0f} {self._unit}"
+    return f"{value / MB:.1f} MB" if value >= MB else f"{value / 1024:.1f} kB"
+
+  def advance(self, amount: float, force: bool = False, **counts: int) -> None:
+    self.done += amount
+    now = time.monotonic()
+    if force and self._logged == (self.done, counts):
+      return  # The last line already said it.
+    if not force and now - self._last < self._every_s:
+      return
+    self._last = now
+    self._logged = (self.done, dict(counts))
+    elapsed = max(now - self._start, 1e-9)
+    rate = self.done / elapsed
+    share = self.done / self._total if self._total else 1.0
+    eta = (self._total - self.done) / rate if rate > 0 else float("inf")
+    extra = "".join(f", {k}={v}" for k, v in counts.items())
+    logging.info("%s: %s of %s (%.0f%%), %s/s, ETA %s, %.0f s so far%s", self._stage, self._amount(self.done),
+                 self._amount(self._total), 100 * share, self._amount(rate), _duration(eta), elapsed, extra)
+
+
+def _duration(seconds: float) -> str:
+  if seconds == float("inf"):
+    return "unknown"
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Executor:
+  """Runs tasks in this process (one worker) or in a pool of local worker processes.
+
+  Workers come from a fork server that has imported this module (TensorFlow included) once, so a
+  worker starts in well under a second instead of importing TensorFlow itself; the fork server
+  never runs a TensorFlow op, so no runtime threads are forked. The pool starts on first use.
+  """
+
+  def __init__(self, num_workers: int):
+    self.num_workers = num_workers
+    self._pool = None
+    self._lock = threading.Lock()
+    self._warming: Optional[threading.Thread] = None
+
+  def __enter__(self) -> "Executor":
+    return self
+
+  def warm_up(self) -> None:
+    """Starts the pool in the background (the fork server imports TensorFlow meanwhile)."""
+    if self.num_workers > 1 and self._warming is None:
+      self._warming = threading.Thread(target=self._get_pool, daemon=True)
+      self._warming.start()
+
+  def __exit__(self, *exc_info) -> None:
+    if self._warming is not None:
+      self._warming.join()
+    if self._pool is not None:
+      # terminate(), not close(): after an error, queued tasks must not keep running.
+      self._pool.terminate()
+      self._pool.join()
+      self._pool = None
+
+  def _get_pool(self):
+    with self._lock:
+      if self._pool is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        self._pool = context.Pool(self.num_workers)
+      return self._pool
+
+  def imap_unordered(self, fn: Callable, tasks: Sequence) -> Iterable:
+    if self.num_workers == 1 or len(tasks) <= 1:
+      return map(fn, tasks)
+    return self._get_pool().imap_unordered(fn, tasks)
+
+  def map(self, fn: Callable, tasks: Sequence) -> List:
+    if self.num_workers == 1 or len(tasks) <= 1:
+      return [fn(t) for t in tasks]
+    return self._get_pool().map(fn, tasks)
+
+
+def run_stage(stage: str, executor: Executor, fn: Callable, tasks: Sequence, weights: Sequence[float], unit: str,
+              counts: Callable[[object], Dict[str, int]] = lambda result: {}) -> List:
+  """Results of fn over tasks, in task order, with progress lines as tasks finish."""
+  progress = Progress(stage, sum(weights), unit)
+  totals: Dict[str, int] = {}
+  results = [None] * len(tasks)
+  indexed = [(i, t) for i, t in enumerate(tasks)]
+  for index, result in executor.imap_unordered(_IndexedCall(fn), indexed):
+    results[index] = result
+    for key, value in counts(result).items():
+      totals[key] = totals.get(key, 0) + value
+    progress.advance(weights[index], **totals)
+  progress.advance(0, force=True, **totals)
+  return results
+
+
+class _IndexedCall:
+  """fn(task) tagged with the task's index; a class, not a closure, so that it pickles."""
+
+  def __init__(self, fn: Callable):
+    self._fn = fn
+
+  def __call__(self, indexed):
+    index, task = indexed
+    return index, self._fn(task)
