@@ -182,6 +182,9 @@ def train(model: tf.keras.Model,
                    outputs["loss"], num_steps, time.time() - window_start)
       first_loop, window_start, last_log = False, time.time(), time.time()
       last_metrics = dict(outputs)
+      with summary_writer.as_default(step=current):
+        for k, v in outputs.items():
+          tf.summary.scalar(k, v)
     else:
       window_steps += num_steps
       for k, v in outputs.items():
