@@ -24,6 +24,7 @@ from typing import Sequence
 from absl import app, flags
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
+from tpu_electra import cli_utils
 from tpu_electra import gin_utils
 from tpu_electra.finetuning import report
 from tpu_electra.finetuning import runner
@@ -77,8 +78,7 @@ def run(flag_values: flags.FlagValues) -> int:
         vocab_type=flag_values.vocab_type, do_lower_case=flag_values.do_lower_case)
   except (ValueError, OSError, trainer.NonFiniteLossError) as e:
     # Gin appends the configurable's name on further lines; the first line says what is wrong.
-    text = str(e).strip()
-    print(f"error: {text.splitlines()[0] if text else type(e).__name__}", file=sys.stderr)
+    cli_utils.print_error(e)
     return 1
   print(runner.results_markdown(results))
   return 0
@@ -91,25 +91,18 @@ def _summarize_glue(flag_values: flags.FlagValues) -> int:
   try:
     glue_results = runner.glue_summary(flag_values.glue_runs, flag_values.model_dir, flag_values.glue_statistic)
   except (ValueError, OSError) as e:
-    text = str(e).strip()
-    print(f"error: {text.splitlines()[0] if text else type(e).__name__}", file=sys.stderr)
+    cli_utils.print_error(e)
     return 1
   print(report.glue_markdown(glue_results))
   return 0
 
 
 def cli(argv: Sequence[str]) -> int:
-  """The command line, on flags of its own: `cli(["finetune", "--gin_file=...", ...])`."""
-  flag_values = flags.FlagValues()
-  define_flags(flag_values)
-  flag_values(list(argv))
-  return run(flag_values)
+  """The command line, on flags of its own: `cli(["finetune", ...])`."""
+  return cli_utils.run_on_own_flags(define_flags, run, argv)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  sys.exit(run(flags.FLAGS))
+main = cli_utils.absl_main(run)
 
 
 if __name__ == "__main__":

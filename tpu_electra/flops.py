@@ -24,6 +24,7 @@ from absl import app, flags
 import gin
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
+from tpu_electra import cli_utils
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.modeling.config import EncoderConfig
@@ -409,7 +410,7 @@ def main(argv):
     report = report_from_gin(flag_values.vocab_size, flag_values.backward_factor)
     print(report.format(flag_values.train_flops))
   except ValueError as e:
-    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+    cli_utils.print_error(e)
     sys.exit(1)
 
 

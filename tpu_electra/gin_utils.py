@@ -12,6 +12,8 @@ from typing import Iterable, Sequence, Set
 import gin
 import gin.config
 
+from tpu_electra import cli_utils
+
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN_DIR = os.path.join(REPO_DIR, "gin")
 _MACRO_BINDING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=")
@@ -50,12 +52,12 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
     try:
       gin.parse_config_file(path, skip_unknown=False)
     except (ValueError, KeyError, IOError, SyntaxError) as e:
-      raise GinConfigError(f"in gin file {path}: {_first_line(e)}") from None
+      raise GinConfigError(f"in gin file {path}: {cli_utils.first_line(e)}") from None
   for binding in gin_params:
     try:
       gin.parse_config(binding, skip_unknown=False)
     except (ValueError, KeyError, SyntaxError) as e:
-      raise GinConfigError(f"in --gin_param {binding!r}: {_first_line(e)}") from None
+      raise GinConfigError(f"in --gin_param {binding!r}: {cli_utils.first_line(e)}") from None
   used = referenced_macros()
   for binding in gin_params:
     for line in binding.splitlines():
@@ -90,11 +92,6 @@ def _references(value) -> Iterable[gin.config.ConfigurableReference]:
   elif isinstance(value, (list, tuple, set)):
     for item in value:
       yield from _references(item)
-
-
-def _first_line(error: Exception) -> str:
-  text = str(error).strip()
-  return text.splitlines()[0] if text else type(error).__name__
 
 
 def clear() -> None:

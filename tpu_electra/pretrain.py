@@ -12,6 +12,7 @@ import gin
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
+from tpu_electra import cli_utils
 from tpu_electra import flops
 from tpu_electra import gin_utils
 from tpu_electra.data import manifest as manifest_lib
@@ -93,7 +94,7 @@ def main(argv):
     pretrain(model_dir=FLAGS.model_dir)
   except (ValueError, trainer.NonFiniteLossError) as e:
     # Gin appends the configurable's name on further lines; the first line says what is wrong.
-    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+    cli_utils.print_error(e)
     sys.exit(1)
 
 

@@ -44,6 +44,7 @@ import numpy as np
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
+from tpu_electra import cli_utils
 from tpu_electra.finetuning import fileio
 from tpu_electra.finetuning import pretrained
 from tpu_electra.objectives import script
@@ -342,25 +343,18 @@ def run(flag_values: flags.FlagValues) -> int:
                          flag_values.vocab, flag_values.vocab_type, flag_values.do_lower_case,
                          flag_values.case_sensitive)
   except (ValueError, OSError) as e:
-    text = str(e).strip()
-    print(f"error: {text.splitlines()[0] if text else type(e).__name__}", file=sys.stderr)
+    cli_utils.print_error(e)
     return 1
   print(json.dumps(summary, indent=2))
   return 0
 
 
 def cli(argv: Sequence[str]) -> int:
-  """The command line, on flags of its own: `cli(["score", "--model_dir=...", ...])`."""
-  flag_values = flags.FlagValues()
-  define_flags(flag_values)
-  flag_values(list(argv))
-  return run(flag_values)
+  """The command line, on flags of its own: `cli(["score", ...])`."""
+  return cli_utils.run_on_own_flags(define_flags, run, argv)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  sys.exit(run(flags.FLAGS))
+main = cli_utils.absl_main(run)
 
 
 if __name__ == "__main__":

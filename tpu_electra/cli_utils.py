@@ -1,0 +1,33 @@
+"""What the command-line entry points share: one-line errors and running on flags of their own."""
+import sys
+from typing import Callable, Sequence
+
+from absl import app, flags
+
+
+def first_line(error: BaseException) -> str:
+  """The line that says what is wrong (gin and Keras append context on further lines)."""
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def print_error(error: BaseException) -> None:
+  print(f"error: {first_line(error)}", file=sys.stderr)
+
+
+def run_on_own_flags(define_flags: Callable[[flags.FlagValues], None], run: Callable[[flags.FlagValues], int],
+                     argv: Sequence[str]) -> int:
+  """Runs an entry point on a fresh FlagValues, so several can share one process (tests)."""
+  flag_values = flags.FlagValues()
+  define_flags(flag_values)
+  flag_values(list(argv))
+  return run(flag_values)
+
+
+def absl_main(run: Callable[[flags.FlagValues], int]) -> Callable[[Sequence[str]], None]:
+  """The `main` for app.run: the global flags, no positional arguments, run's return as exit code."""
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    sys.exit(run(flags.FLAGS))
+  return main
