@@ -51,3 +51,17 @@ def write_token_data(data_dir, num_examples=64, seq_length=32, vocab_size=60, nu
 @pytest.fixture(scope="session")
 def token_data_dir(tmp_path_factory):
   return write_token_data(str(tmp_path_factory.mktemp("token_data")))
+
+
+@pytest.fixture(scope="session")
+def embedded_cache(request):
+  """Points data_prep.embedded at a cache under the pytest cache (unless TPU_ELECTRA_CACHE is set).
+
+  The first run on a machine fetches the gensim (≈28 MB) and allennlp (≈7.5 MB) wheels from PyPI;
+  later runs are offline.
+  """
+  from data_prep import embedded  # pylint: disable=g-import-not-at-top
+  with pytest.MonkeyPatch.context() as patch:
+    if not os.environ.get(embedded.CACHE_ENV):
+      patch.setenv(embedded.CACHE_ENV, str(request.config.cache.mkdir("tpu_electra_embedded")))
+    yield embedded.cache_dir()

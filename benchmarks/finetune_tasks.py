@@ -1,0 +1,231 @@
+r"""Every fine-tuning task config, a few steps each from one pretraining model dir: CPU time per task.
+
+  python -m benchmarks.finetune_tasks --init_checkpoint=runs/smoke_electra --steps=10
+
+For each `gin/finetune/<task>.gin` (its own sequence length, batch size and recipe) the benchmark
+writes small files in the task's real layout, fine-tunes `--steps` steps through the same code as
+`python -m tpu_electra.finetune`, evaluates once, and prints a table: rows, sequence length,
+preparation, build + restore, first loop (tracing included), steady steps/s, evaluation, total,
+and the task's primary metric (which, after a few steps on these files, only shows that the
+scoring ran: the labels of everything but SST-2 are assigned in turn, not annotated).
+
+The text is real: the 200 polarity sentences of Pang and Lee (`data_prep.embedded`), spread over
+every layout: GLUE's nine TSV kinds, SQuAD 1.1/2.0 JSON (contexts of five sentences, answers cut
+from them, every third 2.0 question unanswerable), CoNLL `word TAG` lines (tags from a small
+suffix rule — layout, not linguistics) and RACE's JSON files.
+"""
+import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from typing import Dict, List, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from data_prep import embedded
+from data_prep import embedded_tasks
+from tpu_electra import gin_utils
+from tpu_electra.finetuning import runner
+
+TASK_CONFIGS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "squad_v1", "squad_v2",
+                "pos", "race")
+MNLI_HEADER = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
+               "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label")
+
+
+def polarity_sentences() -> List[str]:
+  with open(embedded.fetch(embedded.PANG_LEE_POLARITY), "rb") as f:
+    return [sentence for sentence, _ in embedded_tasks.parse_polarity(f.read())]
+
+
+def _write(path: str, text: str) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(text)
+
+
+def _tsv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  lines = ["\t".join(header)] if header else []
+  return "\n".join(lines + ["\t".join(str(c) for c in row) for row in rows]) + "\n"
+
+
+def _glue_rows(task: str, rng: random.Random, sentences: Sequence[str], n: int) -> str:
+  pick = lambda: rng.choice(sentences)  # noqa: E731
+  if task == "CoLA":  # source, label, original mark, sentence; no header.
+    return _tsv([], [("pl04", i % 2, "" if i % 2 else "*", pick()) for i in range(n)])
+  if task == "SST-2":
+    return _tsv(["sentence", "label"], [(pick(), i % 2) for i in range(n)])
+  if task == "MRPC":
+    return _tsv(["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+                [(i % 2, 100 + i, 200 + i, pick(), pick()) for i in range(n)])
+  if task == "STS-B":
+    return _tsv(["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
+                 "score"], [(i, "main-forums", "f", "2015", i, "s", "s", pick(), pick(), f"{(i % 11) / 2:.1f}")
+                            for i in range(n)])
+  if task == "QQP":
+    return _tsv(["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+                [(i, 2 * i, 2 * i + 1, pick(), pick(), i % 2) for i in range(n)])
+  if task == "MNLI":
+    labels = ("contradiction", "entailment", "neutral")
+    return _tsv(MNLI_HEADER, [(i, i, f"{i}e", "fiction", "()", "()", "()", "()", pick(), pick(), labels[i % 3],
+                               labels[i % 3]) for i in range(n)])
+  if task == "QNLI":
+    return _tsv(["index", "question", "sentence", "label"],
+                [(i, pick(), pick(), ("entailment", "not_entailment")[i % 2]) for i in range(n)])
+  if task == "RTE":
+    return _tsv(["index", "sentence1", "sentence2", "label"],
+                [(i, pick(), pick(), ("entailment", "not_entailment")[i % 2]) for i in range(n)])
+  if task == "WNLI":
+    return _tsv(["index", "sentence1", "sentence2", "label"], [(i, pick(), pick(), i % 2) for i in range(n)])
+  raise ValueError(task)
+
+
+def _squad(rng: random.Random, sentences: Sequence[str], n: int, version_2: bool) -> str:
+  paragraphs = []
+  for p in range((n + 2) // 3):
+    context = " ".join(rng.choice(sentences) for _ in range(5))
+    words = context.split()
+    qas = []
+    for q in range(3):
+      qid = f"{'v2' if version_2 else 'v1'}-{p}-{q}"
+      if version_2 and q == 2:
+        qas.append({"id": qid, "question": rng.choice(sentences), "answers": [], "is_impossible": True})
+        continue
+      first = rng.randrange(len(words) - 3)
+      answer = " ".join(words[first:first + 1 + q])
+      start = len(" ".join(words[:first])) + (1 if first else 0)
+      qas.append({"id": qid, "question": rng.choice(sentences), "answers": [{"text": answer, "answer_start": start}],
+                  **({"is_impossible": False} if version_2 else {})})
+    paragraphs.append({"context": context, "qas": qas})
+  return json.dumps({"version": "v2.0" if version_2 else "1.1", "data": [{"title": "polarity", "paragraphs": paragraphs}]})
+
+
+def _tag(word: str) -> str:
+  if not any(c.isalnum() for c in word):
+    return "."
+  for suffix, tag in (("ing", "VBG"), ("ed", "VBD"), ("ly", "RB"), ("s", "NNS")):
+    if word.endswith(suffix):
+      return tag
+  return "DT" if word in ("a", "an", "the") else "NN"
+
+
+def _conll(rng: random.Random, sentences: Sequence[str], n: int) -> str:
+  blocks = []
+  for _ in range(n):
+    blocks.append("\n".join(f"{w} {_tag(w)}" for w in rng.choice(sentences).split()))
+  return "\n\n".join(blocks) + "\n"
+
+
+def _race_file(rng: random.Random, sentences: Sequence[str]) -> str:
+  return json.dumps({"article": " ".join(rng.choice(sentences) for _ in range(8)),
+                     "questions": [rng.choice(sentences) for _ in range(2)],
+                     "options": [[rng.choice(sentences) for _ in range(4)] for _ in range(2)],
+                     "answers": [rng.choice("ABCD") for _ in range(2)], "id": "polarity"})
+
+
+def write_task_files(root: str, sentences: Sequence[str], train_rows: int = 64, dev_rows: int = 32,
+                     seed: int = 0) -> str:
+  """Files for every task config under one data dir: `<root>/<GLUE TASK>/*.tsv`, SQuAD JSON,
+  CoNLL `train.txt`/`dev.txt` and RACE `{train,dev}/{middle,high}/*.txt`. Returns `root`."""
+  rng = random.Random(seed)
+  for task in ("CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI"):
+    dev_splits = ("dev_matched", "dev_mismatched") if task == "MNLI" else ("dev",)
+    _write(os.path.join(root, task, "train.tsv"), _glue_rows(task, rng, sentences, train_rows))
+    for split in dev_splits:
+      _write(os.path.join(root, task, f"{split}.tsv"), _glue_rows(task, rng, sentences, dev_rows))
+  for version_2, suffix in ((False, "v1.1"), (True, "v2.0")):
+    for split, n in (("train", train_rows), ("dev", dev_rows)):
+      _write(os.path.join(root, f"{split}-{suffix}.json"), _squad(rng, sentences, n, version_2))
+  for split, n in (("train", train_rows), ("dev", dev_rows)):
+    _write(os.path.join(root, f"{split}.txt"), _conll(rng, sentences, n))
+    for level in ("middle", "high"):
+      for i in range(max(1, n // 4)):  # Two questions a file, half the rows per level.
+        _write(os.path.join(root, split, level, f"{i}.txt"), _race_file(rng, sentences))
+  return root
+
+
+def run_task(task_config: str, init_checkpoint: str, data_dir: str, model_dir: str, steps: int,
+             extra_params: Sequence[str] = ()) -> Dict[str, float]:
+  """Fine-tunes one task config for `steps` steps and returns its timings, sizes and primary metric."""
+  gin_utils.clear()
+  gin_utils.parse([f"finetune/{task_config}.gin"],
+                  [f"train_and_evaluate.max_train_steps = {steps}", "train_and_evaluate.eval_every_epoch = False",
+                   "train_and_evaluate.save_final_checkpoint = False"] + list(extra_params))
+  import gin  # pylint: disable=g-import-not-at-top
+  max_seq_length = gin.query_parameter("MAX_SEQ_LENGTH/macro.value")
+  batch_size = gin.query_parameter("BATCH_SIZE/macro.value")
+  tick = time.time()
+  results = runner.finetune(init_checkpoint=init_checkpoint, data_dir=data_dir, model_dir=model_dir)
+  total = time.time() - tick
+  seed = results["per_seed"][0]
+  timings = seed["timings"]
+  metrics = seed["metrics"]
+  return {
+      "task": task_config, "train_rows": results["hyperparameters"]["num_train_rows"], "seq": max_seq_length,
+      "batch": batch_size, "steps": timings["train_steps"], "prepare_s": results["prepare_s"],
+      "build_s": timings["build_and_restore_s"], "first_loop_s": timings["first_loop_s"],
+      "steps_per_s": timings.get("steps_per_s", float("nan")), "eval_s": timings["eval_s"], "total_s": total,
+      "metric": results["primary_metric"], "value": metrics.get(results["primary_metric"], float("nan")),
+  }
+
+
+def format_table(rows: Sequence[Dict[str, float]]) -> str:
+  lines = ["| task | train rows | seq | batch | steps | prepare s | build+restore s | first loop s (tracing) "
+           "| steps/s after | eval s | total s | primary metric |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+  for r in rows:
+    lines.append(f"| {r['task']} | {r['train_rows']} | {r['seq']} | {r['batch']} | {r['steps']} | "
+                 f"{r['prepare_s']:.1f} | {r['build_s']:.1f} | {r['first_loop_s']:.1f} | {r['steps_per_s']:.2f} | "
+                 f"{r['eval_s']:.1f} | {r['total_s']:.1f} | {r['metric']} = {r['value']:.3f} |")
+  return "\n".join(lines)
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  flags.DEFINE_string("init_checkpoint", None, "Pretraining model dir to fine-tune from.", flag_values=flag_values)
+  flags.DEFINE_list("tasks", list(TASK_CONFIGS), "Task configs under gin/finetune/ to run.", flag_values=flag_values)
+  flags.DEFINE_integer("steps", 10, "Training steps per task (capped by the config's epochs).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("train_rows", 64, "Training rows (questions, sentences) written per task.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("dev_rows", 32, "Evaluation rows written per task.", flag_values=flag_values)
+  flags.DEFINE_string("work_dir", None, "Where data and runs go (default: a temporary directory).",
+                      flag_values=flag_values)
+  flags.mark_flag_as_required("init_checkpoint", flag_values=flag_values)
+
+
+def run(flag_values: flags.FlagValues) -> int:
+  unknown = [t for t in flag_values.tasks if t not in TASK_CONFIGS]
+  if unknown:
+    print(f"error: unknown task config(s) {unknown}; choose from {', '.join(TASK_CONFIGS)}", file=sys.stderr)
+    return 1
+  work_dir = flag_values.work_dir or tempfile.mkdtemp(prefix="finetune_tasks_")
+  data_dir = write_task_files(os.path.join(work_dir, "data"), polarity_sentences(), flag_values.train_rows,
+                              flag_values.dev_rows)
+  rows = []
+  for task_config in flag_values.tasks:
+    logging.info("fine-tuning %s", task_config)
+    rows.append(run_task(task_config, flag_values.init_checkpoint, data_dir,
+                         os.path.join(work_dir, "runs", task_config), flag_values.steps))
+    print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+  print(f"\nfine-tuning from {flag_values.init_checkpoint}, {flag_values.steps} steps per task, data in {data_dir}")
+  print(format_table(rows))
+  return 0
+
+
+def main(argv):
+  del argv
+  sys.exit(run(FLAGS))
+
+
+if __name__ == "__main__":
+  define_flags(FLAGS)
+  app.run(main)
