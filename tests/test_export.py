@@ -13,6 +13,7 @@ from tpu_electra.finetuning import pretrained
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import ale
 from tpu_electra.objectives import electra
+from tpu_electra.objectives import teams
 
 CONFIG = EncoderConfig(vocab_size=60, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
                        embedding_size=8, max_position_embeddings=32, dropout_rate=0.0, attention_dropout_rate=0.0)
@@ -110,3 +111,20 @@ def test_transformers_loads_the_export_and_reproduces_our_outputs(electra_dir, t
                     output_hidden_states=True)
   np.testing.assert_allclose(outputs.hidden_states[-1].numpy(), expected["sequence_output"], atol=1e-4)
   np.testing.assert_allclose(outputs.logits.numpy(), expected["rtd_logits"], atol=1e-4)
+
+
+def test_teams_saved_model_serves_the_rtd_branch_logits(token_data_dir, tmp_path):
+  tf.keras.utils.set_random_seed(6)
+  objective = teams.Teams(CONFIG)
+  inputs = {k: tf.constant(v) for k, v in INPUTS.items()}
+  encoder_output = objective.encoder(inputs, training=False)
+  expected_rtd = objective.detector_logits(encoder_output, inputs["input_mask"], training=False).numpy()
+  model_dir = str(tmp_path / "teams")
+  pretrained.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir)
+  out = str(tmp_path / "saved")
+  export.export_saved_model(model_dir, out)
+  outputs = tf.saved_model.load(out).signatures["serving_default"](**inputs)
+  np.testing.assert_allclose(outputs["sequence_output"].numpy(), encoder_output["sequence_output"].numpy(), atol=1e-5)
+  # The branch reads layer L - 1 and has a layer of its own, so it is not a head on the last layer.
+  np.testing.assert_allclose(outputs["rtd_logits"].numpy(), expected_rtd, atol=1e-5)
+  assert not np.allclose(expected_rtd, objective.rtd_head(encoder_output["sequence_output"]).numpy(), rtol=1e-3, atol=0)

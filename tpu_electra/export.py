@@ -7,12 +7,13 @@ r"""Exports a pretrained encoder: a TensorFlow SavedModel, or Hugging Face ELECT
 model is rebuilt from the dir's operative_config.gin.
 
 saved_model: one serving signature taking `input_word_ids`, `input_mask`, `input_type_ids`
-(int32 [batch, length]) and returning `sequence_output` [batch, length, H] and, for ELECTRA and
-ALE discriminators, `rtd_logits` [batch, length] (the replaced-token detector's logits).
+(int32 [batch, length]) and returning `sequence_output` [batch, length, H] and, for the
+discriminators of ELECTRA, ALE and TEAMS, `rtd_logits` [batch, length] (the replaced-token
+detector's logits; for TEAMS those of its RTD branch, which has a top layer of its own).
 
 huggingface: `config.json` and `model.safetensors` in the layout of transformers' ELECTRA classes:
 `ElectraForPreTraining` for ELECTRA/ALE (encoder + discriminator head), `ElectraModel` otherwise
-(BERT, SCRIPT, TEAMS: the encoder alone; ELECTRA's architecture also covers an embedding
+(BERT, SCRIPT, TEAMS: the encoder alone — TEAMS' RTD branch has no Hugging Face class; ELECTRA's architecture also covers an embedding
 projection E != H, which BertModel cannot hold). Cross-layer sharing (ALE) is written out as L
 copies of the shared layer. The WordPiece vocab is copied as `vocab.txt` with a tokenizer config
 when the pretraining data's manifest is reachable.
@@ -52,18 +53,22 @@ class ExportError(ValueError):
 
 
 def _has_rtd_head(objective) -> bool:
-  # ELECTRA and ALE put the detector right on the encoder's output; TEAMS' RTD branch has its own
-  # layers, so only the encoder is exported for it.
+  # ELECTRA and ALE put the detector right on the encoder's output, as transformers'
+  # ElectraForPreTraining does; TEAMS' RTD branch has its own layers.
   return isinstance(objective, electra.Electra)
 
 
 class ServingModule(tf.Module):
-  """The encoder (and the RTD head when there is one) behind one serving function."""
+  """The encoder (and the objective's replaced-token detector when it has one) behind one serving function."""
 
-  def __init__(self, encoder, rtd_head=None):
+  def __init__(self, encoder, objective=None):
     super().__init__()
     self.encoder = encoder
-    self.rtd_head = rtd_head
+    self.detector_logits = objective.detector_logits if objective is not None else None
+    # Tracked so that the detector's variables (its head, TEAMS' branch layers) are saved, and not
+    # the generator's.
+    self.detector_layers = [getattr(objective, name) for name in ("rtd_head", "rtd_layers")
+                            if objective is not None and hasattr(objective, name)]
 
   @tf.function(input_signature=[{
       "input_word_ids": tf.TensorSpec([None, None], tf.int32, name="input_word_ids"),
@@ -71,10 +76,11 @@ class ServingModule(tf.Module):
       "input_type_ids": tf.TensorSpec([None, None], tf.int32, name="input_type_ids"),
   }])
   def serve(self, inputs):
-    sequence_output = self.encoder(inputs, training=False)["sequence_output"]
-    outputs = {"sequence_output": tf.cast(sequence_output, tf.float32)}
-    if self.rtd_head is not None:
-      outputs["rtd_logits"] = tf.cast(self.rtd_head(sequence_output), tf.float32)
+    encoder_output = self.encoder(inputs, training=False)
+    outputs = {"sequence_output": tf.cast(encoder_output["sequence_output"], tf.float32)}
+    if self.detector_logits is not None:
+      outputs["rtd_logits"] = tf.cast(
+          self.detector_logits(encoder_output, inputs["input_mask"], training=False), tf.float32)
     return outputs
 
 
@@ -99,7 +105,13 @@ def export_saved_model(model_dir: str, output_dir: str, overwrite: bool = False)
   _check_output_dir(output_dir, overwrite)
   run = pretrained.read_run(model_dir)
   objective = pretrained.load_objective(run)
-  module = ServingModule(objective.encoder, objective.rtd_head if _has_rtd_head(objective) else None)
+  detector = objective if hasattr(objective, "detector_logits") else None
+  if detector is not None:
+    # Heads are built on first use; build them eagerly so the checkpoint's values land in them
+    # before the serving function is traced.
+    dummy = objective.encoder.dummy_inputs(batch_size=1, seq_length=2)
+    detector.detector_logits(objective.encoder(dummy, training=False), dummy["input_mask"], training=False)
+  module = ServingModule(objective.encoder, detector)
   tmp_dir = _temporary_sibling(output_dir)
   try:
     tf.saved_model.save(module, tmp_dir, signatures={"serving_default": module.serve})

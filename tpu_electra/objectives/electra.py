@@ -80,6 +80,11 @@ class Electra(PretrainingObjective):
     """The network that fine-tuning and export load."""
     return self.discriminator
 
+  def detector_logits(self, discriminator_output, input_mask, training: Optional[bool] = None) -> tf.Tensor:
+    """Replaced-token logits [batch, length] from the discriminator's outputs (export uses it too)."""
+    del input_mask, training  # The head reads the last layer as it is.
+    return self.rtd_head(discriminator_output["sequence_output"])
+
   def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None) -> Dict[str, tf.Tensor]:
     input_mask = batch["input_mask"]
     positions = batch["masked_lm_positions"]
@@ -99,7 +104,7 @@ class Electra(PretrainingObjective):
         "input_word_ids": fake_ids,
         "input_mask": input_mask,
         "input_type_ids": batch["segment_ids"]}, training=training)
-    rtd_logits = self.rtd_head(discriminator_output["sequence_output"])
+    rtd_logits = self.detector_logits(discriminator_output, input_mask, training=training)
     rtd_loss = replaced_token_detection_loss(rtd_logits, rtd_labels, input_mask)
 
     outputs = {

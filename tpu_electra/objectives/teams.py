@@ -148,6 +148,16 @@ class Teams(PretrainingObjective):
     """The MWS path (embeddings + all L discriminator layers): what fine-tuning and export load."""
     return self.discriminator
 
+  def detector_logits(self, discriminator_output, input_mask, training: Optional[bool] = None) -> tf.Tensor:
+    """Replaced-token logits of the RTD branch: discriminator layer L - num_rtd_layers, then the
+    branch's own layers and head (export serves these as `rtd_logits`)."""
+    hidden = discriminator_output["encoder_outputs"][self.encoder_config.num_layers - 1 - self.num_rtd_layers]
+    if self.rtd_layers:
+      attention_mask = self.rtd_attention_mask(hidden, input_mask)
+      for layer in self.rtd_layers:
+        hidden = layer([hidden, attention_mask], training=training)
+    return self.rtd_head(hidden)
+
   def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None) -> Dict[str, tf.Tensor]:
     input_mask = batch["input_mask"]
     positions = batch["masked_lm_positions"]
@@ -172,12 +182,7 @@ class Teams(PretrainingObjective):
         "input_word_ids": fake_ids,
         "input_mask": input_mask,
         "input_type_ids": batch["segment_ids"]}, training=training)
-    hidden = discriminator_output["encoder_outputs"][self.encoder_config.num_layers - 1 - self.num_rtd_layers]
-    if self.rtd_layers:
-      attention_mask = self.rtd_attention_mask(hidden, input_mask)
-      for layer in self.rtd_layers:
-        hidden = layer([hidden, attention_mask], training=training)
-    rtd_logits = self.rtd_head(hidden)
+    rtd_logits = self.detector_logits(discriminator_output, input_mask, training=training)
     rtd_loss = electra.replaced_token_detection_loss(rtd_logits, rtd_labels, input_mask)
 
     mws_logits = self.mws_head(discriminator_output["sequence_output"], positions, candidates)
