@@ -77,6 +77,17 @@ def test_backward_counts_only_what_is_trained():
   assert flops.train_flops_per_sequence(costs, backward_factor=2.0) == 10 + 20 + 3
 
 
+def test_executed_count_leaves_out_each_networks_embedding_lookups_forward_and_backward():
+  counted = flops.train_flops_per_step(electra.Electra, SMALL, batch_size=1, seq_length=128, backward_factor=2.0)
+  executed = flops.train_flops_per_step(electra.Electra, SMALL, batch_size=1, seq_length=128, backward_factor=2.0,
+                                        lookups_as_matmuls=False)
+  # Generator and discriminator share E = 128, so each pass looks up the same tables once.
+  lookups = 2 * 2.0 * 128 * (V + 128 + 2) * 128
+  assert counted - executed == pytest.approx(3.0 * lookups)
+  # At ELECTRA-Small's shapes the lookups are two fifths of the paper-style count (V = 30522 >> H = 256).
+  assert 0.35 < (counted - executed) / counted < 0.45
+
+
 def test_train_steps_for_flops_stays_within_the_budget():
   per_step = flops.train_flops_per_step("Script", SMALL, 128, 128)
   steps = flops.train_steps_for_flops(2.3e17, "Script", SMALL, 128, 128)

@@ -48,11 +48,14 @@ BERT_VOCAB_SIZE = 30522
 class Cost:
   """The forward FLOPs of one part of an objective, for one sequence.
 
-  `trained` parts are differentiated, so the backward pass goes through them too.
+  `trained` parts are differentiated, so the backward pass goes through them too. `lookups` is
+  the part of `forward` that is embedding lookups counted as one-hot matmuls: hardware runs them
+  as gathers (and their backward as a scatter-add), so an executed-FLOPs count leaves them out.
   """
   name: str
   forward: float
   trained: bool = True
+  lookups: float = 0.0
 
 
 def _dense(inputs: int, outputs: int) -> float:
@@ -60,17 +63,19 @@ def _dense(inputs: int, outputs: int) -> float:
   return 2.0 * inputs * outputs + outputs
 
 
+def lookup_flops(config: EncoderConfig, seq_length: int) -> float:
+  """Word, position and type lookups counted as dense one-hot products; per sequence."""
+  return 2.0 * config.embedding_width * (config.vocab_size + seq_length + config.type_vocab_size) * seq_length
+
+
 def embedding_flops(config: EncoderConfig, seq_length: int) -> float:
   """Word, position and type lookups (dense one-hot products), sum, layer norm, dropout, and the
   E -> H projection when E != H; per sequence."""
   e, h = config.embedding_width, config.hidden_size
-  per_token = (2.0 * e * config.vocab_size               # word lookup
-               + 2.0 * e * (seq_length + config.type_vocab_size)  # position and type lookups
-               + 2.0 * e                                  # add the three
-               + (LAYER_NORM_FLOPS + DROPOUT_FLOPS) * e)
+  per_token = 2.0 * e + (LAYER_NORM_FLOPS + DROPOUT_FLOPS) * e  # add the three, layer norm, dropout
   if e != h:
     per_token += _dense(e, h)
-  return per_token * seq_length
+  return lookup_flops(config, seq_length) + per_token * seq_length
 
 
 def transformer_layer_flops(config: EncoderConfig, seq_length: int) -> float:
@@ -90,6 +95,10 @@ def transformer_layer_flops(config: EncoderConfig, seq_length: int) -> float:
 def encoder_flops(config: EncoderConfig, seq_length: int) -> float:
   """Embeddings plus every layer; a shared layer applied L times costs L layers."""
   return embedding_flops(config, seq_length) + config.num_layers * transformer_layer_flops(config, seq_length)
+
+
+def encoder_cost(name: str, config: EncoderConfig, seq_length: int) -> Cost:
+  return Cost(name, encoder_flops(config, seq_length), lookups=lookup_flops(config, seq_length))
 
 
 def masked_lm_head_flops(config: EncoderConfig, num_positions: int, with_targets: bool = True) -> float:
@@ -135,7 +144,7 @@ def register_costs(objective_name: str) -> Callable[[CostFunction], CostFunction
 
 @register_costs("Bert")
 def _bert_costs(config, seq_length, num_predictions, settings):
-  costs = [Cost("encoder", encoder_flops(config, seq_length)),
+  costs = [encoder_cost("encoder", config, seq_length),
            Cost("mlm_head", masked_lm_head_flops(config, num_predictions))]
   if settings.get("next_sentence_prediction", False):
     costs.append(Cost("nsp_head", next_sentence_flops(config)))
@@ -145,10 +154,10 @@ def _bert_costs(config, seq_length, num_predictions, settings):
 @register_costs("Electra")
 def _electra_costs(config, seq_length, num_predictions, settings):
   generator = config.scaled(float(settings.get("generator_fraction", 0.25)))
-  return [Cost("generator", encoder_flops(generator, seq_length)),
+  return [encoder_cost("generator", generator, seq_length),
           Cost("generator_mlm_head", masked_lm_head_flops(generator, num_predictions)),
           Cost("sampling", sampling_flops(config, num_predictions), trained=False),
-          Cost("discriminator", encoder_flops(config, seq_length)),
+          encoder_cost("discriminator", config, seq_length),
           Cost("rtd_head", token_classifier_flops(config, seq_length))]
 
 
@@ -156,10 +165,10 @@ def _electra_costs(config, seq_length, num_predictions, settings):
 def _script_costs(config, seq_length, num_predictions, settings):
   del settings
   # The critic pass needs the log-sum-exp of the logits of every token (Eq. 4-5), not a target's.
-  return [Cost("mlm_pass", encoder_flops(config, seq_length)),
+  return [encoder_cost("mlm_pass", config, seq_length),
           Cost("mlm_head", masked_lm_head_flops(config, num_predictions)),
           Cost("sampling", sampling_flops(config, num_predictions), trained=False),
-          Cost("critic_pass", encoder_flops(config, seq_length)),
+          encoder_cost("critic_pass", config, seq_length),
           Cost("critic_head", masked_lm_head_flops(config, seq_length, with_targets=False))]
 
 
@@ -174,11 +183,11 @@ def _teams_costs(config, seq_length, num_predictions, settings):
   e = config.embedding_width
   mws_per_position = (_dense(config.hidden_size, e) + (ACTIVATION_FLOPS + LAYER_NORM_FLOPS) * e
                       + 2.0 * e * num_candidates + SOFTMAX_FLOPS * num_candidates)
-  return [Cost("generator", encoder_flops(generator, seq_length)),
+  return [encoder_cost("generator", generator, seq_length),
           Cost("generator_mlm_head", masked_lm_head_flops(generator, num_predictions)),
           # One draw corrupts the input, a second picks the K candidates.
           Cost("sampling", 2 * sampling_flops(config, num_predictions), trained=False),
-          Cost("discriminator", encoder_flops(config, seq_length)),
+          encoder_cost("discriminator", config, seq_length),
           Cost("rtd_layers", num_rtd_layers * transformer_layer_flops(config, seq_length)),
           Cost("rtd_head", token_classifier_flops(config, seq_length)),
           Cost("mws_head", mws_per_position * num_predictions)]
@@ -218,14 +227,24 @@ def objective_costs(objective: ObjectiveLike, encoder_config: EncoderConfig, seq
   return COST_FUNCTIONS[objective_name(objective)](encoder_config, seq_length, num_predictions, settings)
 
 
-def train_flops_per_sequence(costs: Sequence[Cost], backward_factor: float = 1.0) -> float:
-  """Forward of every part plus `backward_factor` times the forward of the parts that train."""
-  return sum(c.forward * (1.0 + (backward_factor if c.trained else 0.0)) for c in costs)
+def train_flops_per_sequence(costs: Sequence[Cost], backward_factor: float = 1.0,
+                             lookups_as_matmuls: bool = True) -> float:
+  """Forward of every part plus `backward_factor` times the forward of the parts that train.
+
+  `lookups_as_matmuls=False` leaves embedding lookups out: the FLOPs hardware executes, the
+  numerator of a model-FLOPs utilization.
+  """
+  total = 0.0
+  for c in costs:
+    forward = c.forward if lookups_as_matmuls else c.forward - c.lookups
+    total += forward * (1.0 + (backward_factor if c.trained else 0.0))
+  return total
 
 
 def train_flops_per_step(objective: ObjectiveLike, encoder_config: EncoderConfig, batch_size: int,
                          seq_length: int, masking_config: Optional[masking.MaskingConfig] = None,
-                         settings: Optional[Mapping[str, object]] = None, backward_factor: float = 1.0) -> float:
+                         settings: Optional[Mapping[str, object]] = None, backward_factor: float = 1.0,
+                         lookups_as_matmuls: bool = True) -> float:
   """Training FLOPs of one optimizer step over a global batch of `batch_size` sequences.
 
   The MLM heads run on as many positions as the input pipeline masks (padded positions included,
@@ -233,7 +252,7 @@ def train_flops_per_step(objective: ObjectiveLike, encoder_config: EncoderConfig
   """
   masking_config = masking_config or masking.MaskingConfig()
   costs = objective_costs(objective, encoder_config, seq_length, masking_config.num_predictions(seq_length), settings)
-  return batch_size * train_flops_per_sequence(costs, backward_factor)
+  return batch_size * train_flops_per_sequence(costs, backward_factor, lookups_as_matmuls)
 
 
 def train_steps_for_flops(flops_budget: float, objective: ObjectiveLike, encoder_config: EncoderConfig,
