@@ -12,6 +12,7 @@ ELECTRA — for tf-models-official's ElectraPretrainer with the same shapes, opt
 Rounds alternate between the two so that machine noise hits both alike; medians are reported.
 """
 import statistics
+import time
 from typing import Dict, List
 
 from absl import app, flags
@@ -139,10 +140,13 @@ def main(argv):
 
   times: Dict[str, List[float]] = {name: [] for name in runners}
   for name, (run_steps, _, _) in runners.items():
+    tick = time.perf_counter()
     run_steps(tf.constant(FLAGS.warmup_steps))["loss"].numpy()
-  for _ in range(FLAGS.rounds):
+    print(f"warmed up {name}: {FLAGS.warmup_steps} steps + tracing in {time.perf_counter() - tick:.1f} s", flush=True)
+  for round_index in range(FLAGS.rounds):
     for name, (run_steps, _, _) in runners.items():
       times[name].extend(common.time_steps(run_steps, FLAGS.steps, warmup_steps=1))
+      print(f"round {round_index + 1}/{FLAGS.rounds} {name}: {times[name][-1]:.3f} s/step", flush=True)
 
   baseline = times.get("tf-models-official ElectraPretrainer")
   for name, (_, per_step_flops, params) in runners.items():
