@@ -158,7 +158,7 @@ def main(argv):
     row.append(f"{statistics.median(baseline) / step_time:.2f}x" if baseline and same_math else "")
     rows.append(row)
   print(common.markdown_table(
-      ["implementation", "params", "GFLOP/step", "s/step (median)", "tokens/s", "MFU", "vs tf-models"], rows))
+      ["implementation", "params", "executed GFLOP/step", "s/step (median)", "tokens/s", "MFU", "vs tf-models"], rows))
   if "tpu_electra electra" in times and "tpu_electra script" in times:
     ratio = statistics.median(times["tpu_electra script"]) / statistics.median(times["tpu_electra electra"])
     print(f"SCRIPT/ELECTRA step-time ratio {ratio:.2f} (paper, TPU: 31.3/22.7 it/s = {31.3 / 22.7:.2f})")
