@@ -13,8 +13,9 @@ detector's logits; for TEAMS those of its RTD branch, which has a top layer of i
 
 huggingface: `config.json` and `model.safetensors` in the layout of transformers' ELECTRA classes:
 `ElectraForPreTraining` for ELECTRA/ALE (encoder + discriminator head), `ElectraModel` otherwise
-(BERT, SCRIPT, TEAMS: the encoder alone — TEAMS' RTD branch has no Hugging Face class; ELECTRA's architecture also covers an embedding
-projection E != H, which BertModel cannot hold). Cross-layer sharing (ALE) is written out as L
+(BERT, SCRIPT, TEAMS: the encoder alone, as no transformers class holds TEAMS' RTD branch with its
+own layer; ELECTRA's architecture also covers an embedding projection E != H, which BertModel
+cannot hold). Cross-layer sharing (ALE) is written out as L
 copies of the shared layer. The WordPiece vocab is copied as `vocab.txt` with a tokenizer config
 when the pretraining data's manifest is reachable.
 
