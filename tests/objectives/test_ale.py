@@ -10,7 +10,7 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import gin_utils
-from tpu_electra import pretrain
+from tpu_electra import pretrain  # noqa: F401  (registers pretrain.objective with gin)
 from tpu_electra.data import masking
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import ale, bert, electra, script
@@ -142,15 +142,7 @@ def test_swapping_an_experiments_objective_is_one_include(experiment, expected, 
     assert model.temperature == 0.8 and model.encoder.config.share_layers
 
 
-def test_smoke_config_trains_a_few_steps_with_finite_loss(token_data_dir, tmp_path):
-  gin.clear_config()
-  try:
-    gin_utils.parse(["smoke/ale.gin"], [
-        f"DATA_DIR = '{token_data_dir}'", "SEQ_LENGTH = 32", "BATCH_SIZE = 4", "TRAIN_STEPS = 3", "WARMUP_STEPS = 1",
-        "EncoderConfig.hidden_size = 16", "EncoderConfig.intermediate_size = 32", "EncoderConfig.embedding_size = 8",
-        "train.log_every_secs = 0.0"])
-    metrics = pretrain.pretrain(model_dir=str(tmp_path / "model"))
-  finally:
-    gin.clear_config()
+def test_smoke_config_trains_a_few_steps_with_finite_loss(pretrain_smoke_config):
+  metrics = pretrain_smoke_config("ale")
   assert math.isfinite(metrics["loss"])
   assert metrics["loss"] == pytest.approx(metrics["mlm_loss"] + 50.0 * metrics["rtd_loss"], rel=1e-4)

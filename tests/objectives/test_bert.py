@@ -1,15 +1,12 @@
 """BERT objective: MLM and NSP losses against a hand computation, what is built and trained, a short run."""
 import math
 
-import gin
 import numpy as np
 import pytest
 
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra import gin_utils
-from tpu_electra import pretrain
 from tpu_electra.data import masking
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import bert
@@ -96,15 +93,7 @@ def test_nsp_without_labels_in_the_batch_is_a_one_line_error():
     model(_batch(with_nsp=False), training=False)
 
 
-def test_smoke_config_trains_a_few_steps_with_finite_loss(token_data_dir, tmp_path):
-  gin.clear_config()
-  try:
-    gin_utils.parse(["smoke/bert.gin"], [
-        f"DATA_DIR = '{token_data_dir}'", "SEQ_LENGTH = 32", "BATCH_SIZE = 4", "TRAIN_STEPS = 3", "WARMUP_STEPS = 1",
-        "EncoderConfig.hidden_size = 16", "EncoderConfig.intermediate_size = 32", "EncoderConfig.embedding_size = 8",
-        "train.log_every_secs = 0.0"])
-    metrics = pretrain.pretrain(model_dir=str(tmp_path / "model"))
-  finally:
-    gin.clear_config()
+def test_smoke_config_trains_a_few_steps_with_finite_loss(pretrain_smoke_config):
+  metrics = pretrain_smoke_config("bert")
   assert math.isfinite(metrics["loss"]) and metrics["loss"] > 0
   assert 0.0 <= metrics["mlm_accuracy"] <= 1.0

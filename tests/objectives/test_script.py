@@ -1,15 +1,12 @@
 """SCRIPT: the critic of Eq. 4-5, the loss of Eq. 1-6 by hand, no gradient through the sample, the PLL of Eq. 7."""
 import math
 
-import gin
 import numpy as np
 import pytest
 
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra import gin_utils
-from tpu_electra import pretrain
 from tpu_electra.data import masking
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import script
@@ -147,16 +144,8 @@ def test_pseudo_log_likelihood_is_eq_7_in_one_pass():
   assert np.all(scores <= 0.0)
 
 
-def test_smoke_config_trains_a_few_steps_with_finite_loss(token_data_dir, tmp_path):
-  gin.clear_config()
-  try:
-    gin_utils.parse(["smoke/script.gin"], [
-        f"DATA_DIR = '{token_data_dir}'", "SEQ_LENGTH = 32", "BATCH_SIZE = 4", "TRAIN_STEPS = 3", "WARMUP_STEPS = 1",
-        "EncoderConfig.hidden_size = 16", "EncoderConfig.intermediate_size = 32", "EncoderConfig.embedding_size = 8",
-        "train.log_every_secs = 0.0"])
-    metrics = pretrain.pretrain(model_dir=str(tmp_path / "model"))
-  finally:
-    gin.clear_config()
+def test_smoke_config_trains_a_few_steps_with_finite_loss(pretrain_smoke_config):
+  metrics = pretrain_smoke_config("script")
   assert math.isfinite(metrics["loss"])
   assert metrics["loss"] == pytest.approx(metrics["mlm_loss"] + 50.0 * metrics["disc_loss"], rel=1e-4)
   assert 0.0 <= metrics["replaced_fraction"] <= 1.0

@@ -197,6 +197,16 @@ def _restore_error(run: PretrainingRun, what: str, error: Exception) -> Pretrain
                               f"{first}")
 
 
+def _restore(run: PretrainingRun, objective_encoder: tf.keras.Model, what: str, **items) -> None:
+  """Builds the encoder, then restores the checkpoint's `items`, strictly for what exists."""
+  objective_encoder(objective_encoder.dummy_inputs(batch_size=1, seq_length=2))
+  try:
+    status = tf.train.Checkpoint(**items).restore(run.checkpoint).expect_partial()
+    status.assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    raise _restore_error(run, what, e) from None
+
+
 def load_encoder(run: PretrainingRun, objective: Optional[tf.keras.Model] = None) -> tf.keras.Model:
   """The objective's encoder with the checkpoint's `encoder` item restored into it.
 
@@ -204,26 +214,14 @@ def load_encoder(run: PretrainingRun, objective: Optional[tf.keras.Model] = None
   `check_restored` verifies after the first call that every encoder variable was matched.
   """
   objective = objective if objective is not None else run.build_objective()
-  encoder = objective.encoder
-  encoder(encoder.dummy_inputs(batch_size=1, seq_length=2))
-  try:
-    status = tf.train.Checkpoint(encoder=encoder).restore(run.checkpoint).expect_partial()
-    status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as e:
-    raise _restore_error(run, "encoder", e) from None
-  return encoder
+  _restore(run, objective.encoder, "encoder", encoder=objective.encoder)
+  return objective.encoder
 
 
 def load_objective(run: PretrainingRun) -> tf.keras.Model:
   """The whole objective (encoder and pretraining heads), restored from the `model` item."""
   objective = run.build_objective()
-  encoder = objective.encoder
-  encoder(encoder.dummy_inputs(batch_size=1, seq_length=2))
-  try:
-    status = tf.train.Checkpoint(model=objective).restore(run.checkpoint).expect_partial()
-    status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as e:
-    raise _restore_error(run, "objective", e) from None
+  _restore(run, objective.encoder, "objective", model=objective)
   return objective
 
 
