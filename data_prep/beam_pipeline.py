@@ -9,6 +9,9 @@ bytes as a local build with the same flags; only the engine differs.
                                          └─▶ unit tasks ─Reshuffle─▶ write_unit ─ToList─▶ plan shards
                                              ─Reshuffle─▶ write_shard ─ToList─▶ finish (manifest)
 
+(training and held-out shards alike; the held-out split is a function of each document's text,
+see data_prep.pipeline, so it is the same here as on the local runner).
+
 Locally the DirectRunner's engine runs it (with --num_workers processes). On Google Cloud, Dataflow:
 
   python -m data_prep.build --runner=beam --corpus=wikipedia:gs://B/raw/enwiki-*-multistream.xml.bz2 \
@@ -62,9 +65,9 @@ def _learn_vocab(summaries: List[Dict], config: pipeline.BuildConfig) -> pipelin
 
 def _finish(shards: List, config: pipeline.BuildConfig, settings: Dict, settings_hash: str, summaries: List[Dict],
             vocab: pipeline.VocabInfo, units: List[Dict]) -> str:
-  names = [name for name, _ in sorted(shards)]
-  manifest = pipeline.finish(config, settings, settings_hash, summaries, vocab, units, names)
-  return f"{manifest.num_examples} examples in {len(names)} shards"
+  manifest = pipeline.finish(config, settings, settings_hash, summaries, vocab, units, sorted(shards))
+  return (f"{manifest.num_examples} examples in {len(manifest.shards)} shards, {manifest.num_eval_examples} held out "
+          f"in {len(manifest.eval_shards)}")
 
 
 def build_pipeline(root: beam.Pipeline, config: pipeline.BuildConfig, settings: Dict, settings_hash: str,

@@ -17,6 +17,11 @@ last and marks the data complete; a second run with the same settings finds it a
 Shard count: enough shards of about --target_shard_size_mb, and at least --min_shards (so that
 each host of a pod slice reads whole files of its own) as long as each shard still holds
 --min_shard_size_mb: a small corpus gets fewer shards rather than 64 slivers.
+
+Held-out split: --held_out_fraction of the corpus text, in whole documents chosen by a hash of
+their text (see data_prep.pipeline), goes into eval-I-of-K.tfrecord shards instead of the training
+shards; the vocab is learned from the training documents only. The manifest lists both, with each
+shard's size, record count and sha256; `python -m data_prep.verify --data_dir=DIR` checks them.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -25,6 +30,7 @@ import hashlib
 import json
 import os
 import sys
+import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import app
@@ -59,6 +65,9 @@ flags.DEFINE_bool("do_lower_case", True, "Lower-case (and, for WordPiece, strip 
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, [CLS] and [SEP] included.")
 flags.DEFINE_string("output_dir", None, "Where the vocab, shards and manifest.json go (local or gs://).")
 flags.DEFINE_integer("seed", 0, "Seed of every random choice (vocab sample, packing, masking, shuffling).")
+flags.DEFINE_float("held_out_fraction", pipeline.DEFAULT_HELD_OUT_FRACTION,
+                   "Share of the corpus text set aside as the held-out split, in whole documents chosen by a hash "
+                   "of their text (not by the seed); written to eval-*.tfrecord shards. 0: none.")
 flags.DEFINE_float("target_shard_size_mb", 128.0, "Approximate size of one shard; the shard count follows from it.")
 flags.DEFINE_integer("min_shards", 64, "At least this many shards, e.g. the number of hosts that will read them, "
                      "as long as each keeps --min_shard_size_mb.")
@@ -160,6 +169,7 @@ def settings_of(config: BuildConfig, inputs: Sequence[InputFile]) -> Dict[str, o
       "do_lower_case": config.do_lower_case,
       "max_seq_length": config.max_seq_length,
       "seed": config.seed,
+      "held_out_fraction": config.held_out_fraction,
       "target_shard_size_mb": config.target_shard_size_mb,
       "min_shards": config.min_shards,
       "min_shard_size_mb": config.min_shard_size_mb,
@@ -189,8 +199,12 @@ def _read_existing(output_dir: str) -> Optional[manifest_lib.Manifest]:
     return None
 
 
+def _shard_and_vocab_paths(manifest: manifest_lib.Manifest, output_dir: str) -> List[str]:
+  return [manifest.path(output_dir, n) for n in manifest.all_shards()] + [manifest.vocab_path(output_dir)]
+
+
 def _complete(manifest: manifest_lib.Manifest, output_dir: str) -> bool:
-  paths = manifest.shard_paths(output_dir) + [manifest.vocab_path(output_dir)]
+  paths = _shard_and_vocab_paths(manifest, output_dir)
   return all(tf.io.gfile.exists(p) for p in paths)
 
 
@@ -198,9 +212,27 @@ def _remove_previous(manifest: manifest_lib.Manifest, output_dir: str, keep: str
   """Deletes finished data, except `keep` (a vocab the new build reuses)."""
   # The manifest goes first: a directory without one is never mistaken for finished data.
   tf.io.gfile.remove(os.path.join(output_dir, manifest_lib.MANIFEST_NAME))
-  for path in manifest.shard_paths(output_dir) + [manifest.vocab_path(output_dir)]:
+  for path in _shard_and_vocab_paths(manifest, output_dir):
     if tf.io.gfile.exists(path) and not pipeline._same_file(path, keep):  # pylint: disable=protected-access
       tf.io.gfile.remove(path)
+
+
+def _first_line(error: BaseException) -> str:
+  text = (error.message if isinstance(error, tf.errors.OpError) else str(error)).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_writable(output_dir: str) -> None:
+  """Creates --output_dir and writes a probe file in it, so that an unusable path fails now, in one line."""
+  probe = os.path.join(output_dir, f".data_prep-write-test-{uuid.uuid4().hex}")
+  try:
+    tf.io.gfile.makedirs(output_dir)
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("ok")
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as e:
+    raise BuildError(f"cannot write --output_dir={output_dir} ({type(e).__name__}: {_first_line(e)}); pick a "
+                     "directory you can create and write (local or gs://), or fix its permissions") from None
 
 
 def prepare(config: BuildConfig) -> Tuple[Optional[manifest_lib.Manifest], Dict[str, object], str, List[sources.Part]]:
@@ -209,7 +241,7 @@ def prepare(config: BuildConfig) -> Tuple[Optional[manifest_lib.Manifest], Dict[
   inputs = resolve_inputs(config.corpus)
   settings = settings_of(config, inputs)
   digest = settings_hash(settings)
-  tf.io.gfile.makedirs(config.output_dir)
+  check_writable(config.output_dir)
   existing = _read_existing(config.output_dir)
   if existing is not None:
     same_settings = existing.settings_hash == digest
@@ -250,9 +282,11 @@ def build(config: BuildConfig) -> manifest_lib.Manifest:
     shards = pipeline.shard_tasks(config, unit_summaries)
     written = pipeline.run_stage(
         "shards", executor, pipeline.ShardWriter(config.output_dir), shards, [1] * len(shards), "shards")
-  manifest = pipeline.finish(config, settings, digest, summaries, vocab, unit_summaries, [name for name, _ in written])
-  logging.info("wrote %d examples (%d tokens) from %d documents into %d shard(s) in %s", manifest.num_examples,
-               manifest.num_tokens, manifest.num_documents, len(manifest.shards), config.output_dir)
+  manifest = pipeline.finish(config, settings, digest, summaries, vocab, unit_summaries, written)
+  logging.info("wrote %d examples (%d tokens) from %d documents into %d shard(s), and %d held-out examples (%d "
+               "tokens) from %d documents into %d shard(s), in %s", manifest.num_examples, manifest.num_tokens,
+               manifest.num_documents, len(manifest.shards), manifest.num_eval_examples, manifest.num_eval_tokens,
+               manifest.num_eval_documents, len(manifest.eval_shards), config.output_dir)
   return manifest
 
 
@@ -266,6 +300,7 @@ def config_from_flags() -> BuildConfig:
       max_seq_length=FLAGS.max_seq_length,
       output_dir=FLAGS.output_dir,
       seed=FLAGS.seed,
+      held_out_fraction=FLAGS.held_out_fraction,
       target_shard_size_mb=FLAGS.target_shard_size_mb,
       min_shards=FLAGS.min_shards,
       min_shard_size_mb=FLAGS.min_shard_size_mb,
@@ -299,6 +334,10 @@ def main(argv: Sequence[str]) -> None:
     build(config_from_flags())
   except EXPECTED_ERRORS as e:
     sys.exit(f"data_prep.build: {e}")
+  except (tf.errors.OpError, OSError) as e:
+    # A read or write that failed mid-way (disk full, permissions, a vanished bucket): say which, in one line.
+    sys.exit(f"data_prep.build: {type(e).__name__}: {_first_line(e)}; check the paths and space of --corpus and "
+             f"--output_dir={FLAGS.output_dir}, then run again (finished work is kept)")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,19 @@
 
   parts ──extract_part──▶ _work/text/part-N.txt (+ .json)         one task per input part
         ──learn_vocab───▶ _work/vocab/<vocab>                      one task (probes in parallel)
-        ──write_unit────▶ _work/examples/unit-N-B.rec (+ .json)    one task per ~work_unit text
-        ──write_shard───▶ pretrain-I-of-K.tfrecord                 one task per shard
+        ──write_unit────▶ _work/examples/unit-N-B.rec,             one task per ~work_unit text
+                          held-out-N-B.rec (+ .json)
+        ──write_shard───▶ pretrain-I-of-K.tfrecord,                one task per shard
+                          eval-I-of-K.tfrecord
         ──finish────────▶ vocab copied in, manifest.json, _work removed
+
+The held-out split is made of whole documents, chosen by the content of each document: a
+document's bucket is a hash of its sentences (one of HELD_OUT_BUCKETS), and the documents of the
+lowest buckets, up to --held_out_fraction of the corpus text, are held out. Extraction counts the
+text bytes per bucket, so the cut-off bucket is known before the vocab is learned (from training
+documents only) and before any example is written; every unit then sends each of its documents to
+the training or the held-out examples. Nothing of this depends on which worker reads a document or
+when, and an exact duplicate of a held-out document is held out too.
 
 Every task writes under a temporary name and renames when complete, and returns what a later
 stage needs; a task whose output exists returns it without redoing the work, which is what makes
@@ -15,6 +25,7 @@ is the same for any number of workers and for either runner.
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -37,9 +48,14 @@ from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.data import tokenization
 
-DATA_PREP_VERSION = 2
+DATA_PREP_VERSION = 3
 WORK_DIR = "_work"
 SHARD_PREFIX = "pretrain"
+EVAL_SHARD_PREFIX = "eval"
+# Enough buckets that the held-out share lands within about 1/4096 of the corpus of the flag's
+# value, few enough that a part's byte counts per bucket stay a small JSON list.
+HELD_OUT_BUCKETS = 4096
+DEFAULT_HELD_OUT_FRACTION = 0.01
 MB = 1 << 20
 # Sentences per tokenizer call: large enough that op overhead vanishes, small enough to keep the
 # token lists of one batch in a few MB.
@@ -62,6 +78,7 @@ class BuildConfig:
   max_seq_length: int
   output_dir: str
   seed: int = 0
+  held_out_fraction: float = DEFAULT_HELD_OUT_FRACTION
   target_shard_size_mb: float = 128.0
   min_shards: int = 64
   min_shard_size_mb: float = 8.0
@@ -95,6 +112,8 @@ class BuildConfig:
     if not self.static_masking and (self.dupe_factor != 1 or self.whole_word_masking):
       raise BuildError("--dupe_factor and --whole_word_masking apply to masks written into the data: add "
                        "--static_masking (without it the input pipeline masks every batch anew)")
+    if not 0 <= self.held_out_fraction < 1:
+      raise BuildError(f"--held_out_fraction={self.held_out_fraction} must be at least 0 and below 1")
     if self.runner not in ("local", "beam"):
       raise BuildError(f"--runner={self.runner!r} is not local or beam")
     self.masking_config()
@@ -133,6 +152,7 @@ class UnitTask:
   work_dir: str
   config: BuildConfig
   vocab: VocabInfo
+  held_out_below: int = 0  # Documents of buckets below this are held out.
 
 
 # Work directory.
@@ -170,9 +190,10 @@ def prepare_work_dir(output_dir: str, settings_hash: str) -> bool:
       pass
   if tf.io.gfile.exists(directory):
     tf.io.gfile.rmtree(directory)
-  for leftover in tf.io.gfile.glob(os.path.join(output_dir, f"{SHARD_PREFIX}-*")):
-    tf.io.gfile.remove(leftover)
-  for sub in ("text", "vocab", "examples"):
+  for prefix in (SHARD_PREFIX, EVAL_SHARD_PREFIX):
+    for leftover in tf.io.gfile.glob(os.path.join(output_dir, f"{prefix}-*")):
+      tf.io.gfile.remove(leftover)
+  for sub in ("text", "vocab", "examples", "shards"):
     tf.io.gfile.makedirs(os.path.join(directory, sub))
   _write_json(marker, {"settings_hash": settings_hash})
   return False
@@ -186,6 +207,12 @@ def extract_tasks(parts: Sequence[sources.Part], config: BuildConfig) -> List[Ex
           for i, part in enumerate(parts)]
 
 
+def document_bucket(sentences: Sequence[str]) -> int:
+  """The held-out bucket of a document: a hash of its text, the same wherever and whenever it is read."""
+  digest = hashlib.sha256("\n".join(sentences).encode("utf-8")).digest()
+  return int.from_bytes(digest[:8], "big") * HELD_OUT_BUCKETS >> 64
+
+
 def staged_path(directory: str, index: int) -> str:
   return os.path.join(directory, "text", f"part-{index:05d}.txt")
 
@@ -193,8 +220,9 @@ def staged_path(directory: str, index: int) -> str:
 def extract_part(task: ExtractTask) -> Dict:
   """Writes the sentences of one part (one per line, a blank line after each document).
 
-  Returns the part's summary: counts, bad files skipped, and the byte offsets at which the work
-  units of the examples stage start (document boundaries about `unit_bytes` apart).
+  Returns the part's summary: counts, bad files skipped, the byte offsets at which the work
+  units of the examples stage start (document boundaries about `unit_bytes` apart), and the text
+  bytes per held-out bucket ([bucket, bytes] pairs).
   """
   path = staged_path(task.work_dir, task.index)
   summary_path = path[:-len(".txt")] + ".json"
@@ -202,7 +230,8 @@ def extract_part(task: ExtractTask) -> Dict:
     return _read_json(summary_path)
   bad: Optional[List[str]] = [] if task.skip_bad_files else None
   summary = {"index": task.index, "path": path, "documents": 0, "sentences": 0, "blocks": [0], "bytes": 0,
-             "bad_files": [], "input_bytes": task.part.size}
+             "bad_files": [], "input_bytes": task.part.size, "buckets": []}
+  buckets: Dict[int, int] = {}
   tmp = path + shards_lib.TMP_SUFFIX
   try:
     with sources.open_file(tmp, "wb") as out:
@@ -217,6 +246,8 @@ def extract_part(task: ExtractTask) -> Dict:
         data = ("\n".join(sentences) + "\n\n").encode("utf-8")
         out.write(data)
         offset += len(data)
+        bucket = document_bucket(sentences)
+        buckets[bucket] = buckets.get(bucket, 0) + len(data)
         summary["documents"] += 1
         summary["sentences"] += len(sentences)
       summary["bytes"] = offset
@@ -229,6 +260,7 @@ def extract_part(task: ExtractTask) -> Dict:
     with sources.open_file(tmp, "wb"):
       pass
     summary.update(documents=0, sentences=0, blocks=[0], bytes=0)
+    buckets = {}
     bad = list(bad or []) + [task.part.paths[0]]
   except BaseException:
     if tf.io.gfile.exists(tmp):
@@ -238,15 +270,44 @@ def extract_part(task: ExtractTask) -> Dict:
     for name in bad or []:
       logging.warning("skipped bad input %s", name)
   summary["bad_files"] = sorted(set(bad or []))
+  summary["buckets"] = sorted([b, n] for b, n in buckets.items())
   tf.io.gfile.rename(tmp, path, overwrite=True)
   _write_json(summary_path, summary)
   return summary
 
 
-def staged_sentences(summaries: Sequence[Dict]) -> Iterator[str]:
+def held_out_below(config: BuildConfig, summaries: Sequence[Dict]) -> int:
+  """The first bucket that is not held out: the lowest buckets hold --held_out_fraction of the text.
+
+  At least one document is held out when the flag is above 0, but never all of them: when the cut
+  would take every document (a corpus of one), nothing is held out, with a warning.
+  """
+  if config.held_out_fraction <= 0:
+    return 0
+  counts = [0] * HELD_OUT_BUCKETS
+  for summary in summaries:
+    for bucket, size in summary["buckets"]:
+      counts[bucket] += size
+  total = sum(counts)
+  target = config.held_out_fraction * total
+  held = 0
+  for bucket, size in enumerate(counts):
+    held += size
+    if size and held >= target:
+      if held < total:
+        return bucket + 1
+      logging.warning("--held_out_fraction=%s would hold out every document of this corpus; no held-out split",
+                      config.held_out_fraction)
+      return 0
+  return 0
+
+
+def staged_sentences(summaries: Sequence[Dict], held_out: int = 0) -> Iterator[str]:
+  """Sentences of the training documents (buckets from `held_out` on), in order."""
   for summary in sorted(summaries, key=lambda s: s["index"]):
     for document in sources.read_text_documents(summary["path"]):
-      yield from document.paragraphs
+      if document_bucket(document.paragraphs) >= held_out:
+        yield from document.paragraphs
 
 
 # Stage 2: vocab.
@@ -263,7 +324,8 @@ def learn_vocab(config: BuildConfig, summaries: Sequence[Dict], map_fn: Callable
   if tf.io.gfile.exists(info_path):
     return VocabInfo(**_read_json(info_path))
   sample = vocab_lib.SentenceSample(config.vocab_sample_sentences, config.seed)
-  for sentence in staged_sentences(summaries):
+  # Learned from training documents only: held-out text must not shape the vocab either.
+  for sentence in staged_sentences(summaries, held_out_below(config, summaries)):
     sample.add(sentence)
   start = time.monotonic()
   logging.info("vocab: learning %d %s tokens from %d of %d sentences", spec.size, spec.model_type or spec.vocab_type,
@@ -288,12 +350,13 @@ def learn_vocab(config: BuildConfig, summaries: Sequence[Dict], map_fn: Callable
 
 def unit_tasks(config: BuildConfig, summaries: Sequence[Dict], vocab: VocabInfo) -> List[UnitTask]:
   tasks = []
+  held_out = held_out_below(config, summaries)
   for summary in sorted(summaries, key=lambda s: s["index"]):
     bounds = list(summary["blocks"]) + [summary["bytes"]]
     for block, (start, end) in enumerate(zip(bounds, bounds[1:])):
       if end > start:
         tasks.append(UnitTask(summary["index"], block, summary["path"], start, end, work_dir(config.output_dir),
-                              config, vocab))
+                              config, vocab, held_out))
   return tasks
 
 
@@ -308,8 +371,8 @@ def _tokenizer(vocab: VocabInfo, do_lower_case: bool) -> tokenization.Tokenizer:
   return _TOKENIZERS[key]
 
 
-def _tokenized_documents(task: UnitTask, tokenizer: tokenization.Tokenizer) -> List[List[List[int]]]:
-  documents = [d.paragraphs for d in sources.read_text_documents(task.staged_path, task.start, task.end)]
+def _tokenized_documents(documents: Sequence[Tuple[str, ...]],
+                         tokenizer: tokenization.Tokenizer) -> List[List[List[int]]]:
   tokenized: List[List[List[int]]] = []
   batch: List[Tuple[str, ...]] = []
 
@@ -337,34 +400,55 @@ def _stable_seed(*parts) -> int:
   return zlib.crc32(":".join(str(p) for p in parts).encode("utf-8"))
 
 
-def unit_path(task: UnitTask) -> str:
-  return os.path.join(task.work_dir, "examples", f"unit-{task.part_index:05d}-{task.block_index:05d}.rec")
+def unit_path(task: UnitTask, held_out: bool = False) -> str:
+  name = "held-out" if held_out else "unit"
+  return os.path.join(task.work_dir, "examples", f"{name}-{task.part_index:05d}-{task.block_index:05d}.rec")
 
 
 def write_unit(task: UnitTask) -> Dict:
-  """Tokenizes, packs and (with static masking) masks the documents of one unit into its record file."""
+  """Tokenizes, packs and (with static masking) masks the documents of one unit into its record files.
+
+  Training documents go to one record file, held-out documents to another (summary["eval"]); each
+  split is packed on its own, so no example (nor a next-sentence partner) mixes the two.
+  """
   path = unit_path(task)
   summary_path = path[:-len(".rec")] + ".json"
   if tf.io.gfile.exists(summary_path):
     return _read_json(summary_path)
   config = task.config
   tokenizer = _tokenizer(task.vocab, config.do_lower_case)
-  documents = _tokenized_documents(task, tokenizer)
+  texts = [d.paragraphs for d in sources.read_text_documents(task.staged_path, task.start, task.end)]
+  held = [document_bucket(text) < task.held_out_below for text in texts]
+  documents = _tokenized_documents(texts, tokenizer)
+  training = [d for d, h in zip(documents, held) if not h]
+  held_out = [d for d, h in zip(documents, held) if h]
+  summary = _write_examples(path, training, task, tokenizer, held_out=False)
+  # One copy of each held-out example: evaluation gains nothing from differently masked copies.
+  summary["eval"] = _write_examples(unit_path(task, held_out=True), held_out, task, tokenizer, held_out=True)
+  _write_json(summary_path, summary)
+  return summary
+
+
+def _write_examples(path: str, documents: List[List[List[int]]], task: UnitTask, tokenizer: tokenization.Tokenizer,
+                    held_out: bool) -> Dict:
+  config = task.config
   packing = examples_lib.PackingConfig(
       max_seq_length=config.max_seq_length, cls_id=tokenizer.special_token_ids["[CLS]"],
       sep_id=tokenizer.special_token_ids["[SEP]"], short_seq_prob=config.short_seq_prob,
       single_segment_prob=config.single_segment_prob)
-  rng = random.Random(f"{config.seed}:examples:{task.part_index}:{task.block_index}")
+  stream = "held-out-examples" if held_out else "examples"
+  rng = random.Random(f"{config.seed}:{stream}:{task.part_index}:{task.block_index}")
   packed: List[examples_lib.Example] = []
   for index, document in enumerate(documents):
     if config.next_sentence:
       packed.extend(examples_lib.pack_next_sentence(documents, index, packing, rng))
     else:
       packed.extend(examples_lib.pack_document(document, packing, rng))
+  dupe_factor = 1 if held_out else config.dupe_factor
   writer = shards_lib.RecordWriter(path)
   try:
     if config.static_masking:
-      for record in _masked_records(packed, task, tokenizer):
+      for record in _masked_records(packed, task, tokenizer, dupe_factor, held_out):
         writer.write(record)
     else:
       for example in packed:
@@ -373,24 +457,24 @@ def write_unit(task: UnitTask) -> Dict:
     writer.abort()
     raise
   writer.close()
-  summary = {"path": path, "documents": len(documents), "examples": len(packed), "records": writer.num_records,
-             "bytes": writer.num_bytes, "tokens": sum(e.num_tokens for e in packed) * config.dupe_factor}
-  _write_json(summary_path, summary)
-  return summary
+  return {"path": path, "documents": len(documents), "examples": len(packed), "records": writer.num_records,
+          "bytes": writer.num_bytes, "tokens": sum(e.num_tokens for e in packed) * dupe_factor}
 
 
-def _masked_records(packed: Sequence[examples_lib.Example], task: UnitTask,
-                    tokenizer: tokenization.Tokenizer) -> Iterator[bytes]:
+def _masked_records(packed: Sequence[examples_lib.Example], task: UnitTask, tokenizer: tokenization.Tokenizer,
+                    dupe_factor: int, held_out: bool) -> Iterator[bytes]:
   """Each example `dupe_factor` times, each copy with masks of its own (stateless seeds: reproducible)."""
   config = task.config
   continuation = np.array(tokenizer.word_continuation(), bool) if config.whole_word_masking else None
   masking_cfg = config.masking_config()
+  # The training stream keeps the seeds it had before there was a held-out split.
+  stream = ("held-out",) if held_out else ()
   for batch_index, start in enumerate(range(0, len(packed), MASK_BATCH)):
     batch = packed[start:start + MASK_BATCH]
     input_ids = np.array([e.input_ids for e in batch], np.int64)
     input_mask = np.array([e.input_mask for e in batch], np.int64)
-    for dupe in range(config.dupe_factor):
-      seed = [config.seed, _stable_seed(task.part_index, task.block_index, batch_index, dupe)]
+    for dupe in range(dupe_factor):
+      seed = [config.seed, _stable_seed(*stream, task.part_index, task.block_index, batch_index, dupe)]
       masked = masking.mask_tokens(input_ids, input_mask, masking_cfg, tokenizer.special_token_ids,
                                    tokenizer.vocab_size, stateless_seed=seed, word_continuation=continuation)
       columns = {name: masked[name].numpy().tolist() for name in examples_lib.MASKED_LM_FEATURES}
@@ -402,10 +486,14 @@ def _masked_records(packed: Sequence[examples_lib.Example], task: UnitTask,
 
 
 def shard_tasks(config: BuildConfig, unit_summaries: Sequence[Dict]) -> List[shards_lib.ShardTask]:
-  units = [shards_lib.UnitRecords(s["path"], s["records"], s["bytes"]) for s in unit_summaries]
-  units.sort(key=lambda u: u.path)
-  return shards_lib.plan_shards(units, SHARD_PREFIX, int(config.target_shard_size_mb * MB), config.min_shards,
-                                int(config.min_shard_size_mb * MB), config.seed)
+  """Training shards, then held-out shards; the same sizing rule for both."""
+  tasks = []
+  for prefix, summaries in ((SHARD_PREFIX, unit_summaries), (EVAL_SHARD_PREFIX, [s["eval"] for s in unit_summaries])):
+    units = sorted((shards_lib.UnitRecords(s["path"], s["records"], s["bytes"]) for s in summaries),
+                   key=lambda u: u.path)
+    tasks += shards_lib.plan_shards(units, prefix, int(config.target_shard_size_mb * MB), config.min_shards,
+                                    int(config.min_shard_size_mb * MB), config.seed)
+  return tasks
 
 
 class ShardWriter:
@@ -414,8 +502,8 @@ class ShardWriter:
   def __init__(self, output_dir: str):
     self._output_dir = output_dir
 
-  def __call__(self, task: shards_lib.ShardTask) -> Tuple[str, int]:
-    return shards_lib.write_shard(self._output_dir, task)
+  def __call__(self, task: shards_lib.ShardTask) -> Tuple[str, manifest_lib.ShardInfo]:
+    return shards_lib.write_shard(self._output_dir, task, os.path.join(work_dir(self._output_dir), "shards"))
 
 
 # Stage 5: manifest.
@@ -437,8 +525,12 @@ def masking_settings(config: BuildConfig, max_seq_length: int) -> Optional[Dict]
 
 
 def finish(config: BuildConfig, settings: Dict, settings_hash: str, part_summaries: Sequence[Dict], vocab: VocabInfo,
-           unit_summaries: Sequence[Dict], shard_names: Sequence[str]) -> manifest_lib.Manifest:
-  """Copies the vocab in and writes the manifest, the mark of finished data; then drops `_work`."""
+           unit_summaries: Sequence[Dict],
+           written: Sequence[Tuple[str, manifest_lib.ShardInfo]]) -> manifest_lib.Manifest:
+  """Copies the vocab in and writes the manifest, the mark of finished data; then drops `_work`.
+
+  `written` is (name, info) of every shard, training and held-out, in any order.
+  """
   manifest_path = os.path.join(config.output_dir, manifest_lib.MANIFEST_NAME)
   if tf.io.gfile.exists(manifest_path):
     # A retried final step (Beam may retry a bundle): the first attempt finished the data.
@@ -455,6 +547,13 @@ def finish(config: BuildConfig, settings: Dict, settings_hash: str, part_summari
     settings["vocab_learned_from_sentences"] = vocab.learned_from_sentences
   if bad_files:
     settings["bad_files"] = bad_files
+  held_out = held_out_below(config, part_summaries)
+  if config.held_out_fraction:
+    settings["held_out_buckets"] = [held_out, HELD_OUT_BUCKETS]
+  info = dict(written)
+  training = sorted(n for n in info if n.startswith(f"{SHARD_PREFIX}-"))
+  evaluation = sorted(n for n in info if n.startswith(f"{EVAL_SHARD_PREFIX}-"))
+  eval_units = [s["eval"] for s in unit_summaries]
   manifest = manifest_lib.Manifest(
       vocab_file=vocab.file_name,
       vocab_size=tokenizer.vocab_size,
@@ -462,8 +561,8 @@ def finish(config: BuildConfig, settings: Dict, settings_hash: str, part_summari
       do_lower_case=config.do_lower_case,
       special_token_ids=dict(tokenizer.special_token_ids),
       max_seq_length=config.max_seq_length,
-      shards=list(shard_names),
-      num_documents=sum(s["documents"] for s in part_summaries),
+      shards=training,
+      num_documents=sum(s["documents"] for s in unit_summaries),
       num_examples=sum(s["records"] for s in unit_summaries),
       num_tokens=sum(s["tokens"] for s in unit_summaries),
       settings_hash=settings_hash,
@@ -472,7 +571,12 @@ def finish(config: BuildConfig, settings: Dict, settings_hash: str, part_summari
       num_bad_files=len(bad_files),
       scalar_features=[examples_lib.NEXT_SENTENCE_LABEL] if config.next_sentence else [],
       max_predictions_per_seq=(config.masking_config().num_predictions(config.max_seq_length)
-                               if config.static_masking else 0))
+                               if config.static_masking else 0),
+      eval_shards=evaluation,
+      num_eval_documents=sum(s["documents"] for s in eval_units),
+      num_eval_examples=sum(s["records"] for s in eval_units),
+      num_eval_tokens=sum(s["tokens"] for s in eval_units),
+      shard_info={name: info[name] for name in training + evaluation})
   manifest_lib.write_manifest(config.output_dir, manifest)
   if not config.keep_work:
     tf.io.gfile.rmtree(work_dir(config.output_dir))

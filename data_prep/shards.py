@@ -9,19 +9,27 @@ order and the resulting record stream is cut into that many equal runs; each sha
 shuffles it with a seed of its own and is written under a temporary name, then renamed. A shard
 therefore mixes many units from all over the corpus, and shards are independent tasks: they can be
 written in parallel and a finished one is never written again.
+
+Each shard's size, record count and sha256 (a `manifest.ShardInfo`) are taken from the bytes as
+they are written, not by reading the file back, and kept beside the work files, so that a resumed
+build knows them for shards it finished before.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import random
 import struct
-from typing import Iterator, List, Sequence, Tuple
+import uuid
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from data_prep import sources
+from tpu_electra.data import manifest as manifest_lib
 
 SHARD_PATTERN = "{prefix}-{index:05d}-of-{count:05d}.tfrecord"
 TMP_SUFFIX = ".tmp"
@@ -121,20 +129,62 @@ def plan_shards(units: Sequence[UnitRecords], prefix: str, target_bytes: int, mi
   return tasks
 
 
-def write_shard(output_dir: str, task: ShardTask) -> Tuple[str, int]:
-  """Writes one shard (skipped when it exists: it was renamed into place complete); (name, records)."""
-  path = os.path.join(output_dir, task.name)
-  if tf.io.gfile.exists(path):
-    return task.name, sum(b - a for _, a, b in task.slices)
-  records = [r for unit_path, a, b in task.slices for r in read_records(unit_path, a, b)]
-  random.Random(f"{task.seed}:shard:{task.index}").shuffle(records)
+def _tfrecord_bytes(records: Sequence[bytes]) -> bytes:
+  """The TFRecord file of `records`, framed (with its CRCs) by TensorFlow's own writer, in memory."""
+  staging = f"ram://data_prep-{uuid.uuid4().hex}.tfrecord"
   try:
-    with tf.io.TFRecordWriter(path + TMP_SUFFIX) as writer:
+    with tf.io.TFRecordWriter(staging) as writer:
       for record in records:
         writer.write(record)
+    with tf.io.gfile.GFile(staging, "rb") as f:
+      return f.read()
+  finally:
+    if tf.io.gfile.exists(staging):
+      tf.io.gfile.remove(staging)
+
+
+def _info_path(info_dir: str, name: str) -> str:
+  return os.path.join(info_dir, name + ".json")
+
+
+def _read_info(info_dir: Optional[str], name: str) -> Optional[manifest_lib.ShardInfo]:
+  if info_dir is None or not tf.io.gfile.exists(_info_path(info_dir, name)):
+    return None
+  with tf.io.gfile.GFile(_info_path(info_dir, name)) as f:
+    return manifest_lib.ShardInfo(**json.load(f))
+
+
+def _write_info(info_dir: Optional[str], name: str, info: manifest_lib.ShardInfo) -> None:
+  if info_dir is None:
+    return
+  path = _info_path(info_dir, name)
+  with tf.io.gfile.GFile(path + TMP_SUFFIX, "w") as f:
+    json.dump(dataclasses.asdict(info), f, sort_keys=True)
+  tf.io.gfile.rename(path + TMP_SUFFIX, path, overwrite=True)
+
+
+def write_shard(output_dir: str, task: ShardTask, info_dir: Optional[str] = None) -> Tuple[str, manifest_lib.ShardInfo]:
+  """Writes one shard (skipped when it exists: it was renamed into place complete); (name, its info).
+
+  The info goes to `info_dir` before the shard is renamed into place, so a finished shard always
+  has it; without one (or for a shard from elsewhere) a finished shard is read once to get it.
+  """
+  path = os.path.join(output_dir, task.name)
+  if tf.io.gfile.exists(path):
+    return task.name, _read_info(info_dir, task.name) or manifest_lib.shard_info(path)
+  records = [r for unit_path, a, b in task.slices for r in read_records(unit_path, a, b)]
+  random.Random(f"{task.seed}:shard:{task.index}").shuffle(records)
+  data = _tfrecord_bytes(records)
+  del records
+  info = manifest_lib.ShardInfo(num_bytes=len(data), num_records=sum(b - a for _, a, b in task.slices),
+                                sha256=hashlib.sha256(data).hexdigest())
+  try:
+    with tf.io.gfile.GFile(path + TMP_SUFFIX, "wb") as f:
+      f.write(data)
   except BaseException:
     if tf.io.gfile.exists(path + TMP_SUFFIX):
       tf.io.gfile.remove(path + TMP_SUFFIX)
     raise
+  _write_info(info_dir, task.name, info)
   tf.io.gfile.rename(path + TMP_SUFFIX, path, overwrite=True)
-  return task.name, len(records)
+  return task.name, info

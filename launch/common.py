@@ -33,10 +33,18 @@ REDACTED = "***"
 
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SECRET_WORD = r"(?:TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|CREDENTIALS|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|AUTH)"
+# The rule: a name looks secret when it contains one of these words, in any case (`DB_PASS`,
+# `OPENAI_KEY`, `MY_SECRET_X`, `GH_TOKEN`, `GOOGLE_APPLICATION_CREDENTIALS`, `HF_AUTH`). It is a
+# plain substring test on purpose: it also masks harmless names (`TOKENIZERS_PARALLELISM`,
+# `mask_token_id`), which costs a less readable line, where a cleverer test could print a secret.
+SECRET_WORDS = ("PASS", "KEY", "SECRET", "TOKEN", "CREDENTIAL", "AUTH")
+_SECRET_WORD = "(?:" + "|".join(SECRET_WORDS) + ")"
 _SECRET_NAME = re.compile(rf"^[A-Za-z0-9_]*{_SECRET_WORD}[A-Za-z0-9_]*$", re.IGNORECASE)
+# `NAME=value`, `NAME = "value"`, `--name=value`, `"name": "value"` in free text. The value is
+# one shell word: unquoted characters and quoted strings (an unclosed quote runs to whitespace).
 _SECRET_ASSIGNMENT = re.compile(
-    rf"(?P<name>\b[A-Za-z0-9_]*{_SECRET_WORD}[A-Za-z0-9_]*)(?P<sep>\s*[=:]\s*)(?P<value>[^\s'\"]+)",
+    rf"(?P<name>\b[A-Za-z0-9_]*{_SECRET_WORD}[A-Za-z0-9_]*)(?P<sep>[\"']?\s*[=:]\s*)"
+    r"""(?P<value>(?:[^\s'"]|'[^']*'|"[^"]*"|['"]\S*)+)""",
     re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
 
@@ -146,8 +154,9 @@ def add_job_flags(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--init_checkpoint", help="Fine-tuning only: the pretrained checkpoint.")
   g.add_argument("--seeds", type=int, help="Fine-tuning only: number of seeds to run.")
   g.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                 help="Environment variable for the job; repeatable. Values of names that look "
-                      "like credentials are printed as ***.")
+                 help="Environment variable for the job; repeatable. The value of a name "
+                      "containing PASS, KEY, SECRET, TOKEN, CREDENTIAL or AUTH (any case) is "
+                      "printed as ***.")
   g.add_argument("--job_name",
                  help="Names the log file ~/tpu_electra_logs/JOB_NAME.log; defaults to --job.")
 

@@ -1,7 +1,9 @@
 """The pretraining entry point end to end: model dir contents, resume, kill -9, one-line errors."""
 import glob
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import time
 
 from absl import flags
 import gin
+import numpy as np
 import pytest
 
 from tpu_electra import gin_utils
@@ -20,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _params(data_dir, **macros):
   params = [f"DATA_DIR = '{data_dir}'", "SEQ_LENGTH = 32", "BATCH_SIZE = 8", "WARMUP_STEPS = 2",
-            "train.log_every_secs = 0.0"]
+            "EVAL_BATCHES = 2", "train.log_every_secs = 0.0"]
   return params + [f"{k} = {v}" for k, v in macros.items()]
 
 
@@ -47,8 +50,11 @@ def test_run_leaves_checkpoints_events_and_operative_config_and_resumes_with_mor
   with open(os.path.join(model_dir, "operative_config.gin")) as f:
     operative = f.read()
   assert "TRAIN_STEPS = 6" in operative and "Electra.rtd_weight = 50.0" in operative
-  assert set(metrics) >= {"loss", "mlm_loss", "rtd_loss", "generator_accuracy", "discriminator_auc",
-                          "discriminator_precision", "discriminator_recall", "replaced_fraction", "examples_per_sec"}
+  assert set(metrics) >= {"loss", "mlm_loss", "rtd_loss", "generator_accuracy", "discriminator_accuracy",
+                          "discriminator_precision", "discriminator_recall", "replaced_fraction", "examples_per_sec",
+                          "eval/loss", "eval/mlm_loss", "eval/rtd_loss", "eval/discriminator_auc"}
+  assert "SEED = 0" in operative and "pretrain.seed = %SEED" in operative
+  assert glob.glob(model_dir + "/eval/events.out.tfevents.*")
 
   # Some entry points lower absl's verbosity when run in the same process; set it here.
   caplog.set_level(logging.INFO, logger="absl")
@@ -57,22 +63,136 @@ def test_run_leaves_checkpoints_events_and_operative_config_and_resumes_with_mor
   assert os.path.exists(model_dir + "/ckpt-9.index")
 
 
-def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint(token_data_dir, tmp_path):
-  model_dir = str(tmp_path / "model")
-  params = _params(token_data_dir, TRAIN_STEPS=100000, CHECKPOINT_EVERY=2) + ["train.steps_per_loop = 1"]
-  process = _cli(model_dir, params, start_new_session=True)
+def _final_weights(model_dir):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+          if name.startswith("model/") and "OPTIMIZER_SLOT" not in name}
+
+
+def _max_difference(a, b):
+  assert a.keys() == b.keys()
+  return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)))) for k in a)
+
+
+def test_a_run_killed_with_sigkill_and_rerun_ends_bit_identical_to_an_uninterrupted_run(token_data_dir, tmp_path):
+  # 2 shards of 32 examples, batches of 8: the 30 steps cross 7 epochs; evaluation every 4 steps.
+  params = _params(token_data_dir, TRAIN_STEPS=30, CHECKPOINT_EVERY=2, EVAL_EVERY=4, SEED=5) + [
+      "train.steps_per_loop = 1"]
+  killed_dir = str(tmp_path / "killed")
+  process = _cli(killed_dir, params, start_new_session=True)
   deadline = time.time() + 240
-  while time.time() < deadline and len(glob.glob(model_dir + "/ckpt-*.index")) < 2:
+  while time.time() < deadline and not glob.glob(killed_dir + "/ckpt-*.index"):
     assert process.poll() is None, process.stdout.read()
-    time.sleep(0.2)
+    time.sleep(0.05)
   os.killpg(process.pid, signal.SIGKILL)
   process.wait()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  step = int(tf.train.latest_checkpoint(killed_dir).rsplit("-", 1)[1])
+  assert step < 30, "the run finished before it was killed: nothing was resumed"
+  _run_in_process(killed_dir, params)
+
+  uninterrupted_dir = str(tmp_path / "uninterrupted")
+  _run_in_process(uninterrupted_dir, params)
+  assert _max_difference(_final_weights(killed_dir), _final_weights(uninterrupted_dir)) == 0.0
+
+
+def test_the_same_seed_gives_bit_identical_checkpoints_and_another_seed_does_not(token_data_dir, tmp_path):
+  weights = {}
+  for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+    _run_in_process(str(tmp_path / name), _params(token_data_dir, TRAIN_STEPS=3, CHECKPOINT_EVERY=3, SEED=seed))
+    weights[name] = _final_weights(str(tmp_path / name))
+  assert _max_difference(weights["a"], weights["b"]) == 0.0
+  assert _max_difference(weights["a"], weights["c"]) > 1e-3
+
+
+def _copy_data(source, destination):
+  shutil.copytree(source, destination)
+  return str(destination)
+
+
+def _shard(data_dir, index=0):
+  return sorted(glob.glob(os.path.join(data_dir, "pretrain-*.tfrecord")))[index]
+
+
+def _one_line_error(params, model_dir, capsys):
+  argv = ["pretrain", f"--model_dir={model_dir}"] + [f"--gin_file={f}" for f in SMOKE]
+  argv += [f"--gin_param={p}" for p in params]
+  gin.clear_config()
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(argv)
+  try:
+    with pytest.raises(SystemExit) as exit_info:
+      pretrain.main(argv[:1])
+  finally:
+    flags.FLAGS.unparse_flags()
+    gin.clear_config()
+  assert exit_info.value.code == 1
+  error = capsys.readouterr().err.strip()
+  assert "\n" not in error, error
+  return error
+
+
+def test_a_truncated_shard_stops_the_run_before_training_naming_the_shard(token_data_dir, tmp_path, capsys):
+  data_dir = _copy_data(token_data_dir, tmp_path / "data")
+  shard = _shard(data_dir)
+  with open(shard, "r+b") as f:
+    f.truncate(os.path.getsize(shard) - 1024)
+  error = _one_line_error(_params(data_dir, TRAIN_STEPS=3), str(tmp_path / "model"), capsys)
+  assert error.startswith("error: ") and os.path.basename(shard) in error, error
+  assert not glob.glob(str(tmp_path / "model" / "ckpt-*"))
+
+
+def _flip_bytes(path):
+  with open(path, "r+b") as f:
+    f.seek(os.path.getsize(path) // 2)
+    f.write(b"\xff" * 8)
+
+
+def test_flipped_bytes_stop_a_checksum_verifying_run_before_training_naming_the_shard(token_data_dir, tmp_path, capsys):
+  data_dir = _copy_data(token_data_dir, tmp_path / "data")
+  shard = _shard(data_dir, 1)
+  _flip_bytes(shard)
+  params = _params(data_dir, TRAIN_STEPS=3) + ["pretrain.verify_checksums = True"]
+  error = _one_line_error(params, str(tmp_path / "model"), capsys)
+  assert os.path.basename(shard) in error, error
+  assert not glob.glob(str(tmp_path / "model" / "ckpt-*"))
+
+
+def test_a_corrupt_record_met_mid_run_stops_in_one_line_naming_the_shard_and_keeps_the_last_checkpoint(
+    token_data_dir, tmp_path, capsys):
+  data_dir = _copy_data(token_data_dir, tmp_path / "data")
+  model_dir = str(tmp_path / "model")
+  _run_in_process(model_dir, _params(data_dir, TRAIN_STEPS=4, CHECKPOINT_EVERY=2))
+  shard = _shard(data_dir, 0)
+  _flip_bytes(shard)
+  error = _one_line_error(_params(data_dir, TRAIN_STEPS=40, CHECKPOINT_EVERY=2), model_dir, capsys)
+  assert error.startswith("error: corrupt pretraining data:") and os.path.basename(shard) in error, error
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   latest = tf.train.latest_checkpoint(model_dir)
-  assert latest is not None
-  step = int(latest.rsplit("-", 1)[1])
-  metrics = _run_in_process(model_dir, _params(token_data_dir, TRAIN_STEPS=step + 2, CHECKPOINT_EVERY=2))
-  assert metrics and os.path.exists(f"{model_dir}/ckpt-{step + 2}.index")
+  assert latest and latest in error
+  assert tf.train.load_checkpoint(latest).get_tensor("optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE") > 0
+
+
+def test_a_manifest_whose_vocab_size_disagrees_with_its_vocab_file_is_refused_in_one_line(token_data_dir, tmp_path,
+                                                                                         capsys):
+  data_dir = _copy_data(token_data_dir, tmp_path / "data")
+  path = os.path.join(data_dir, "manifest.json")
+  with open(path) as f:
+    manifest = json.load(f)
+  manifest["vocab_size"] = 100
+  with open(path, "w") as f:
+    json.dump(manifest, f)
+  error = _one_line_error(_params(data_dir, TRAIN_STEPS=3), str(tmp_path / "model"), capsys)
+  assert "vocab.txt" in error and "100" in error, error
+  assert not os.path.exists(str(tmp_path / "model"))
+
+
+def test_an_unwritable_model_dir_fails_in_one_line(token_data_dir, tmp_path, capsys):
+  blocker = tmp_path / "file"
+  blocker.write_text("")
+  error = _one_line_error(_params(token_data_dir, TRAIN_STEPS=3), str(blocker / "model"), capsys)
+  assert error.startswith("error: cannot write to --model_dir="), error
 
 
 @pytest.mark.parametrize("params, message", [

@@ -2,7 +2,8 @@ r"""Pretrains an encoder: python -m tpu_electra.pretrain --gin_file=F [--gin_par
 
 The objective, model size, data and optimizer all come from gin; the common knobs are macros
 (TRAIN_STEPS or TRAIN_FLOPS, BATCH_SIZE, SEQ_LENGTH, LEARNING_RATE, WARMUP_STEPS, CHECKPOINT_EVERY,
-DATA_DIR, VOCAB_SIZE). Re-running the same command resumes from the latest checkpoint in --model_dir.
+DATA_DIR, VOCAB_SIZE, SEED, EVAL_EVERY, EVAL_BATCHES). Re-running the same command resumes from the
+latest checkpoint in --model_dir, exactly where the run stopped (same weights as a run never stopped).
 """
 import sys
 from typing import Dict, Optional
@@ -13,6 +14,7 @@ import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 import tensorflow as tf
 
 from tpu_electra import cli_utils
+from tpu_electra import evaluate
 from tpu_electra import flops
 from tpu_electra import gin_utils
 from tpu_electra.data import manifest as manifest_lib
@@ -20,6 +22,7 @@ from tpu_electra.data import pretraining
 from tpu_electra.modeling import EncoderConfig
 import tpu_electra.objectives  # noqa: F401  (registers every objective with gin)
 from tpu_electra.training import optimization
+from tpu_electra.training import seeding
 from tpu_electra.training import strategy as strategy_lib
 from tpu_electra.training import trainer
 
@@ -39,13 +42,28 @@ def pretrain(model_dir: str,
         batch_size: int = gin.REQUIRED,
         seq_length: int = gin.REQUIRED,
         train_flops: Optional[float] = None,
-        precision: str = "float32") -> Dict[str, float]:
-  """Builds the objective for the data's vocab under the chosen strategy, and trains it."""
+        precision: str = "float32",
+        seed: int = 0,
+        eval_every: int = 0,
+        eval_batches: int = 8,
+        verify_checksums: bool = False) -> Dict[str, float]:
+  """Builds the objective for the data's vocab under the chosen strategy, and trains it.
+
+  `seed` decides everything random (weights, dropout, masks, sampling, data order); the same
+  command with the same seed gives bit-identical checkpoints on CPU. Every `eval_every` steps
+  (0: never) the model is evaluated on `eval_batches` fixed held-out batches (tpu_electra.evaluate).
+  Before the first step the data's shard sizes and vocab are checked against its manifest, and
+  with `verify_checksums` every shard's checksum too (a full read of the data).
+  """
   if precision not in PRECISIONS:
     raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
   manifest = manifest_lib.read_manifest(data_dir)
   encoder_config = EncoderConfig()
   manifest_lib.check_compatible(manifest, data_dir, encoder_config.vocab_size, seq_length)
+  manifest_lib.check_vocab(manifest, data_dir)
+  manifest_lib.check_shard_sizes(manifest, data_dir)
+  if verify_checksums:
+    manifest_lib.verify_checksums(manifest, data_dir)
   if seq_length > encoder_config.max_position_embeddings:
     raise ValueError(f"SEQ_LENGTH={seq_length} exceeds EncoderConfig.max_position_embeddings="
                      f"{encoder_config.max_position_embeddings}")
@@ -54,20 +72,44 @@ def pretrain(model_dir: str,
 
   tf.keras.mixed_precision.set_global_policy(precision)
   strategy = strategy_lib.get_strategy()
-  logging.info("Strategy %s with %d replica(s); data %s: %d examples, vocab %d.", type(strategy).__name__,
-               strategy.num_replicas_in_sync, data_dir, manifest.num_examples, manifest.vocab_size)
+  logging.info("SEED=%d. Strategy %s with %d replica(s); data %s: %d examples, vocab %d.", seed,
+               type(strategy).__name__, strategy.num_replicas_in_sync, data_dir, manifest.num_examples,
+               manifest.vocab_size)
+  seeding.seed_everything(seed)
   with strategy.scope():
     model = objective(encoder_config=encoder_config)
     optimizer = optimization.create_optimizer(train_steps=train_steps)
     if precision == "mixed_float16":
       optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
 
-  def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+  def dataset_fn(input_context: tf.distribute.InputContext, start_step: int) -> tf.data.Dataset:
     return pretraining.pretraining_dataset(
-        data_dir=data_dir, global_batch_size=batch_size, seq_length=seq_length, input_context=input_context)
+        data_dir=data_dir, global_batch_size=batch_size, seq_length=seq_length, input_context=input_context,
+        seed=seed, start_step=start_step)
 
-  return trainer.train(model, optimizer, dataset_fn, strategy, model_dir, train_steps, batch_size,
-                       checkpoint_items={"encoder": model.encoder})
+  evaluator = None
+  if eval_every:
+    if manifest_lib.eval_shard_paths(manifest, data_dir):
+      evaluator = evaluate.make_evaluator(model, strategy, data_dir, batch_size, seq_length, eval_batches)
+    else:
+      logging.warning("EVAL_EVERY=%d but the data in %s has no held-out split: no evaluation. Rebuild it with "
+                      "python -m data_prep.build to get one.", eval_every, data_dir)
+  try:
+    return trainer.train(model, optimizer, dataset_fn, strategy, model_dir, train_steps, batch_size,
+                         checkpoint_items={"encoder": model.encoder}, evaluator=evaluator, eval_every=eval_every)
+  except tf.errors.DataLossError as e:
+    raise manifest_lib.DataError(corrupt_data_message(manifest, data_dir, model_dir, e)) from None
+
+
+def corrupt_data_message(manifest: manifest_lib.Manifest, data_dir: str, model_dir: str, error: Exception) -> str:
+  """One line naming the corrupt shard (found by its checksum) and the checkpoint left intact."""
+  try:
+    manifest_lib.verify_checksums(manifest, data_dir)
+    culprit = f"a shard of {data_dir!r} ({cli_utils.first_line(error)})"
+  except manifest_lib.DataError as found:
+    culprit = cli_utils.first_line(found)
+  return (f"corrupt pretraining data: {culprit}; training stopped, last good checkpoint: "
+          f"{tf.train.latest_checkpoint(model_dir) or 'none'} (re-copy or rebuild the data, then re-run to resume)")
 
 
 def resolve_train_steps(train_steps: Optional[int], train_flops: Optional[float], objective,

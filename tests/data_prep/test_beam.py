@@ -11,8 +11,10 @@ from data_prep import build  # pylint: disable=g-import-not-at-top,wrong-import-
 from data_prep import sources  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def test_direct_runner_build_is_byte_identical_to_the_local_build(reference_build, tmp_path, corpora):
+def test_direct_runner_build_and_held_out_split_are_byte_identical_to_the_local_build(reference_build, tmp_path,
+                                                                                      corpora):
   config, manifest, files = reference_build
+  assert manifest.eval_shards and set(manifest.shard_info) == set(manifest.all_shards())
   beam_config = dataclasses.replace(config, output_dir=str(tmp_path / "beam"), runner="beam")
   assert build.build(beam_config) == manifest
   assert corpora.output_files(beam_config.output_dir) == files

@@ -1,5 +1,6 @@
 """End to end: corpora become a vocab, shards and a manifest the trainer accepts; parallel, resumable, exact."""
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -10,6 +11,7 @@ import tensorflow as tf
 
 from data_prep import build
 from data_prep import pipeline
+from data_prep import segment
 from data_prep import shards as shards_lib
 from data_prep import sources
 from tpu_electra.data import manifest as manifest_lib
@@ -48,8 +50,10 @@ def test_manifest_is_accepted_by_the_trainer_side_reader(built):
   assert manifest == written
   assert manifest.vocab_size == 300 and manifest.vocab_type == "wordpiece"
   assert manifest.special_token_ids == {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
-  assert manifest.max_seq_length == 32 and manifest.num_documents == 30
+  assert manifest.max_seq_length == 32 and manifest.num_documents + manifest.num_eval_documents == 30
+  assert manifest.num_eval_documents >= 1 and manifest.settings["held_out_fraction"] == 0.01
   assert manifest.shards == [f"pretrain-{i:05d}-of-00003.tfrecord" for i in range(3)]
+  assert manifest.eval_shards and all(n.startswith("eval-") for n in manifest.eval_shards)
   manifest_lib.check_compatible(manifest, config.output_dir, vocab_size=300, seq_length=32)
   assert not tf.io.gfile.exists(os.path.join(config.output_dir, build.WORK_DIR))
 
@@ -114,6 +118,10 @@ def test_learned_sentencepiece_vocab_builds_end_to_end(tmp_path, text_corpus):
   manifest = build.build(_config(tmp_path, text_corpus, vocab="sentencepiece:60"))
   assert (manifest.vocab_type, manifest.vocab_file, manifest.vocab_size) == ("sentencepiece", "spm.model", 60)
   assert manifest.special_token_ids == {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
+  manifest_lib.check_vocab(manifest, str(tmp_path / "out"))
+  wrong = dataclasses.replace(manifest, vocab_size=61)
+  with pytest.raises(manifest_lib.DataError, match="vocab_size 61 but spm.model .* has 60 pieces"):
+    manifest_lib.check_vocab(wrong, str(tmp_path / "out"))
   tokenizer = tokenization.from_manifest(manifest, str(tmp_path / "out"))
   assert tokenizer.special_token_ids["[UNK]"] not in tokenizer.tokenize("The old castle near the river.")
   assert manifest.num_examples > 30
@@ -126,7 +134,7 @@ def test_corpora_of_every_kind_mix_into_one_dataset(tmp_path, corpora, text_corp
   owt = corpora.write_openwebtext(tmp_path / "owt", num_subsets=3, documents_per_subset=4)
   corpus = (f"wikipedia:{dump}", f"books:{books}", f"openwebtext:{owt}", f"text:{text_corpus}")
   manifest = build.build(_config(tmp_path, text_corpus, corpus=corpus, vocab=wordpiece_vocab))
-  assert manifest.num_documents == 9 + 3 + 12 + 30
+  assert manifest.num_documents + manifest.num_eval_documents == 9 + 3 + 12 + 30
   assert manifest.sources == list(corpus)
   assert [i["spec"] for i in manifest.settings["inputs"]] == [corpus[0]] + [corpus[1]] * 3 + [corpus[2]] + [corpus[3]] * 2
 
@@ -141,18 +149,19 @@ def test_bad_files_are_skipped_named_and_counted_when_asked(tmp_path, corpora, t
   corpus = (f"text:{text_corpus}", f"wikipedia:{bad_dir}", f"books:{books}")
   config = _config(tmp_path, text_corpus, corpus=corpus, vocab=wordpiece_vocab, skip_bad_files=True)
   manifest = build.build(config)
-  assert manifest.num_bad_files == 2 and manifest.num_documents == 30 + 2
+  assert manifest.num_bad_files == 2 and manifest.num_documents + manifest.num_eval_documents == 30 + 2
   assert manifest.settings["bad_files"] == sorted([str(bad_dir / "dump.xml.bz2"), paths[2]])
   strict = _replace(config, skip_bad_files=False, output_dir=str(tmp_path / "strict"))
   with pytest.raises(sources.SourceError, match="dump.xml.bz2 is truncated or corrupt"):
     build.build(strict)
   assert not os.path.exists(tmp_path / "strict" / manifest_lib.MANIFEST_NAME)
-  assert not [n for n in os.listdir(tmp_path / "strict") if n.startswith("pretrain-")]
+  assert not [n for n in os.listdir(tmp_path / "strict") if n.startswith(("pretrain-", "eval-"))]
 
 
-def test_output_is_identical_for_one_and_three_workers(reference_build, tmp_path, corpora):
+def test_output_and_held_out_split_are_identical_for_one_and_three_workers(reference_build, tmp_path, corpora):
   config, manifest, files = reference_build
   assert len(manifest.shards) == 4
+  assert manifest.eval_shards and manifest.num_eval_examples > 0  # The held-out split is compared too.
   parallel = _replace(config, output_dir=str(tmp_path / "parallel"), num_workers=3)
   parts = build.plan_parts(build.resolve_inputs(config.corpus), int(config.input_split_mb * build.MB))
   assert len(parts) >= 3  # There is work to spread.
@@ -166,11 +175,11 @@ def test_a_killed_build_resumes_without_redoing_finished_work(reference_build, t
   original = shards_lib.write_shard
   written = []
 
-  def write_two_then_die(output_dir, task):
+  def write_two_then_die(output_dir, task, info_dir=None):
     if len(written) == 2:
       raise KeyboardInterrupt  # As a kill would, mid-way through the shards.
     written.append(task.name)
-    return original(output_dir, task)
+    return original(output_dir, task, info_dir)
 
   monkeypatch.setattr(shards_lib, "write_shard", write_two_then_die)
   with pytest.raises(KeyboardInterrupt):
@@ -183,6 +192,8 @@ def test_a_killed_build_resumes_without_redoing_finished_work(reference_build, t
   monkeypatch.setattr(sources, "read_part", lambda *a: pytest.fail("finished extraction was redone"))
   monkeypatch.setattr(pipeline, "_tokenized_documents", lambda *a: pytest.fail("finished examples were redone"))
   monkeypatch.setattr(pipeline.vocab_lib, "learn_wordpiece", lambda *a: pytest.fail("the vocab was learned again"))
+  # Nor may it read finished shards back for their checksums: they were kept when the shards were written.
+  monkeypatch.setattr(manifest_lib, "shard_info", lambda *a: pytest.fail("a finished shard was read back"))
   assert build.build(config) == manifest
   assert {n: os.stat(os.path.join(config.output_dir, n)).st_mtime_ns for n in written} == finished
   assert corpora.output_files(config.output_dir) == files
@@ -275,6 +286,92 @@ def test_cli_reports_errors_in_one_line(tmp_path):
     with pytest.raises(SystemExit) as raised:
       build.main(["build"])
   assert str(raised.value) == f"data_prep.build: --corpus=text:{tmp_path}/nothing-*.txt matches no files"
+
+
+def _shard_texts(manifest, paths):
+  """Each example's text ids as one space-separated string, [CLS]/[SEP]/padding dropped."""
+  special = set(manifest.special_token_ids.values())
+  spec = {"input_ids": tf.io.FixedLenFeature([manifest.max_seq_length], tf.int64)}
+  texts = []
+  for record in tf.data.TFRecordDataset(paths).as_numpy_iterator():
+    ids = tf.io.parse_single_example(record, spec)["input_ids"].numpy()
+    texts.append(" " + " ".join(str(i) for i in ids if i not in special) + " ")
+  return "\n".join(texts)
+
+
+def test_no_held_out_document_is_in_the_training_shards(reference_build, text_corpus):
+  config, manifest, _ = reference_build
+  tokenizer = tokenization.from_manifest(manifest, config.output_dir)
+  training = _shard_texts(manifest, manifest.shard_paths(config.output_dir))
+  held_out = _shard_texts(manifest, manifest.eval_shard_paths(config.output_dir))
+  below = manifest.settings["held_out_buckets"][0]
+  counts = {True: 0, False: 0}
+  for name in sorted(os.listdir(text_corpus)):
+    for document in sources.read_text_documents(os.path.join(text_corpus, name)):
+      sentences = segment.split_document(document.paragraphs)
+      is_held_out = pipeline.document_bucket(sentences) < below
+      counts[is_held_out] += 1
+      # Every sentence of the document is in the split it belongs to, and none in the other.
+      for ids in tokenizer.tokenize_batch(sentences):
+        if len(ids) < 8 or len(ids) > config.max_seq_length - 3:
+          continue  # Too short to be unique, or cut across examples.
+        text = " " + " ".join(map(str, ids)) + " "
+        assert (text in held_out, text in training) == (is_held_out, not is_held_out), (name, document.id)
+  assert (counts[True], counts[False]) == (manifest.num_eval_documents, manifest.num_documents)
+
+
+def test_held_out_share_follows_the_flag_and_never_takes_every_document():
+  def part(buckets):
+    return {"buckets": [[b, n] for b, n in buckets]}
+
+  config = build.BuildConfig(corpus=(), vocab="wordpiece:100", do_lower_case=True,
+                             max_seq_length=32, output_dir="/tmp/x", held_out_fraction=0.1)
+  summaries = [part([(5, 30), (900, 50)]), part([(2, 10), (4000, 910)])]  # 1000 bytes of text.
+  # Buckets 2 and 5 hold 40 bytes (< 100), with 900 the lowest buckets hold 90, with 4000 all of it.
+  assert pipeline.held_out_below(dataclasses.replace(config, held_out_fraction=0.03), summaries) == 6
+  assert pipeline.held_out_below(dataclasses.replace(config, held_out_fraction=0.01), summaries) == 3
+  assert pipeline.held_out_below(dataclasses.replace(config, held_out_fraction=0.0), summaries) == 0
+  # 10% would need the last document too: every document held out is refused, nothing is held out.
+  assert pipeline.held_out_below(config, summaries) == 0
+  assert pipeline.held_out_below(config, [part([(7, 100)])]) == 0
+  with pytest.raises(build.BuildError, match="--held_out_fraction=1.0 must be at least 0 and below 1"):
+    dataclasses.replace(config, held_out_fraction=1.0).check()
+
+
+def test_held_out_fraction_zero_writes_no_held_out_shards(tmp_path, text_corpus, wordpiece_vocab):
+  manifest = build.build(_config(tmp_path, text_corpus, vocab=wordpiece_vocab, held_out_fraction=0.0))
+  assert (manifest.eval_shards, manifest.num_eval_documents, manifest.num_documents) == ([], 0, 30)
+  assert sorted(manifest.shard_info) == manifest.shards
+
+
+def test_manifest_records_size_records_and_sha256_of_every_shard(reference_build):
+  config, manifest, files = reference_build
+  assert sorted(manifest.shard_info) == sorted(manifest.all_shards())
+  for name in manifest.all_shards():
+    records = sum(1 for _ in tf.data.TFRecordDataset(os.path.join(config.output_dir, name)))
+    assert manifest.shard_info[name] == manifest_lib.ShardInfo(
+        num_bytes=len(files[name]), num_records=records, sha256=hashlib.sha256(files[name]).hexdigest())
+  assert sum(manifest_lib.record_counts(manifest)) == manifest.num_examples
+  assert sum(manifest.shard_info[n].num_records for n in manifest.eval_shards) == manifest.num_eval_examples
+  manifest_lib.check_shard_sizes(manifest, config.output_dir)
+  manifest_lib.check_vocab(manifest, config.output_dir)
+
+
+@pytest.mark.parametrize("output_dir, problem", [
+    ("/proc/forbidden/x", "NotFoundError"),
+    ("{file}/sub", "is not a directory"),
+])
+def test_unwritable_output_dir_is_one_line_and_exit_1(tmp_path, text_corpus, output_dir, problem):
+  regular_file = tmp_path / "file"
+  regular_file.write_text("not a directory")
+  output_dir = output_dir.format(file=regular_file)
+  with flagsaver.flagsaver():
+    build.FLAGS(["build", f"--corpus=text:{text_corpus}", f"--output_dir={output_dir}"])
+    with pytest.raises(SystemExit) as raised:
+      build.main(["build"])
+  message = str(raised.value)  # sys.exit with a message: exit status 1.
+  assert message.startswith(f"data_prep.build: cannot write --output_dir={output_dir} (") and problem in message
+  assert "pick a directory you can create and write" in message and "\n" not in message
 
 
 def test_settings_hash_is_stable_and_sensitive():

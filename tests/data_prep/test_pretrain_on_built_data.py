@@ -31,16 +31,18 @@ def test_sentencepiece_data_trains_electra_and_writes_checkpoints(tmp_path, text
   assert np.isfinite(metrics["loss"])
 
 
-def test_statically_masked_data_reaches_the_model_with_its_stored_masks(tmp_path, text_corpus, wordpiece_vocab):
+def test_statically_masked_held_out_data_reaches_the_model_with_its_stored_masks(tmp_path, text_corpus,
+                                                                                 wordpiece_vocab):
   data_dir = str(tmp_path / "data")
+  # Half the text held out: enough held-out examples for a batch of 16.
   manifest = build.build(build.BuildConfig(
       corpus=(f"text:{text_corpus}",), vocab=wordpiece_vocab, do_lower_case=True, max_seq_length=32,
-      output_dir=data_dir, static_masking=True, dupe_factor=2))
-  assert manifest.max_predictions_per_seq == 4
-  batch = next(iter(pretraining.pretraining_dataset(data_dir=data_dir, global_batch_size=16, seq_length=32,
-                                                    is_training=False)))
+      output_dir=data_dir, static_masking=True, dupe_factor=2, held_out_fraction=0.5))
+  assert manifest.max_predictions_per_seq == 4 and manifest.num_eval_examples >= 16
+  batch = next(iter(pretraining.evaluation_dataset(data_dir=data_dir, global_batch_size=16, seq_length=32,
+                                                   num_batches=1)))
   assert batch["masked_lm_positions"].shape == (16, 4) and batch["masked_lm_weights"].dtype.name == "float32"
   stored = pretraining.parse_example(
-      next(iter(tf.data.TFRecordDataset(manifest.shard_paths(data_dir)).batch(16))), 32, (), 4)
+      next(iter(tf.data.TFRecordDataset(manifest.eval_shard_paths(data_dir)).batch(16))), 32, (), 4)
   for name in ("masked_input_ids", "masked_lm_positions", "masked_lm_ids", "masked_lm_weights"):
     np.testing.assert_array_equal(batch[name].numpy(), stored[name].numpy())

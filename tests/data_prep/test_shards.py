@@ -1,10 +1,12 @@
 """Shards: the count follows the data size, every record lands in exactly one shard, nothing half-written."""
+import hashlib
 import os
 
 import pytest
 import tensorflow as tf
 
 from data_prep import shards
+from tpu_electra.data import manifest as manifest_lib
 
 
 def _unit(directory, name, records):
@@ -79,8 +81,23 @@ def test_a_finished_shard_is_not_written_again(tmp_path):
   units = _units(tmp_path, [10])
   task = shards.plan_shards(units, "p", 1 << 20, min_shards=1, min_shard_bytes=1, seed=0)[0]
   path = tmp_path / task.name
-  assert shards.write_shard(str(tmp_path), task) == (task.name, 10)
+  info_dir = tmp_path / "info"
+  info_dir.mkdir()
+  name, info = shards.write_shard(str(tmp_path), task, str(info_dir))
+  assert (name, info.num_records) == (task.name, 10)
   before = path.stat().st_mtime_ns
   os.remove(units[0].path)  # Rewriting would need the unit file.
-  assert shards.write_shard(str(tmp_path), task) == (task.name, 10)
+  assert shards.write_shard(str(tmp_path), task, str(info_dir)) == (task.name, info)
+  assert shards.write_shard(str(tmp_path), task) == (task.name, info)  # No kept info: the shard is read once.
   assert path.stat().st_mtime_ns == before
+
+
+def test_shard_info_is_taken_from_the_bytes_written(tmp_path):
+  units = _units(tmp_path, [7, 9])
+  tasks = shards.plan_shards(units, "p", 1 << 20, min_shards=2, min_shard_bytes=1, seed=0)
+  for task in tasks:
+    name, info = shards.write_shard(str(tmp_path), task)
+    data = (tmp_path / name).read_bytes()
+    assert info == manifest_lib.ShardInfo(len(data), sum(1 for _ in tf.data.TFRecordDataset(str(tmp_path / name))),
+                                          hashlib.sha256(data).hexdigest())
+  assert not [n for n in os.listdir(tmp_path) if n.endswith(shards.TMP_SUFFIX)]

@@ -73,16 +73,47 @@ def test_prelude_failure_stops_the_job_and_is_its_status(tmp_path):
     ("--api_key=abc", "--api_key=***"),
     ("gs://bucket/token_counts/data", "gs://bucket/token_counts/data"),
     ("train.num_steps = 1000", "train.num_steps = 1000"),
+    ("export DB_PASS=pw1 OPENAI_KEY=sk-2 && pip install x",
+     "export DB_PASS=*** OPENAI_KEY=*** && pip install x"),
+    ("GH_TOKEN='two words' make", "GH_TOKEN=*** make"),
+    ('hub.access_token = "hf_1"', "hub.access_token = ***"),
+    ('{"client_secret": "s3"}', '{"client_secret": ***'),
+    ("NCCL_DEBUG=INFO XLA_FLAGS=--xla_dump_to=/tmp/x", "NCCL_DEBUG=INFO XLA_FLAGS=--xla_dump_to=/tmp/x"),
 ])
 def test_redact_hides_credentials_and_keeps_ordinary_values(text, shown):
   assert common.redact(text) == shown
 
 
-def test_secret_env_values_are_hidden_and_others_kept():
-  env = common.parse_env(["WANDB_API_KEY=k1", "AWS_SECRET_ACCESS_KEY=k2", "NCCL_DEBUG=INFO"])
+# The names of issue 10, names the earlier word list missed (DB_PASS, OPENAI_KEY), lower case.
+SECRET_NAMES = ["DB_PASS", "OPENAI_KEY", "MY_SECRET_X", "GH_TOKEN",
+                "GOOGLE_APPLICATION_CREDENTIALS", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY",
+                "db_passphrase", "MyApiKey", "HF_AUTH"]
 
-  assert common.redact_env(env) == {"WANDB_API_KEY": "***", "AWS_SECRET_ACCESS_KEY": "***",
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_names_containing_a_secret_word_look_secret(name):
+  assert common.is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["NCCL_DEBUG", "XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL", "PATH",
+                                  "CUDA_VISIBLE_DEVICES", "TPU_NAME"])
+def test_ordinary_names_do_not_look_secret(name):
+  assert not common.is_secret_name(name)
+
+
+def test_secret_env_values_are_hidden_and_others_kept():
+  env = common.parse_env([f"{name}=v{i}" for i, name in enumerate(SECRET_NAMES)]
+                         + ["NCCL_DEBUG=INFO"])
+
+  assert common.redact_env(env) == {**{name: "***" for name in SECRET_NAMES},
                                     "NCCL_DEBUG": "INFO"}
+
+
+def test_a_malformed_env_flag_is_reported_without_its_secret():
+  with pytest.raises(common.LaunchError) as e:
+    common.parse_env(["1DB_PASS=hunter2"])
+
+  assert "hunter2" not in str(e.value)
 
 
 @pytest.mark.parametrize("pair", ["NOEQUALS", "1X=2", "A B=c"])

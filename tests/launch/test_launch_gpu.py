@@ -127,6 +127,40 @@ def test_without_hosts_the_job_runs_here_and_its_status_is_returned(fakes):
   assert "hf_abc" not in result.stderr and "HF_TOKEN=***" in result.stderr
 
 
+# Issue 10: every name that looks secret, each with a value found nowhere else.
+SECRET_ENV = {"DB_PASS": "pw-db-1", "OPENAI_KEY": "sk-openai-2", "MY_SECRET_X": "sec-x-3",
+              "GH_TOKEN": "ghp-4", "GOOGLE_APPLICATION_CREDENTIALS": "/keys/sa-5.json"}
+ENV_FLAGS = [f"--env={k}={v}" for k, v in SECRET_ENV.items()] + ["--env=NCCL_DEBUG=INFO"]
+
+
+def test_values_of_secret_looking_env_names_are_masked_in_the_dry_run(fakes):
+  result = fakes.launch("launch.gpu", "run", "--dry_run", "--hosts=h1,h2", *JOB, *ENV_FLAGS,
+                        "--ssh_option=StrictHostKeyChecking=accept-new")
+
+  assert result.returncode == 0, result.stderr
+  for secret in SECRET_ENV.values():
+    assert secret not in result.stdout + result.stderr
+  for command in fakes.printed_commands(result.stdout):
+    words = shlex.split(command[-1])
+    assert {f"{name}=***" for name in SECRET_ENV} <= set(words)
+    assert "NCCL_DEBUG=INFO" in words
+    assert "StrictHostKeyChecking=accept-new" in command
+
+
+def test_a_local_run_echoes_its_command_with_secret_looking_values_masked(fakes):
+  python = fakes.fake_python(fakes.root / "local_python")
+
+  result = fakes.launch("launch.gpu", "run", f"--python={python}", "--model_dir=runs/small",
+                        f"--gin_file={GIN}", *ENV_FLAGS)
+
+  assert result.returncode == 0, result.stderr
+  for secret in SECRET_ENV.values():
+    assert secret not in result.stdout + result.stderr
+  assert all(f"{name}=***" in result.stderr for name in SECRET_ENV)
+  assert "NCCL_DEBUG=INFO" in result.stderr
+  assert len(fakes.python_calls()) == 1
+
+
 @pytest.mark.parametrize("hosts", ["-oProxyCommand=touch /tmp/x,h2", "h1,h 2", "h1;reboot"])
 def test_hosts_that_are_not_plain_names_are_refused(fakes, hosts):
   status, _, stderr = fakes.main("launch.gpu", "run", f"--hosts={hosts}", *JOB)

@@ -324,13 +324,37 @@ def test_credentials_in_a_git_url_or_env_are_never_printed(fakes):
   assert "git clone --depth=1 --branch=main --" in remote_command(setup)
 
 
+# Issue 10: every name that looks secret, each with a value found nowhere else.
+SECRET_ENV = {"DB_PASS": "pw-db-1", "OPENAI_KEY": "sk-openai-2", "MY_SECRET_X": "sec-x-3",
+              "GH_TOKEN": "ghp-4", "GOOGLE_APPLICATION_CREDENTIALS": "/keys/sa-5.json"}
+
+
+def test_values_of_secret_looking_env_names_are_masked_in_the_dry_run(fakes):
+  status, stdout, stderr = fakes.main(
+      "launch.tpu", "all", "--dry_run", *V3, *[f"--env={k}={v}" for k, v in SECRET_ENV.items()],
+      "--env=NCCL_DEBUG=WARN", "--gin_param=hub.api_key = 'gin-key-6'",
+      "--install_cmd=DB_PASSWORD=pw-install-7 pip install -e .",
+      "--ssh_flag=--strict-host-key-checking=no")
+
+  assert status == 0, stderr
+  for secret in [*SECRET_ENV.values(), "gin-key-6", "pw-install-7"]:
+    assert secret not in stdout + stderr
+  assert all(f"{name}=***" in stdout for name in SECRET_ENV)
+  assert "hub.api_key = ***" in stdout and "DB_PASSWORD=***" in stdout
+  # A name that does not look secret, and an option that is not a name, print as they are.
+  assert "NCCL_DEBUG=WARN" in stdout and "--strict-host-key-checking=no" in stdout
+
+
 def test_credentials_reach_the_job_while_the_echoed_command_hides_them(fakes):
   remote_checkout(fakes)
 
-  result = fakes.launch("launch.tpu", "run", *V3, "--env=HF_TOKEN=hf_abcdef")
+  result = fakes.launch("launch.tpu", "run", *V3, "--env=HF_TOKEN=hf_abcdef",
+                        *[f"--env={k}={v}" for k, v in SECRET_ENV.items()])
 
   assert result.returncode == 0, result.stderr
-  assert "hf_abcdef" not in result.stderr + result.stdout
+  for secret in ["hf_abcdef", *SECRET_ENV.values()]:
+    assert secret not in result.stderr + result.stdout
+  assert "+ gcloud compute tpus tpu-vm ssh" in result.stderr and "DB_PASS=***" in result.stderr
   (record,) = fakes.python_calls()
   assert record["env"]["HF_TOKEN"] == "hf_abcdef"
 

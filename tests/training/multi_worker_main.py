@@ -27,8 +27,8 @@ def main(data_dir, model_dir, output_path):
     model = Electra(config)
     optimizer = optimization.create_optimizer(name="adamw", learning_rate=1e-3, train_steps=6, warmup_steps=1)
 
-  def dataset_fn(input_context):
-    return pretraining.pretraining_dataset(data_dir, 8, 32, input_context=input_context, seed=0)
+  def dataset_fn(input_context, start_step):
+    return pretraining.pretraining_dataset(data_dir, 8, 32, input_context=input_context, seed=0, start_step=start_step)
 
   trainer.train(model, optimizer, dataset_fn, strategy, model_dir, train_steps=6, global_batch_size=8,
                 checkpoint_every=3, steps_per_loop=3, log_every_secs=0.0)

@@ -38,10 +38,10 @@ def _regression_data(num=64, poison_from=None, seed=0):
 
 
 def _dataset_fn(x, y, batch_size, repeat=True):
-  def dataset_fn(input_context=None):
+  def dataset_fn(input_context=None, start_step=0):
     per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
     dataset = tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).batch(per_replica, drop_remainder=True)
-    return dataset.repeat() if repeat else dataset
+    return (dataset.repeat() if repeat else dataset).skip(start_step)
   return dataset_fn
 
 
@@ -78,9 +78,9 @@ def test_resume_restores_step_counter_weights_and_optimizer_state(tmp_path, capl
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-  # Batch 0 builds the variables, batches 1-2 train steps 1-2, batch 3 (NaN targets) is step 3.
+  # Batches 0-2 train steps 1-3 (none is spent on building the variables), batch 3 (NaN targets) is step 4.
   x, y = _regression_data(num=64, poison_from=24)
-  with pytest.raises(trainer.NonFiniteLossError, match="loss became nan between steps 2 and 3"):
+  with pytest.raises(trainer.NonFiniteLossError, match="loss became nan between steps 3 and 4"):
     _train_regression(str(tmp_path), 10, x, y)
   latest = tf.train.latest_checkpoint(str(tmp_path))
   assert latest.endswith("ckpt-2")
@@ -121,11 +121,12 @@ def test_electra_loss_falls_on_a_repeated_batch(token_data_dir):
   tf.keras.utils.set_random_seed(0)  # initial weights and samples: a reproducible run
   config = EncoderConfig(vocab_size=60, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                          embedding_size=16, max_position_embeddings=32, dropout_rate=0.0, attention_dropout_rate=0.0)
-  batch = next(iter(pretraining.pretraining_dataset(token_data_dir, 16, 32, seed=1)))
+  dataset = pretraining.pretraining_dataset(token_data_dir, 16, 32, seed=1)
+  batch = next(iter(dataset))
   model = Electra(config)
   optimizer = optimization.create_optimizer(name="adam", learning_rate=3e-3, train_steps=1000, warmup_steps=0)
   strategy = tf.distribute.get_strategy()
-  trainer.build_variables(model, optimizer, strategy, batch)
+  trainer.build_variables(model, optimizer, strategy, dataset.element_spec)
   loop = trainer.make_train_loop(model, optimizer, strategy)
   iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
   first = loop(iterator, tf.constant(1))
@@ -134,7 +135,8 @@ def test_electra_loss_falls_on_a_repeated_batch(token_data_dir):
   # Memorizing one batch: the masked-LM loss falls well below its ~log(vocab) start.
   assert float(last["mlm_loss"]) < 0.8 * float(first["mlm_loss"])
   assert float(last["loss"]) < float(first["loss"])
-  assert 0.0 <= float(last["discriminator_auc"]) <= 1.0
+  assert 0.0 <= float(last["discriminator_accuracy"]) <= 1.0
+  assert "discriminator_auc" not in last  # An exact AUC sorts every token: evaluation computes it, not the step.
 
 
 def test_xla_compiled_step_gives_the_same_update():
@@ -150,3 +152,40 @@ def test_xla_compiled_step_gives_the_same_update():
     results.append([v.numpy() for v in model.trainable_variables])
   for plain, compiled in zip(*results):
     np.testing.assert_allclose(plain, compiled, rtol=1e-5, atol=1e-6)
+
+
+def test_evaluator_runs_every_eval_every_steps_and_at_the_end_and_writes_eval_scalars(tmp_path):
+  x, y = _regression_data()
+  calls = []
+
+  def evaluator():
+    calls.append(True)
+    return {"eval_loss": float(len(calls))}
+
+  _, _, metrics = _train_regression(str(tmp_path), 7, x, y, evaluator=evaluator, eval_every=3, steps_per_loop=5)
+  assert len(calls) == 3  # Steps 3, 6 and 7.
+  assert metrics["eval/eval_loss"] == 3.0
+  events = glob.glob(str(tmp_path / trainer.EVAL_SUMMARY_DIR / "events.out.tfevents.*"))
+  assert events
+  steps = [e.step for e in tf.compat.v1.train.summary_iterator(events[0])
+           for v in e.summary.value if v.tag == "eval_loss"]
+  assert steps == [3, 6, 7]
+
+
+def test_a_resumed_run_reads_the_batches_an_uninterrupted_run_reads(tmp_path):
+  # Each batch of distinct targets moves the weights differently: a replayed or skipped batch shows.
+  x, y = _regression_data(num=64)
+  uninterrupted, _, _ = _train_regression(str(tmp_path / "a"), 6, x, y)
+  _train_regression(str(tmp_path / "b"), 2, x, y)
+  _train_regression(str(tmp_path / "b"), 4, x, y)
+  resumed, _, _ = _train_regression(str(tmp_path / "b"), 6, x, y)
+  for a, b in zip(uninterrupted.trainable_variables, resumed.trainable_variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_an_unwritable_model_dir_fails_in_one_line(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("not a directory")
+  with pytest.raises(trainer.OutputPathError, match="cannot write to --model_dir=") as error:
+    trainer.make_output_dir(str(blocker / "model"))
+  assert "\n" not in str(error.value)

@@ -67,7 +67,8 @@ class Bert(PretrainingObjective):
   def encoder(self) -> TransformerEncoder:
     return self.bert_encoder
 
-  def call(self, batch, training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
+  def call(self, batch, training: Optional[bool] = None, with_detection: bool = False) -> Dict[str, tf.Tensor]:
+    del with_detection  # No replaced-token detection: nothing to add for evaluation.
     encoder_output = self.bert_encoder({
         "input_word_ids": batch["masked_input_ids"],
         "input_mask": batch["input_mask"],

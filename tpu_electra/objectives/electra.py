@@ -12,7 +12,7 @@ import tensorflow as tf
 from tpu_electra.modeling import EncoderConfig, ReplacedTokenDetectionHead, TransformerEncoder, masked_lm_head
 from tpu_electra.modeling.encoder import Embeddings
 from tpu_electra.objectives import sampling
-from tpu_electra.objectives.base import PretrainingObjective
+from tpu_electra.objectives.base import DETECTION, PretrainingObjective
 
 
 def masked_lm_loss_and_accuracy(logits, target_ids, weights):
@@ -30,7 +30,11 @@ def replaced_token_detection_loss(logits, labels, weights):
 
 
 def discriminator_metrics(logits, labels, weights) -> Dict[str, tf.Tensor]:
-  """Accuracy, precision, recall and AUC of replaced-token detection (positive = replaced)."""
+  """Accuracy, precision and recall of replaced-token detection (positive = replaced).
+
+  Cheap enough for every training step; the exact AUC, which sorts every token, is computed by
+  held-out evaluation (tpu_electra.evaluate) from `detection_outputs` instead.
+  """
   logits = tf.cast(logits, tf.float32)
   labels = tf.cast(labels, tf.float32)
   weights = tf.cast(weights, tf.float32)
@@ -40,8 +44,13 @@ def discriminator_metrics(logits, labels, weights) -> Dict[str, tf.Tensor]:
       "discriminator_accuracy": sampling.weighted_mean(tf.cast(tf.equal(predicted, labels), tf.float32), weights),
       "discriminator_precision": tf.math.divide_no_nan(true_positives, tf.reduce_sum(predicted * weights)),
       "discriminator_recall": tf.math.divide_no_nan(true_positives, tf.reduce_sum(labels * weights)),
-      "discriminator_auc": sampling.binary_auc(logits, labels, weights),
   }
+
+
+def detection_outputs(logits, labels, weights) -> Dict[str, tf.Tensor]:
+  """Per-token replaced-token scores, labels and weights, for metrics over a whole evaluation set."""
+  return {"scores": tf.cast(logits, tf.float32), "labels": tf.cast(labels, tf.int32),
+          "weights": tf.cast(weights, tf.float32)}
 
 
 def corrupt_with_samples(masked_input_ids, original_ids, positions, weights, sampled_ids):
@@ -85,7 +94,9 @@ class Electra(PretrainingObjective):
     del input_mask, training  # The head reads the last layer as it is.
     return self.rtd_head(discriminator_output["sequence_output"])
 
-  def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None) -> Dict[str, tf.Tensor]:
+  def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None,
+           with_detection: bool = False) -> Dict[str, tf.Tensor]:
+    seed = sampling.noise_seed(batch, seed)
     input_mask = batch["input_mask"]
     positions = batch["masked_lm_positions"]
     weights = batch["masked_lm_weights"]
@@ -117,4 +128,6 @@ class Electra(PretrainingObjective):
             tf.reduce_sum(weights)),
     }
     outputs.update(discriminator_metrics(rtd_logits, rtd_labels, input_mask))
+    if with_detection:
+      outputs[DETECTION] = detection_outputs(rtd_logits, rtd_labels, input_mask)
     return outputs

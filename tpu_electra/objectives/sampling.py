@@ -27,8 +27,30 @@ def scatter_positions(sequence, positions, updates, weights):
 
 
 def gumbel_noise(shape, seed=None):
-  uniform = tf.random.uniform(shape, minval=0.0, maxval=1.0, dtype=tf.float32, seed=seed)
+  """float32 Gumbel(0, 1) noise; `seed` is a [2] stateless seed, an int op seed, or None."""
+  if seed is not None and not isinstance(seed, int):
+    uniform = tf.random.stateless_uniform(shape, seed=seed, minval=0.0, maxval=1.0, dtype=tf.float32)
+  else:
+    uniform = tf.random.uniform(shape, minval=0.0, maxval=1.0, dtype=tf.float32, seed=seed)
   return -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
+
+
+def noise_seed(batch, seed=None):
+  """The sampling seed of a batch: its `noise_seed` feature ([B, 2] stateless seeds, the first row
+  is the batch's) when the input pipeline provides one, so that a step's noise is a pure function of
+  the run's seed and the step; otherwise `seed` (an int op seed, or None for unseeded draws)."""
+  if "noise_seed" in batch:
+    return batch["noise_seed"][0]
+  return seed
+
+
+def derive_seed(seed, index: int):
+  """An independent seed for the `index`-th draw of a step, of the same kind as `seed`."""
+  if seed is None:
+    return None
+  if isinstance(seed, int):
+    return seed + index
+  return tf.random.experimental.stateless_fold_in(seed, index)
 
 
 def sample_from_logits(logits, temperature=1.0, seed=None):
@@ -79,20 +101,30 @@ def weighted_mean(values, weights):
 def binary_auc(scores, labels, weights):
   """Exact ROC AUC of `scores` against 0/1 `labels` over entries with weight > 0 (Mann-Whitney U).
 
-  Ties between a positive and a negative count as wrong; 0.5 is returned when one class is absent.
+  A positive scored above a negative counts 1, a tie between them counts 1/2 (mid ranks), so a
+  constant scorer gets 0.5. 0.5 is also returned when one class is absent. O(n log n) tf ops
+  with static shapes (one sort, one segment sum), so it runs in a graph and under XLA. Exact up to
+  float32 summation: each term is a half-integer count of negatives.
   """
   scores = tf.reshape(tf.cast(scores, tf.float32), [-1])
   labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
-  valid = tf.reshape(tf.cast(weights, tf.float32), [-1]) > 0
-  # Invalid entries sink to the bottom of the ranking; their count is then subtracted from ranks.
-  ranked = tf.where(valid, scores, tf.fill(tf.shape(scores), -float("inf")))
-  order = tf.argsort(ranked, stable=True)
-  ranks = tf.cast(tf.math.invert_permutation(order), tf.float32) + 1.0
-  num_invalid = tf.reduce_sum(tf.cast(tf.logical_not(valid), tf.float32))
-  positives = labels * tf.cast(valid, tf.float32)
-  num_pos = tf.reduce_sum(positives)
-  num_neg = tf.reduce_sum(tf.cast(valid, tf.float32)) - num_pos
-  rank_sum = tf.reduce_sum((ranks - num_invalid) * positives)
-  u_statistic = rank_sum - num_pos * (num_pos + 1.0) / 2.0
+  valid = tf.cast(tf.reshape(tf.cast(weights, tf.float32), [-1]) > 0, tf.float32)
+  # In increasing score order, entries with equal scores form one group. Entries with weight 0
+  # count as neither class, so they may sit in any group without changing a count.
+  order = tf.argsort(scores, stable=True)
+  sorted_scores = tf.gather(scores, order)
+  positive = tf.gather(valid * labels, order)
+  negative = tf.gather(valid * (1.0 - labels), order)
+  starts = tf.concat([tf.ones_like(sorted_scores[:1], tf.bool),
+                     sorted_scores[1:] != sorted_scores[:-1]], axis=0)
+  group = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+  size = scores.shape[0] if scores.shape[0] is not None else tf.size(scores)
+  negatives_in_group = tf.math.unsorted_segment_sum(negative, group, size)
+  # Groups are numbered in score order, so the negatives below a group are those of lower groups.
+  negatives_below = tf.cumsum(negatives_in_group, exclusive=True)
+  wins = tf.gather(negatives_below + 0.5 * negatives_in_group, group)
+  u_statistic = tf.reduce_sum(positive * wins)
+  num_pos = tf.reduce_sum(positive)
+  num_neg = tf.reduce_sum(negative)
   auc = tf.math.divide_no_nan(u_statistic, num_pos * num_neg)
   return tf.where(num_pos * num_neg > 0, auc, 0.5)

@@ -26,8 +26,9 @@ import tensorflow as tf
 
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder, masked_lm_head
 from tpu_electra.objectives import sampling
-from tpu_electra.objectives.base import PretrainingObjective
-from tpu_electra.objectives.electra import corrupt_with_samples, discriminator_metrics, masked_lm_loss_and_accuracy
+from tpu_electra.objectives.base import DETECTION, PretrainingObjective
+from tpu_electra.objectives.electra import (corrupt_with_samples, detection_outputs, discriminator_metrics,
+                                           masked_lm_loss_and_accuracy)
 
 
 def critic_logits(token_logits):
@@ -93,7 +94,9 @@ class Script(PretrainingObjective):
   def pseudo_log_likelihood(self, batch, token_weights=None):
     return pseudo_log_likelihood(self.script_encoder, self.mlm_head, batch, token_weights)
 
-  def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None) -> Dict[str, tf.Tensor]:
+  def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None,
+           with_detection: bool = False) -> Dict[str, tf.Tensor]:
+    seed = sampling.noise_seed(batch, seed)
     input_mask = batch["input_mask"]
     positions = batch["masked_lm_positions"]
     weights = batch["masked_lm_weights"]
@@ -125,5 +128,8 @@ class Script(PretrainingObjective):
             sampling.gather_positions(tf.cast(replaced, tf.float32), positions), weights),
     }
     # The shared metrics score "replaced": its log-odds are log p(t-) - log p(t+).
-    outputs.update(discriminator_metrics(-critic_logits(token_logits), replaced, input_mask))
+    replaced_scores = -critic_logits(token_logits)
+    outputs.update(discriminator_metrics(replaced_scores, replaced, input_mask))
+    if with_detection:
+      outputs[DETECTION] = detection_outputs(replaced_scores, replaced, input_mask)
     return outputs

@@ -31,7 +31,7 @@ from tpu_electra.modeling import (EncoderConfig, MultiWordSelectionHead, Replace
                                   masked_lm_head)
 from tpu_electra.modeling.encoder import Embeddings, transformer_block
 from tpu_electra.objectives import electra, sampling
-from tpu_electra.objectives.base import PretrainingObjective
+from tpu_electra.objectives.base import DETECTION, PretrainingObjective
 
 CANDIDATE_STRATEGIES = ("sampled", "hardest")
 
@@ -158,7 +158,9 @@ class Teams(PretrainingObjective):
         hidden = layer([hidden, attention_mask], training=training)
     return self.rtd_head(hidden)
 
-  def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None) -> Dict[str, tf.Tensor]:
+  def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None,
+           with_detection: bool = False) -> Dict[str, tf.Tensor]:
+    seed = sampling.noise_seed(batch, seed)
     input_mask = batch["input_mask"]
     positions = batch["masked_lm_positions"]
     weights = batch["masked_lm_weights"]
@@ -174,7 +176,7 @@ class Teams(PretrainingObjective):
     # as in ELECTRA) and K candidates that never are. Neither passes gradient to the generator.
     sampled_ids = sampling.sample_from_logits(mlm_logits, self.temperature, seed=seed)
     candidates = candidate_sets(mlm_logits, batch["masked_lm_ids"], self.num_candidates, self.candidate_strategy,
-                                self.temperature, seed=None if seed is None else seed + 1)
+                                self.temperature, seed=sampling.derive_seed(seed, 1))
     fake_ids, rtd_labels = electra.corrupt_with_samples(
         batch["masked_input_ids"], batch["input_ids"], positions, weights, sampled_ids)
 
@@ -199,4 +201,6 @@ class Teams(PretrainingObjective):
             sampling.gather_positions(tf.cast(rtd_labels, tf.float32), positions), weights),
     }
     outputs.update(electra.discriminator_metrics(rtd_logits, rtd_labels, input_mask))
+    if with_detection:
+      outputs[DETECTION] = electra.detection_outputs(rtd_logits, rtd_labels, input_mask)
     return outputs

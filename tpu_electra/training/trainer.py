@@ -2,10 +2,16 @@
 
 It knows nothing of objectives: a model is anything whose call(batch, training=True) returns a
 dict of scalar tensors with a "loss" entry; every other entry is logged as a metric.
+
+A resumed run continues exactly: the checkpoint holds the weights, the optimizer state and the step,
+and everything else a step depends on is a function of the step. `dataset_fn(input_context,
+start_step)` must return the stream from `start_step` on (tpu_electra.data.pretraining does), and a
+batch's `noise_seed` feature, when present, seeds the step's dropout (tpu_electra.training.seeding).
 """
 import math
 import os
 import time
+import uuid
 from typing import Callable, Dict, Mapping, Optional
 
 import gin
@@ -13,11 +19,33 @@ from absl import logging
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
+from tpu_electra.training import seeding
+
 OPERATIVE_CONFIG_NAME = "operative_config.gin"
+EVAL_SUMMARY_DIR = "eval"
 
 
 class NonFiniteLossError(RuntimeError):
   """The loss became NaN or Inf; training stopped without saving the bad weights."""
+
+
+class OutputPathError(ValueError):
+  """The model dir cannot be created or written."""
+
+
+def make_output_dir(path: str, flag: str = "--model_dir") -> None:
+  """Creates `path` and checks that it takes a file, or raises OutputPathError in one line."""
+  # A name of its own: the workers of a multi-worker run probe the same directory at once.
+  probe = os.path.join(path, f".write_probe.{uuid.uuid4().hex}")
+  try:
+    tf.io.gfile.makedirs(path)
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("")
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as e:
+    reason = getattr(e, "message", None) or str(e)
+    raise OutputPathError(f"cannot write to {flag}={path!r} ({reason.splitlines()[0] if reason else type(e).__name__}); "
+                          f"choose a directory you can write to") from None
 
 
 def write_text_atomically(path: str, text: str) -> None:
@@ -38,7 +66,7 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
   loss_scale = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
 
   def gradients(batch):
-    with tf.GradientTape() as tape:
+    with tf.GradientTape() as tape, seeding.dropout_seed(seeding.step_seed(batch)):
       outputs = model(batch, training=True)
       loss = outputs["loss"] / strategy.num_replicas_in_sync
       if loss_scale:
@@ -85,13 +113,20 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
   return train_loop
 
 
-def build_variables(model: tf.keras.Model, optimizer, strategy: tf.distribute.Strategy, batch) -> None:
+def build_variables(model: tf.keras.Model, optimizer, strategy: tf.distribute.Strategy,
+                    element_spec) -> None:
   """Creates the model's variables and the optimizer's slots before anything is traced.
 
   Variables created inside the first trace of a tf.function make TensorFlow trace it twice, which
   costs as much as the trace itself; and a checkpoint restored after this is applied at once
-  rather than deferred.
+  rather than deferred. The model is called on a batch of ones shaped like one replica's batch
+  (`element_spec`, ones for ids, zeros for weights), so no batch of the stream is consumed: a resumed run must read its first batch
+  for training.
   """
+  # Ids of one and weights of zero: valid for every feature (zero-weight prediction slots are padding).
+  batch = tf.nest.map_structure(
+      lambda spec: tf.zeros(spec.shape, spec.dtype) if spec.dtype.is_floating else tf.ones(spec.shape, spec.dtype),
+      element_spec)
   strategy.run(lambda features: model(features, training=False), args=(batch,))
   inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer keeps slots inside.
   with strategy.scope():
@@ -106,16 +141,18 @@ def current_learning_rate(optimizer) -> float:
 
 
 @gin.configurable(denylist=["model", "optimizer", "dataset_fn", "strategy", "model_dir", "train_steps",
-                            "global_batch_size", "checkpoint_items"])
+                            "global_batch_size", "checkpoint_items", "evaluator"])
 def train(model: tf.keras.Model,
           optimizer,
-          dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset],
+          dataset_fn: Callable[[tf.distribute.InputContext, int], tf.data.Dataset],
           strategy: tf.distribute.Strategy,
           model_dir: str,
           train_steps: int,
           global_batch_size: int,
           checkpoint_items: Optional[Mapping[str, tf.Module]] = None,
+          evaluator: Optional[Callable[[], Dict[str, float]]] = None,
           checkpoint_every: int = 1000,
+          eval_every: int = 0,
           keep_checkpoint_max: int = 5,
           steps_per_loop: int = 20,
           log_every_secs: float = 10.0,
@@ -123,21 +160,29 @@ def train(model: tf.keras.Model,
           grad_accum_steps: int = 1) -> Dict[str, float]:
   """Trains until `train_steps` optimizer steps, resuming from the latest checkpoint in model_dir.
 
-  Returns the metrics of the last logging window. The model and optimizer must have been created
-  under `strategy.scope()`.
+  `dataset_fn(input_context, start_step)` gives the batches from optimizer step `start_step` on.
+  Every `eval_every` steps (and at the last step) `evaluator()` is called, when given; its metrics
+  are logged and written as TensorBoard scalars in `model_dir/eval`. Returns the metrics of the last
+  logging window (and the last evaluation's under "eval/<name>"). The model and optimizer must
+  have been created under `strategy.scope()`.
   """
-  if checkpoint_every <= 0 or steps_per_loop <= 0:
-    raise ValueError(f"CHECKPOINT_EVERY ({checkpoint_every}) and train.steps_per_loop ({steps_per_loop}) must be > 0")
+  if checkpoint_every <= 0 or steps_per_loop <= 0 or eval_every < 0:
+    raise ValueError(f"CHECKPOINT_EVERY ({checkpoint_every}) and train.steps_per_loop ({steps_per_loop}) must be > 0, "
+                     f"EVAL_EVERY ({eval_every}) >= 0")
   if global_batch_size % (grad_accum_steps * strategy.num_replicas_in_sync):
     raise ValueError(f"BATCH_SIZE={global_batch_size} must divide by grad_accum_steps × replicas "
                      f"= {grad_accum_steps} × {strategy.num_replicas_in_sync}")
+  if evaluator is None:
+    eval_every = 0
   is_chief = strategy.extended.should_checkpoint
-  tf.io.gfile.makedirs(model_dir)
+  make_output_dir(model_dir)
   if is_chief:
     write_text_atomically(os.path.join(model_dir, OPERATIVE_CONFIG_NAME), gin.operative_config_str())
 
-  iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
-  build_variables(model, optimizer, strategy, next(iterator))
+  spec_context = tf.distribute.InputContext(num_replicas_in_sync=strategy.num_replicas_in_sync)
+  build_variables(model, optimizer, strategy, dataset_fn(spec_context, 0).element_spec)
+  # After building: tf-models-official's layers create their Dropout layers in build().
+  logging.info("%d dropout layer(s) draw from each step's seed.", seeding.seed_dropout_per_step(model))
   with strategy.scope():
     step_counter = optimizer.iterations
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **dict(checkpoint_items or {}))
@@ -157,9 +202,14 @@ def train(model: tf.keras.Model,
     logging.info("Step %d already reaches TRAIN_STEPS=%d: nothing to train.", current, train_steps)
     return {}
 
+  # The stream starts at the first batch this run has not trained on (none is re-read or skipped).
+  iterator = iter(strategy.distribute_datasets_from_function(
+      lambda input_context: dataset_fn(input_context, current)))
   train_loop = make_train_loop(model, optimizer, strategy, jit_compile=jit_compile, grad_accum_steps=grad_accum_steps)
   summary_writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train")) if is_chief
                     else tf.summary.create_noop_writer())
+  eval_writer = (tf.summary.create_file_writer(os.path.join(model_dir, EVAL_SUMMARY_DIR)) if is_chief and eval_every
+                 else tf.summary.create_noop_writer())
 
   window_sums: Dict[str, float] = {}
   window_steps = 0
@@ -170,6 +220,8 @@ def train(model: tf.keras.Model,
   while current < train_steps:
     next_checkpoint = (current // checkpoint_every + 1) * checkpoint_every
     num_steps = min(steps_per_loop, train_steps - current, next_checkpoint - current)
+    if eval_every:
+      num_steps = min(num_steps, (current // eval_every + 1) * eval_every - current)
     outputs = {k: float(v) for k, v in train_loop(iterator, tf.constant(num_steps, tf.int32)).items()}
     if not math.isfinite(outputs["loss"]):
       raise NonFiniteLossError(
@@ -203,14 +255,34 @@ def train(model: tf.keras.Model,
       summary_writer.flush()
       window_sums, window_steps, window_start, last_log = {}, 0, now, now
 
+    # Before the checkpoint: a run killed in between evaluates this step again when it resumes.
+    if eval_every and (current % eval_every == 0 or current >= train_steps):
+      eval_metrics = run_evaluation(evaluator, current, eval_writer)
+      last_metrics.update({f"{EVAL_SUMMARY_DIR}/{k}": v for k, v in eval_metrics.items()})
+
     if current % checkpoint_every == 0 or current >= train_steps:
+      save_start = time.time()
       path = manager.save(checkpoint_number=current)
       if is_chief:
-        logging.info("Saved checkpoint %s", path)
+        logging.info("Saved checkpoint %s (%.2f s)", path, time.time() - save_start)
   summary_writer.close()
+  eval_writer.close()
   if not is_chief:
     tf.io.gfile.rmtree(save_dir)
   return last_metrics
+
+
+def run_evaluation(evaluator: Callable[[], Dict[str, float]], step: int, writer) -> Dict[str, float]:
+  """Runs the evaluator, logs its metrics in one line and writes them as scalars at `step`."""
+  start = time.time()
+  metrics = evaluator()
+  logging.info("eval at step %d (%.1f s): %s", step, time.time() - start,
+               "  ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+  with writer.as_default(step=step):
+    for k, v in metrics.items():
+      tf.summary.scalar(k, v)
+  writer.flush()
+  return metrics
 
 
 def _task_id(strategy: tf.distribute.Strategy) -> int:

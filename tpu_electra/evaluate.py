@@ -1,0 +1,153 @@
+r"""Held-out evaluation of a pretraining run: python -m tpu_electra.evaluate --model_dir=DIR [--checkpoint=...].
+
+The same evaluation the trainer runs every EVAL_EVERY steps: EVAL_BATCHES fixed batches of the data's
+held-out split (whole documents that `data_prep.build` set aside), with masks and sampling noise
+from a constant stateless seed, so the numbers compare across steps, runs, seeds and objectives.
+Each objective reports its own metrics (its call's losses and accuracies: MLM loss/accuracy for
+BERT, generator and RTD metrics for ELECTRA/ALE, MWS accuracy for TEAMS, the critic for SCRIPT),
+averaged over the batches, and objectives with replaced-token detection add the exact AUC over
+every held-out token (ties counted half) — a sort over the whole set, kept out of the train step.
+
+The command prints the metrics and writes them as JSON (default: DIR/eval/metrics-<step>.json).
+"""
+import json
+import os
+import re
+import sys
+from typing import Callable, Dict, Optional, Sequence
+
+from absl import app, flags, logging
+import numpy as np
+import tpu_electra  # noqa: F401
+import tensorflow as tf
+
+from tpu_electra import cli_utils
+from tpu_electra.data import manifest as manifest_lib
+from tpu_electra.data import pretraining
+from tpu_electra.finetuning import pretrained
+from tpu_electra.objectives import sampling
+from tpu_electra.objectives.base import DETECTION
+
+DEFAULT_EVAL_BATCHES = 8
+
+
+def make_evaluator(model: tf.keras.Model, strategy: tf.distribute.Strategy, data_dir: str, global_batch_size: int,
+                   seq_length: int, num_batches: int) -> Callable[[], Dict[str, float]]:
+  """Returns evaluate() -> {metric: value} over the fixed held-out batches (built once, cached)."""
+  if num_batches < 1:
+    raise ValueError(f"EVAL_BATCHES must be >= 1, got {num_batches}")
+  dataset = strategy.distribute_datasets_from_function(
+      lambda input_context: pretraining.evaluation_dataset(
+          data_dir, global_batch_size, seq_length, num_batches, input_context=input_context))
+
+  def replica_step(batch):
+    outputs = model(batch, training=False, with_detection=True)
+    detection = outputs.pop(DETECTION, None)
+    scalars = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+    return scalars, detection
+
+  @tf.function
+  def step(batch):
+    scalars, detection = strategy.run(replica_step, args=(batch,))
+    scalars = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in scalars.items()}
+    if detection is not None:
+      detection = {k: strategy.gather(v, axis=0) for k, v in detection.items()}
+    return scalars, detection
+
+  def evaluate() -> Dict[str, float]:
+    sums: Dict[str, float] = {}
+    tokens = {"scores": [], "labels": [], "weights": []}
+    count = 0
+    for batch in dataset:
+      scalars, detection = step(batch)
+      for k, v in scalars.items():
+        sums[k] = sums.get(k, 0.0) + float(v)
+      if detection is not None:
+        for k in tokens:
+          tokens[k].append(detection[k].numpy().reshape(-1))
+      count += 1
+    metrics = {k: v / max(count, 1) for k, v in sums.items()}
+    if tokens["scores"]:
+      metrics["discriminator_auc"] = float(sampling.binary_auc(
+          np.concatenate(tokens["scores"]), np.concatenate(tokens["labels"]), np.concatenate(tokens["weights"])))
+    return metrics
+
+  return evaluate
+
+
+def checkpoint_step(checkpoint: str) -> int:
+  match = re.search(r"-(\d+)$", checkpoint)
+  return int(match.group(1)) if match else 0
+
+
+def evaluate_run(model_dir: str, checkpoint: Optional[str] = None, data_dir: Optional[str] = None,
+                 eval_batches: Optional[int] = None, batch_size: Optional[int] = None,
+                 output: Optional[str] = None) -> Dict[str, float]:
+  """Evaluates one checkpoint of a pretraining run (its latest by default); writes the JSON."""
+  run = pretrained.read_run(checkpoint or model_dir)
+  settings = run.parameters("pretrain")
+  data_dir = data_dir or run.resolved_data_dir()
+  if not data_dir:
+    raise pretrained.PretrainedModelError(
+        f"the run's data dir {run.data_dir!r} has no manifest here; pass --data_dir=<the pretraining data>")
+  manifest = manifest_lib.read_manifest(data_dir)
+  seq_length = int(settings.get("seq_length") or manifest.max_seq_length)
+  batch_size = batch_size or int(settings.get("batch_size") or 16)
+  eval_batches = eval_batches or int(settings.get("eval_batches") or DEFAULT_EVAL_BATCHES)
+  objective = pretrained.load_objective(run)
+  strategy = tf.distribute.get_strategy()
+  metrics = make_evaluator(objective, strategy, data_dir, batch_size, seq_length, eval_batches)()
+  step = checkpoint_step(run.checkpoint)
+  result = {"checkpoint": run.checkpoint, "step": step, "data_dir": data_dir, "eval_batches": eval_batches,
+            "batch_size": batch_size, "metrics": metrics}
+  output = output or os.path.join(run.model_dir, "eval", f"metrics-{step}.json")
+  tf.io.gfile.makedirs(os.path.dirname(output))
+  tmp = output + ".tmp"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+  tf.io.gfile.rename(tmp, output, overwrite=True)
+  logging.info("wrote %s", output)
+  return result
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_string("model_dir", None, "Pretraining model dir.", flag_values=flag_values)
+  flags.DEFINE_string("checkpoint", None, "A checkpoint prefix (default: the model dir's latest).",
+                      flag_values=flag_values)
+  flags.DEFINE_string("data_dir", None, "Pretraining data with a held-out split (default: the run's DATA_DIR).",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("eval_batches", None, "Held-out batches (default: the run's EVAL_BATCHES).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("batch_size", None, "Global batch size (default: the run's BATCH_SIZE).",
+                       flag_values=flag_values)
+  flags.DEFINE_string("output", None, "Output JSON (default: <model_dir>/eval/metrics-<step>.json).",
+                      flag_values=flag_values)
+
+
+def run(flag_values: flags.FlagValues) -> int:
+  """Evaluates what the parsed flags ask for; returns the exit status (errors: one line)."""
+  if not flag_values.model_dir and not flag_values.checkpoint:
+    print("error: --model_dir (or --checkpoint) is required", file=sys.stderr)
+    return 1
+  try:
+    result = evaluate_run(flag_values.model_dir, flag_values.checkpoint, flag_values.data_dir,
+                          flag_values.eval_batches, flag_values.batch_size, flag_values.output)
+  except (ValueError, OSError, tf.errors.OpError) as e:
+    cli_utils.print_error(e)
+    return 1
+  print(json.dumps(result, indent=2, sort_keys=True))
+  return 0
+
+
+def cli(argv: Sequence[str]) -> int:
+  """The command line, on flags of its own: `cli(["evaluate", ...])`."""
+  return cli_utils.run_on_own_flags(define_flags, run, argv)
+
+
+main = cli_utils.absl_main(run)
+
+
+if __name__ == "__main__":
+  define_flags(flags.FLAGS)
+  app.run(main)
