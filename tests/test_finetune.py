@@ -3,6 +3,8 @@ import json
 import os
 import random
 import shutil
+import subprocess
+import sys
 
 import gin
 import numpy as np
@@ -26,6 +28,7 @@ from tpu_electra.objectives import electra
 
 CONFIG = EncoderConfig(vocab_size=60, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
                        embedding_size=8, max_position_embeddings=32)
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE = {"input_word_ids": tf.constant([[2, 10, 11, 12, 3, 0]]), "input_mask": tf.constant([[1, 1, 1, 1, 1, 0]]),
          "input_type_ids": tf.zeros([1, 6], tf.int32)}
 
@@ -168,6 +171,108 @@ def test_cli_fine_tunes_over_two_seeds_and_writes_json_markdown_and_plot(pretrai
   assert glue_results["tasks"]["sst-2"]["accuracy"]["mean"] == pytest.approx(100.0 * accuracy["mean"])
   assert glue_results["electra_average"]["value"] is None
   assert "cola/mcc" in glue_results["electra_average"]["missing"]
+
+
+def _seed_argv(pretrained_dir, glue_dir, run_dir, *extra):
+  return ["--gin_file=finetune/sst2.gin", f"--init_checkpoint={pretrained_dir}", f"--data_dir={glue_dir}",
+          f"--model_dir={run_dir}", "--gin_param=BATCH_SIZE = 4", "--gin_param=MAX_SEQ_LENGTH = 16",
+          "--gin_param=EPOCHS = 1", "--gin_param=LEARNING_RATE = 1e-3", *extra]
+
+
+def _checkpoint_tensors(seed_dir):
+  reader = tf.train.load_checkpoint(os.path.join(seed_dir, "final", "model"))
+  return {name: np.asarray(reader.get_tensor(name)) for name in reader.get_variable_to_shape_map()}
+
+
+def _assert_bit_identical(a, b):
+  assert sorted(a) == sorted(b)
+  for name in a:
+    assert a[name].dtype == b[name].dtype and a[name].tobytes() == b[name].tobytes(), name
+
+
+def _trained_weights_that_differ(a, b):
+  weights = [n for n in a if "/.OPTIMIZER_SLOT/" not in n and a[n].dtype.kind == "f" and a[n].size > 1]
+  return weights, [n for n in weights if not np.array_equal(a[n], b[n])]
+
+
+def test_seed_decides_every_fine_tuning_bit_for_bit(pretrained_dir, tmp_path, caplog):
+  glue_dir = _write_glue(str(tmp_path / "glue"))
+  runs = {name: str(tmp_path / name) for name in ("a", "b", "c")}
+  caplog.set_level("INFO")
+  # Same command twice (default SEED = 0) with --seeds=2: seeds 0 and 1, bit-identical across the runs.
+  for name in ("a", "b"):
+    assert _cli(_seed_argv(pretrained_dir[0], glue_dir, runs[name], "--seeds=2")) == 0
+  for seed in (0, 1):
+    _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["a"], f"seed_{seed}")),
+                          _checkpoint_tensors(os.path.join(runs["b"], f"seed_{seed}")))
+  with open(os.path.join(runs["a"], "results.json")) as f:
+    results = json.load(f)
+  assert results["seeds"] == [0, 1] and results["hyperparameters"]["SEED"] == 0
+  for seed in (0, 1):
+    with open(os.path.join(runs["a"], f"seed_{seed}", "metrics.json")) as f:
+      assert json.load(f)["seed"] == seed
+  with open(os.path.join(runs["a"], "operative_config.gin")) as f:
+    operative = f.read()
+  assert "finetune.seed = %SEED" in operative and "SEED = 0" in operative
+  assert "SEED=0: fine-tuning sst-2 with seed(s) 0, 1" in caplog.text
+  assert "seed 1 (SEED=0 + 1, 2 of 2)" in caplog.text
+  # The two seeds of one run differ: head initialisation, dropout and data order all changed.
+  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(os.path.join(runs["a"], "seed_0")),
+                                                 _checkpoint_tensors(os.path.join(runs["a"], "seed_1")))
+  assert len(differ) == len(weights) > 0
+
+  # SEED = 1: its one seed is seed 1, trained first in its process and equal to seed 1 above;
+  # its operative config, results and log line say so.
+  assert _cli(_seed_argv(pretrained_dir[0], glue_dir, runs["c"], "--gin_param=SEED = 1")) == 0
+  assert sorted(os.listdir(runs["c"])) == sorted(
+      ["seed_1", "results.json", "results.md", "learning_curves.png", "operative_config.gin"])
+  _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["a"], "seed_1")),
+                        _checkpoint_tensors(os.path.join(runs["c"], "seed_1")))
+  with open(os.path.join(runs["c"], "results.json")) as f:
+    results = json.load(f)
+  assert results["seeds"] == [1] and results["hyperparameters"]["SEED"] == 1
+  with open(os.path.join(runs["c"], "results.md")) as f:
+    assert "- seeds: 1 (n = 1; SEED = 1, seed k = SEED + k)" in f.read()
+  with open(os.path.join(runs["c"], "operative_config.gin")) as f:
+    assert "SEED = 1" in f.read()
+  assert "SEED=1: fine-tuning sst-2 with seed(s) 1" in caplog.text
+
+
+def test_another_seed_gives_other_weights(pretrained_dir, tmp_path):
+  glue_dir = _write_glue(str(tmp_path / "glue"))
+  for seed in (0, 7):
+    assert _cli(_seed_argv(pretrained_dir[0], glue_dir, str(tmp_path / "run"), f"--gin_param=SEED = {seed}")) == 0
+  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(str(tmp_path / "run" / "seed_0")),
+                                                 _checkpoint_tensors(str(tmp_path / "run" / "seed_7")))
+  assert len(differ) == len(weights) > 0
+  with open(os.path.join(tmp_path, "run", "results.json")) as f:
+    assert json.load(f)["seeds"] == [7]
+
+
+def test_seed_out_of_range_is_a_one_line_error_before_any_work(pretrained_dir, tmp_path, capsys):
+  assert runner.run_seeds(5, 3) == [5, 6, 7]
+  argv = _seed_argv(pretrained_dir[0], str(tmp_path / "no_data"), str(tmp_path / "run"), "--gin_param=SEED = -1")
+  assert _cli(argv) == 1
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("error: SEED must be an integer with 0 <= SEED") and "\n" not in err
+  assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("glue_runs", [False, True])
+def test_unwritable_model_dir_is_a_one_line_error(pretrained_dir, tmp_path, glue_runs):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a directory\n")
+  model_dir = str(blocker / "run")
+  if glue_runs:
+    args = [f"--glue_runs={tmp_path}", f"--model_dir={model_dir}"]
+  else:
+    args = _seed_argv(pretrained_dir[0], _write_glue(str(tmp_path / "glue")), model_dir)
+  process = subprocess.run([sys.executable, "-m", "tpu_electra.finetune"] + args, capture_output=True, text=True,
+                           cwd=REPO_ROOT, check=False)
+  assert process.returncode == 1, process.stderr[-2000:]
+  assert process.stdout == ""
+  last = process.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"error: cannot write to --model_dir={model_dir!r}") and "Traceback" not in process.stderr
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ or the RACE root (train/, dev/). Per-task hyper-parameters are macros in gin/fin
 
 Writes into --model_dir: results.json, results.md (statistics over seeds: mean, median, std, max),
 learning_curves.png, per-seed metrics, checkpoints and predictions (see finetuning/runner.py).
-Re-running the command skips the seeds already done.
+Re-running the command skips the seeds already done. The k-th of --seeds=N fine-tunings uses seed
+SEED + k (`--gin_param='SEED = 5'`; default 0) for everything random, in `seed_<SEED + k>/`: the same
+command with the same SEED gives bit-identical checkpoints on CPU.
 
   python -m tpu_electra.finetune --glue_runs=RUN_COLA,RUN_SST2,... --model_dir=OUT [--glue_statistic=mean]
 

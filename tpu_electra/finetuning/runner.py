@@ -1,10 +1,19 @@
 """Fine-tuning runs: one seed (train, evaluate, keep curves), N seeds, and the run's reports.
 
-A run directory holds, per seed, `seed_<k>/metrics.json` (final and best metrics, learning curves,
-timings), `seed_<k>/final` (the fine-tuned model and its `encoder`, a tf.train.Checkpoint),
-`seed_<k>/best` with `keep_best`, and any prediction files the task writes (SQuAD answers); and for
+A run directory holds, per seed, `seed_<seed>/metrics.json` (final and best metrics, learning curves,
+timings), `seed_<seed>/final` (the fine-tuned model and its `encoder`, a tf.train.Checkpoint),
+`seed_<seed>/best` with `keep_best`, and any prediction files the task writes (SQuAD answers); and for
 the whole run `results.json`, `results.md`, `learning_curves.png` and `operative_config.gin`.
 Re-running the same command skips seeds whose `metrics.json` exists, so a preempted run resumes.
+
+Seeds: the run's base seed (the `SEED` macro of gin/finetune/base.gin, default 0) gives the k-th of
+`--seeds=N` fine-tunings the seed SEED + k (`run_seeds`), and that seed alone decides everything
+random in it: the task head's initial weights, dropout and the order of the training data
+(`seeding.seed_everything` before the model is built; the shuffle is seeded with it). Its directory
+is `seed_<seed>`, so the same command gives bit-identical checkpoints on CPU, a seed trains the same
+whatever ran before it in the process (a resumed run that skips seed_0 trains seed_1 as the
+uninterrupted run does), and a run with another SEED in the same --model_dir never takes another
+seed's results for its own.
 
 Training: AdamW with warmup and linear decay and layer-wise learning-rate decay
 (`tpu_electra.training.layerwise_decay`), the step of `tpu_electra.training.trainer`. Evaluation
@@ -29,6 +38,7 @@ from tpu_electra.finetuning import pretrained
 from tpu_electra.finetuning import report
 from tpu_electra.finetuning import tasks as tasks_lib
 from tpu_electra.training import layerwise_decay
+from tpu_electra.training import seeding
 from tpu_electra.training import strategy as strategy_lib
 from tpu_electra.training import trainer
 
@@ -139,7 +149,7 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
   """
   timings: Dict[str, float] = {}
   start = time.time()
-  tf.keras.utils.set_random_seed(seed)
+  seeding.seed_everything(seed)
   train_steps = max(1, int(task_data.num_train * epochs / batch_size))
   if max_train_steps:
     train_steps = min(train_steps, max_train_steps)
@@ -232,6 +242,19 @@ def _read_json(path: str):
     return json.load(f)
 
 
+MAX_SEED = 2**32 - 1  # NumPy's global generator takes seeds in [0, 2**32).
+
+
+def run_seeds(seed: int, num_seeds: int) -> List[int]:
+  """The seeds of a run's `num_seeds` fine-tunings from its base seed (SEED): SEED + k for k < num_seeds."""
+  if num_seeds < 1:
+    raise ValueError(f"--seeds must be >= 1, got {num_seeds}")
+  if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0 or seed + num_seeds - 1 > MAX_SEED:
+    raise ValueError(f"SEED must be an integer with 0 <= SEED and SEED + --seeds - 1 <= {MAX_SEED}, "
+                     f"got SEED = {seed!r} with --seeds={num_seeds}")
+  return [seed + k for k in range(num_seeds)]
+
+
 @gin.configurable(denylist=["init_checkpoint", "data_dir", "model_dir", "num_seeds", "vocab", "vocab_type",
                             "do_lower_case"])
 def finetune(init_checkpoint: str,
@@ -243,13 +266,16 @@ def finetune(init_checkpoint: str,
              do_lower_case: Optional[bool] = None,
              task: str = gin.REQUIRED,
              max_seq_length: int = gin.REQUIRED,
-             first_seed: int = 0,
+             seed: int = 0,
              precision: str = "float32") -> Dict[str, Any]:
-  """Fine-tunes `num_seeds` seeds of `task` from a pretraining model dir and writes the reports."""
-  if num_seeds < 1:
-    raise ValueError(f"--seeds must be >= 1, got {num_seeds}")
+  """Fine-tunes `num_seeds` seeds of `task` from a pretraining model dir and writes the reports.
+
+  `seed` is the base seed (SEED); the seeds fine-tuned are `run_seeds(seed, num_seeds)`.
+  """
+  seeds = run_seeds(seed, num_seeds)
   if precision not in PRECISIONS:
     raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+  trainer.make_output_dir(model_dir)
   run = pretrained.read_run(init_checkpoint)
   encoder_config = run.encoder_config()
   if max_seq_length > encoder_config.max_position_embeddings:
@@ -266,22 +292,24 @@ def finetune(init_checkpoint: str,
 
   tf.keras.mixed_precision.set_global_policy(precision)
   strategy = strategy_lib.get_strategy()
-  tf.io.gfile.makedirs(model_dir)
+  logging.info("SEED=%d: fine-tuning %s with seed(s) %s (seed k = SEED + k).", seed, task_data.name,
+               ", ".join(str(s) for s in seeds))
   records = []
-  for seed in range(first_seed, first_seed + num_seeds):
-    seed_dir = os.path.join(model_dir, f"seed_{seed}")
+  for k, run_seed in enumerate(seeds):
+    seed_dir = os.path.join(model_dir, f"seed_{run_seed}")
     metrics_path = os.path.join(seed_dir, "metrics.json")
     if fileio.exists(metrics_path):
-      logging.info("seed %d already done (%s): skipped", seed, metrics_path)
+      logging.info("seed %d already done (%s): skipped", run_seed, metrics_path)
       records.append(_read_json(metrics_path))
       continue
-    record = train_and_evaluate(task_data, run, strategy, seed, seed_dir)
+    logging.info("seed %d (SEED=%d + %d, %d of %d) -> %s", run_seed, seed, k, k + 1, len(seeds), seed_dir)
+    record = train_and_evaluate(task_data, run, strategy, run_seed, seed_dir)
     report.write_json(metrics_path, record)
     records.append(record)
 
   results = summarize(task_data, run, records, hyperparameters={
       "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
-      "num_train_rows": task_data.num_train}, prepare_seconds=prepare_seconds)
+      "num_train_rows": task_data.num_train, "SEED": seed}, prepare_seconds=prepare_seconds)
   write_reports(model_dir, results, records, task_data.primary_metric)
   trainer.write_text_atomically(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
   return results
@@ -317,6 +345,7 @@ def glue_summary(run_dirs: List[str], output_dir: str, statistic: str = "median"
   Writes `glue_results.json` and `glue_results.md` into `output_dir`; a task given twice is an
   error, a task missing leaves the summaries it feeds at None with the gap listed.
   """
+  trainer.make_output_dir(output_dir)
   per_key: Dict[str, List[Dict[str, float]]] = {}
   sources: Dict[str, str] = {}
   for run_dir in run_dirs:
@@ -341,9 +370,11 @@ def glue_summary(run_dirs: List[str], output_dir: str, statistic: str = "median"
 
 def results_markdown(results: Dict[str, Any]) -> str:
   seeds = results["seeds"]
+  base_seed = results["hyperparameters"].get("SEED")
+  derived = "" if base_seed is None else f"; SEED = {base_seed}, seed k = SEED + k"
   lines = [f"# Fine-tuning {results['task']}", "",
            f"- initialized from `{results['init_checkpoint']}`",
-           f"- seeds: {', '.join(str(s) for s in seeds)} (n = {len(seeds)})",
+           f"- seeds: {', '.join(str(s) for s in seeds)} (n = {len(seeds)}{derived})",
            f"- primary metric: {results['primary_metric']}", ""]
   text = "\n".join(lines) + "\n" + report.seeds_markdown(results["aggregate"], title="Dev metrics over seeds")
   metric_names = list(results["aggregate"])

@@ -119,9 +119,9 @@ def build_variables(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
 
   Variables created inside the first trace of a tf.function make TensorFlow trace it twice, which
   costs as much as the trace itself; and a checkpoint restored after this is applied at once
-  rather than deferred. The model is called on a batch of ones shaped like one replica's batch
-  (`element_spec`, ones for ids, zeros for weights), so no batch of the stream is consumed: a resumed run must read its first batch
-  for training.
+  rather than deferred. The model is called on a dummy batch shaped like one replica's batch
+  (`element_spec`), so no batch of the stream is spent on building: a resumed run trains on the
+  first batch it reads.
   """
   # Ids of one and weights of zero: valid for every feature (zero-weight prediction slots are padding).
   batch = tf.nest.map_structure(
