@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from benchmarks import common
 from tpu_electra import flops
-from tpu_electra.training import optimization, trainer
+from tpu_electra.data import pretraining
+from tpu_electra.training import optimization, seeding, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("objective", "electra", "electra, bert, ale, teams, script, or all.")
@@ -44,7 +45,11 @@ def ours(objective: str, size: str, batch: Dict[str, tf.Tensor], jit_compile: bo
   model = objective_class(encoder_config=config)
   optimizer = optimization.create_optimizer(name="adamw", learning_rate=1e-4, train_steps=10**6, warmup_steps=10)
   strategy = tf.distribute.get_strategy()
-  trainer.build_variables(model, optimizer, strategy, batch)
+  # As the trainer runs it: sampling and dropout draw from the batch's stateless noise seed.
+  batch = dict(batch, **{pretraining.NOISE_SEED: pretraining.example_noise_seeds(
+      tf.constant([0, 0], tf.int64), batch["input_ids"].shape[0])})
+  trainer.build_variables(model, optimizer, strategy, tf.nest.map_structure(tf.TensorSpec.from_tensor, batch))
+  seeding.seed_dropout_per_step(model)
   loop = trainer.make_train_loop(model, optimizer, strategy, jit_compile=jit_compile)
   iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
   # Executed FLOPs: backward = 2 x forward and no lookups (the papers' budgets count backward =

@@ -202,20 +202,8 @@ def test_an_unwritable_model_dir_fails_in_one_line(token_data_dir, tmp_path, cap
 ])
 def test_bad_configuration_fails_with_one_line_error_and_writes_nothing(token_data_dir, tmp_path, capsys, params, message):
   model_dir = str(tmp_path / "model")
-  argv = ["pretrain", f"--model_dir={model_dir}"] + [f"--gin_file={f}" for f in SMOKE]
-  argv += [f"--gin_param={p}" for p in _params(token_data_dir) + params]
-  gin.clear_config()
-  flags.FLAGS.unparse_flags()
-  flags.FLAGS(argv)
-  try:
-    with pytest.raises(SystemExit) as exit_info:
-      pretrain.main(argv[:1])
-  finally:
-    flags.FLAGS.unparse_flags()
-    gin.clear_config()
-  assert exit_info.value.code == 1
-  error = capsys.readouterr().err.strip()
-  assert "\n" not in error and error.startswith(message), error
+  error = _one_line_error(_params(token_data_dir) + params, model_dir, capsys)
+  assert error.startswith(message), error
   assert not os.path.exists(model_dir)
 
 
