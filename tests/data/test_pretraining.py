@@ -15,7 +15,7 @@ SEQ = 16
 FIRST_ID = len(SPECIAL_IDS)
 
 
-def _write_numbered_data(data_dir, num_examples, num_shards, num_eval=0):
+def _write_numbered_data(data_dir, num_examples, num_shards, num_eval=0, shard_info=True):
   """Shards whose example i holds id FIRST_ID + i at position 1, so tests can read example ids back."""
   os.makedirs(data_dir, exist_ok=True)
   vocab_size = FIRST_ID + num_examples + num_eval + 8
@@ -44,7 +44,8 @@ def _write_numbered_data(data_dir, num_examples, num_shards, num_eval=0):
       special_token_ids=dict(SPECIAL_IDS), max_seq_length=SEQ, shards=shards, num_documents=num_examples,
       num_examples=num_examples, num_tokens=num_examples * SEQ, settings_hash="test", eval_shards=eval_shards,
       num_eval_documents=num_eval, num_eval_examples=num_eval, num_eval_tokens=num_eval * SEQ,
-      shard_info={name: manifest_lib.shard_info(os.path.join(data_dir, name)) for name in shards + eval_shards}))
+      shard_info={name: manifest_lib.shard_info(os.path.join(data_dir, name)) for name in shards + eval_shards}
+      if shard_info else {}))
   return data_dir
 
 
@@ -84,9 +85,10 @@ def test_every_epoch_visits_every_example_once_in_a_new_order(tmp_path):
   assert len(third) == 40
 
 
-def test_restarts_at_any_step_neither_replay_nor_skip_examples_across_epoch_boundaries(tmp_path):
+@pytest.mark.parametrize("shard_info", [True, False], ids=["record_counts", "older_data_without_counts"])
+def test_restarts_at_any_step_neither_replay_nor_skip_examples_across_epoch_boundaries(tmp_path, shard_info):
   # 40 examples, batches of 6: epoch boundaries fall inside batches 6, 13, ...; restarts at 5 and 11.
-  data_dir = _write_numbered_data(str(tmp_path), num_examples=40, num_shards=3)
+  data_dir = _write_numbered_data(str(tmp_path), num_examples=40, num_shards=3, shard_info=shard_info)
 
   def stream(start_step, num_steps):
     dataset = pretraining.pretraining_dataset(data_dir, 6, SEQ, shuffle_buffer_size=16, seed=7, start_step=start_step)

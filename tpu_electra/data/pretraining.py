@@ -20,6 +20,7 @@ are comparable across steps, runs and objectives.
 """
 from typing import Optional, Sequence
 
+from absl import logging
 import gin
 import tpu_electra  # noqa: F401
 import tensorflow as tf
@@ -106,6 +107,10 @@ def pretraining_dataset(data_dir: str = gin.REQUIRED,
                                  f"rebuild the data with more examples or use fewer hosts")
   first_batch = start_step * replicas_per_pipeline
   consumed = first_batch * batch_size
+  if epoch_size is None and consumed:
+    logging.warning("the manifest in %s records no shard record counts (data built by an older data_prep): resuming "
+                    "reads through the %d examples already trained on; rebuild the data to resume at once",
+                    data_dir, consumed)
   first_epoch, skip = (consumed // epoch_size, consumed % epoch_size) if epoch_size else (0, consumed)
 
   def epoch(number):
