@@ -1,29 +1,45 @@
-"""The equal-compute comparison: held-out split, the probe's corruption, and the report end to end."""
+"""The equal-compute comparison: the data's held-out split, seeds, eval curves, the probe, the report end to end."""
 import json
 import math
 import os
 
 import numpy as np
+import pytest
 
 from benchmarks import compare_objectives
+from tests.conftest import write_token_data
+from tpu_electra import evaluate
+from tpu_electra.data import manifest as manifest_lib
 
 SPECIAL_IDS = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
+# Tiny runs on the token data: BERT gets 6 steps and ELECTRA 5 of this budget.
+BUDGET = 8e8
+TINY = ["SEQ_LENGTH = 32", "BATCH_SIZE = 8", "WARMUP_STEPS = 1", "train.steps_per_loop = 1",
+        "train.log_every_secs = 0.0"]
 
 
-def _rows(examples):
-  return [tuple(row) for row in examples["input_ids"]]
+def _rows(input_ids):
+  return {tuple(row) for row in input_ids}
 
 
-def test_heldout_split_moves_examples_out_of_training_without_losing_or_copying_any(token_data_dir, tmp_path):
-  # 40 of 64 examples in two shards of 32: the last shard is held out whole and the first is cut.
-  split = compare_objectives.split_heldout(token_data_dir, str(tmp_path), num_heldout=40)
-  train = _rows(compare_objectives.read_examples(split.train_dir))
-  heldout = _rows(compare_objectives.read_examples(split.heldout_dir))
-  everything = _rows(compare_objectives.read_examples(token_data_dir))
-  assert (len(train), len(heldout), split.num_train, split.num_heldout) == (24, 40, 24, 40)
-  assert not set(train) & set(heldout)
-  assert sorted(train + heldout) == sorted(everything)
-  assert heldout == everything[-40:]
+def test_data_without_a_heldout_split_is_refused_in_one_line_saying_how_to_rebuild(tmp_path):
+  data_dir = write_token_data(str(tmp_path / "no_eval"), num_eval=0)
+  with pytest.raises(manifest_lib.DataError) as error:
+    compare_objectives.compare(data_dir, BUDGET, str(tmp_path / "out"), objectives=["bert"], gin_params=TINY)
+  message = str(error.value)
+  assert "\n" not in message and "no held-out split" in message and "python -m data_prep.build" in message
+  assert not os.path.exists(tmp_path / "out" / "runs")
+
+
+def test_the_probe_reads_exactly_the_datas_heldout_shards(token_data_dir):
+  manifest = manifest_lib.read_manifest(token_data_dir)
+  heldout = compare_objectives.read_heldout_examples(token_data_dir)
+  assert heldout["input_ids"].shape == (manifest.num_eval_examples, manifest.max_seq_length) == (32, 32)
+  training = compare_objectives.pretraining.parse_example(
+      [r.numpy() for r in compare_objectives.tf.data.TFRecordDataset(manifest.shard_paths(token_data_dir))],
+      manifest.max_seq_length)["input_ids"].numpy()
+  assert len(training) == manifest.num_examples == 64
+  assert not _rows(heldout["input_ids"]) & _rows(training)
 
 
 def test_a_detector_that_sees_only_the_token_scores_chance_on_the_probe_corruption():
@@ -56,31 +72,133 @@ def test_roc_auc_counts_ties_as_half_and_is_undefined_with_one_class():
   assert math.isnan(compare_objectives.roc_auc(np.array([0.2, 0.3]), np.array([1, 1])))
 
 
-def test_equal_budget_comparison_gives_each_objective_its_steps_and_writes_table_json_and_plot(token_data_dir,
-                                                                                            tmp_path):
-  output_dir = str(tmp_path / "compare")
-  budget = 5e8
-  results = compare_objectives.compare(
-      token_data_dir, budget, output_dir, objectives=["bert", "electra"], heldout_examples=16, num_bootstrap=20,
-      gin_params=["SEQ_LENGTH = 32", "BATCH_SIZE = 8", "WARMUP_STEPS = 1", "train.steps_per_loop = 1",
-                  "train.log_every_secs = 0.0"])
+def test_summaries_are_mean_and_sample_std_over_seeds_and_curves_average_the_common_steps():
+  summary = compare_objectives.summarize([1.0, 2.0, 4.0])
+  assert summary["n"] == 3 and summary["mean"] == pytest.approx(7 / 3)
+  assert summary["std"] == pytest.approx(math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2))
+  single = compare_objectives.summarize([0.5])
+  assert single["mean"] == 0.5 and single["n"] == 1 and math.isnan(single["std"])
+  assert compare_objectives.format_summary(summary, 3) == "2.33 ± 1.5 (n=3)"
+  assert compare_objectives.format_summary(single) == "0.5 (n=1)"
+  # Seed 1 was evaluated at one more step (say, resumed and evaluated again): only common steps count.
+  curves = compare_objectives.mean_curves([{"loss": [[2, 4.0], [4, 3.0]], "only_here": [[2, 1.0]]},
+                                           {"loss": [[2, 6.0], [3, 9.0], [4, 1.0]]}], flops_per_step=10.0)
+  assert set(curves) == {"loss"}
+  assert curves["loss"]["steps"] == [2, 4] and curves["loss"]["flops"] == [20.0, 40.0]
+  assert curves["loss"]["mean"] == [5.0, 2.0] and curves["loss"]["n"] == 2
+  assert curves["loss"]["std"] == pytest.approx([math.sqrt(2), math.sqrt(2)])
 
+
+def test_reserved_bindings_are_refused(token_data_dir, tmp_path):
+  for binding in ("SEED = 3", "EVAL_EVERY = 2", "TRAIN_STEPS = 5"):
+    with pytest.raises(ValueError, match="set by this script"):
+      compare_objectives.compare(token_data_dir, BUDGET, str(tmp_path), objectives=["bert"],
+                                 gin_params=TINY + [binding])
+
+
+def test_eval_points_spread_evaluations_over_the_run_ending_at_its_last_step():
+  def evaluated(steps, points):  # The trainer evaluates every EVAL_EVERY steps and at the last step.
+    return _expected_eval_steps(steps, compare_objectives.eval_every_for(steps, points))
+  assert evaluated(271, 5) == [55, 110, 165, 220, 271]
+  assert evaluated(270, 5) == [54, 108, 162, 216, 270]
+  assert evaluated(10, 4) == [3, 6, 9, 10]
+  assert evaluated(3, 5) == [1, 2, 3]
+
+
+def _expected_eval_steps(steps, eval_every):
+  return sorted(set(range(eval_every, steps + 1, eval_every)) | {steps})
+
+
+def test_every_objective_trains_several_seeds_at_the_budget_and_reports_mean_std_and_eval_curves(token_data_dir,
+                                                                                                  tmp_path):
+  output_dir = str(tmp_path / "compare")
+  results = compare_objectives.compare(token_data_dir, BUDGET, output_dir, objectives=["bert", "electra"], seeds=2,
+                                       eval_points=2, num_bootstrap=20, gin_params=TINY)
   runs = results["objectives"]
-  for run in runs.values():
-    assert run["steps"] == math.floor(budget / run["flops_per_step"]) >= 2
-    assert run["train_flops"] <= budget
-    numbers = [run["probe"]["auc"], run["probe"]["auc_low"], run["probe"]["auc_high"], run["probe_at_init"]["auc"]]
-    numbers += list(run["heldout_metrics"].values()) + list(run["final_train_metrics"].values())
-    assert all(math.isfinite(x) for x in numbers)
-    assert run["curves"]["loss"][-1][0] == run["steps"]
-  # ELECTRA runs a generator as well: it costs more per step, so it gets fewer steps.
-  assert runs["electra"]["steps"] < runs["bert"]["steps"]
-  assert {"rtd_loss", "discriminator_auc"} <= set(runs["electra"]["heldout_metrics"])
+  assert (runs["bert"]["steps"], runs["electra"]["steps"]) == (6, 5)  # ELECTRA's generator costs FLOPs too.
+  for name, run in runs.items():
+    assert run["steps"] == math.floor(BUDGET / run["flops_per_step"]) and run["train_flops"] <= BUDGET
+    assert run["eval_every"] == math.ceil(run["steps"] / 2)
+    assert run["eval_batches"] == 32 // 8  # Every complete batch of the fixture's 32 held-out examples.
+    assert [r["seed"] for r in run["per_seed"]] == [0, 1]
+    for seed, one in enumerate(run["per_seed"]):
+      run_dir = os.path.join(output_dir, "runs", name, f"seed_{seed}")
+      assert one["run_dir"] == run_dir
+      with open(os.path.join(run_dir, compare_objectives.RUN_RECORD)) as f:
+        record = json.load(f)
+      assert record["finished"] and record["seed"] == seed and record["eval_every"] == run["eval_every"]
+      with open(os.path.join(run_dir, "operative_config.gin")) as f:
+        assert f"SEED = {seed}" in f.read()
+      # The curve from the run's eval/ events: every eval_every steps and the last step.
+      for tag, points in one["eval_curves"].items():
+        assert [s for s, _ in points] == _expected_eval_steps(run["steps"], run["eval_every"]), tag
+        # The final numbers (pretrain()'s eval/ entries) are the curve's last point.
+        assert one["final_eval"][tag] == pytest.approx(points[-1][1], rel=1e-5)
+      assert all(math.isfinite(v) for v in one["final_eval"].values())
+      assert one["train_curves"]["loss"][-1][0] == run["steps"]
+    # Other seeds, other runs: initialization, data order, masks and dropout all differ.
+    first, second = run["per_seed"]
+    assert first["final_eval"]["loss"] != second["final_eval"]["loss"]
+    assert first["probe"]["auc"] != second["probe"]["auc"]
+    # The summaries are over the seeds.
+    for metric, summary in run["final_eval"].items():
+      values = [one["final_eval"][metric] for one in run["per_seed"]]
+      assert summary["values"] == values and summary["n"] == 2
+      assert summary["mean"] == pytest.approx(np.mean(values))
+      assert summary["std"] == pytest.approx(np.std(values, ddof=1))
+    assert run["probe_auc"]["values"] == [one["probe"]["auc"] for one in run["per_seed"]]
+    curve = run["eval_curves"]["loss"]
+    assert curve["steps"] == _expected_eval_steps(run["steps"], run["eval_every"])
+    assert curve["flops"] == [s * run["flops_per_step"] for s in curve["steps"]]
+    assert curve["mean"][-1] == pytest.approx(np.mean([one["eval_curves"]["loss"][-1][1] for one in run["per_seed"]]))
+  assert runs["electra"]["eval_curves"]["loss"]["steps"] == [3, 5]
+  assert {"rtd_loss", "discriminator_auc", "mlm_loss"} <= set(runs["electra"]["final_eval"])
+  assert "mlm_accuracy" in runs["bert"]["final_eval"]
+
+  # The final numbers are what tpu_electra.evaluate finds on the run's last checkpoint.
+  bert_seed_1 = runs["bert"]["per_seed"][1]
+  independent = evaluate.evaluate_run(bert_seed_1["run_dir"], eval_batches=4, batch_size=8,
+                                      output=str(tmp_path / "eval.json"))
+  for metric, value in bert_seed_1["final_eval"].items():
+    assert independent["metrics"][metric] == pytest.approx(value, rel=1e-4), metric
 
   with open(os.path.join(output_dir, "results.json")) as f:
-    assert json.load(f)["objectives"]["bert"]["steps"] == runs["bert"]["steps"]
+    assert json.load(f)["objectives"]["bert"]["final_eval"]["loss"]["n"] == 2
   with open(os.path.join(output_dir, "results.md")) as f:
     table = f.read()
   assert f"| bert | {runs['bert']['steps']} |" in table and f"| electra | {runs['electra']['steps']} |" in table
+  loss = runs["bert"]["final_eval"]["loss"]
+  assert f"| bert | loss | {loss['mean']:.4g} ± {loss['std']:.2g} (n=2) |" in table
   with open(os.path.join(output_dir, "curves.png"), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+  # Re-running reuses the finished runs (nothing retrained, the same numbers) ...
+  again = compare_objectives.compare(token_data_dir, BUDGET, output_dir, objectives=["bert"], seeds=2, eval_points=2,
+                                     num_bootstrap=20, gin_params=TINY)
+  assert again["objectives"]["bert"]["final_eval"] == runs["bert"]["final_eval"]
+  assert again["objectives"]["bert"]["train_seconds"] == runs["bert"]["train_seconds"]
+  # ... resumes an interrupted one from its last checkpoint, to the same numbers (seed 0: killed
+  # before its last checkpoint; seed 1: killed after it, before the record was written) ...
+  for seed in (0, 1):
+    run_dir = runs["bert"]["per_seed"][seed]["run_dir"]
+    record_path = os.path.join(run_dir, compare_objectives.RUN_RECORD)
+    with open(record_path) as f:
+      record = json.load(f)
+    with open(record_path, "w") as f:
+      json.dump({k: v for k, v in record.items() if k in ("objective", "config", "train_flops", "gin_params", "data",
+                                                          "seed", "eval_every", "eval_batches")}, f)
+  seed_0 = runs["bert"]["per_seed"][0]["run_dir"]
+  for name in os.listdir(seed_0):
+    if name.startswith("ckpt-6."):
+      os.remove(os.path.join(seed_0, name))
+  compare_objectives.tf.compat.v1.train.update_checkpoint_state(seed_0, os.path.join(seed_0, "ckpt-3"))
+  resumed = compare_objectives.compare(token_data_dir, BUDGET, output_dir, objectives=["bert"], seeds=2,
+                                       eval_points=2, num_bootstrap=20, gin_params=TINY)["objectives"]["bert"]
+  assert [one["resumed_from_step"] for one in resumed["per_seed"]] == [3, 6]
+  for metric, summary in runs["bert"]["final_eval"].items():
+    assert resumed["final_eval"][metric]["values"] == pytest.approx(summary["values"], rel=1e-5), metric
+  assert resumed["eval_curves"]["loss"]["steps"] == [3, 6]
+  # ... and refuses runs made under other settings.
+  with pytest.raises(ValueError, match="trained with other settings"):
+    compare_objectives.compare(token_data_dir, BUDGET, output_dir, objectives=["bert"], seeds=2, eval_points=3,
+                               num_bootstrap=20, gin_params=TINY)
