@@ -9,6 +9,14 @@ preparation, build + restore, first loop (tracing included), steady steps/s, eva
 and the task's primary metric (which, after a few steps on these files, only shows that the
 scoring ran: the labels of everything but SST-2 are assigned in turn, not annotated).
 
+  python -m benchmarks.finetune_tasks --init_checkpoint=runs/smoke_electra --mnli_sized --steps=20
+
+instead writes an MNLI-sized task (393,702 training pairs of real Wikipedia sentences, from the
+embedded fragment, in MNLI's TSV layout with every column filled) and fine-tunes finetune/mnli.gin
+on it `--mnli_runs` times (default 2), each run a process of its own: the first prepares the
+task's features, the others find them in the feature cache. Its table: preparation seconds,
+steady steps/s, evaluation seconds, the run's wall seconds and peak RSS.
+
 The text is real: the 200 polarity sentences of Pang and Lee (`data_prep.embedded`), spread over
 every layout: GLUE's nine TSV kinds, SQuAD 1.1/2.0 JSON (contexts of five sentences, answers cut
 from them, every third 2.0 question unanswerable), CoNLL `word TAG` lines (tags from a small
@@ -19,10 +27,12 @@ import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 import json
 import os
 import random
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -30,7 +40,10 @@ from absl import logging
 
 from data_prep import embedded
 from data_prep import embedded_tasks
+from data_prep import segment
+from data_prep import sources
 from tpu_electra import gin_utils
+from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import runner
 
 TASK_CONFIGS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "squad_v1", "squad_v2",
@@ -42,6 +55,12 @@ MNLI_HEADER = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse",
 def polarity_sentences() -> List[str]:
   with open(embedded.fetch(embedded.PANG_LEE_POLARITY), "rb") as f:
     return [sentence for sentence, _ in embedded_tasks.parse_polarity(f.read())]
+
+
+def wikipedia_sentences() -> List[str]:
+  """Every sentence of the embedded Wikipedia fragment (about 18,000, 22 words on average)."""
+  documents = sources.read_wikipedia_dump(embedded.fetch(embedded.WIKIPEDIA_FRAGMENT))
+  return [s for document in documents for s in segment.split_document(document.paragraphs)]
 
 
 def _write(path: str, text: str) -> None:
@@ -150,6 +169,56 @@ def write_task_files(root: str, sentences: Sequence[str], train_rows: int = 64, 
   return root
 
 
+# MNLI 1.0 as GLUE ships it (the issue's figure for the training set, GLUE's for the two devs).
+MNLI_TRAIN_ROWS = 393702
+MNLI_DEV_ROWS = {"dev_matched": 9815, "dev_mismatched": 9832}
+MNLI_DEV_HEADER = MNLI_HEADER[:-1] + ("label2", "label3", "label4", "label5", "gold_label")
+_MNLI_GENRES = {"train": ("fiction", "government", "slate", "telephone", "travel"),
+                "dev_matched": ("fiction", "government", "slate", "telephone", "travel"),
+                "dev_mismatched": ("facetoface", "letters", "nineeleven", "oup", "verbatim")}
+_MNLI_LABELS = ("contradiction", "entailment", "neutral")
+
+
+def _binary_parse(words: Sequence[str]) -> str:
+  return "( " * (len(words) - 1) + " ".join(words[:1] + [w + " )" for w in words[1:]]) if words else ""
+
+
+def _parse(words: Sequence[str]) -> str:
+  return "(ROOT (S " + " ".join(f"(NN {w})" for w in words) + "))"
+
+
+def write_mnli_sized(root: str, sentences: Sequence[str], train_rows: int = MNLI_TRAIN_ROWS,
+                     dev_rows: Optional[Dict[str, int]] = None, seed: int = 0) -> str:
+  """An MNLI-sized task of real sentences in MNLI's TSV layout: `<root>/MNLI/{train,dev_*}.tsv`.
+
+  Every column MNLI has is filled (ids, genre, binary and full parses of both sentences, the
+  annotators' labels and the gold label), so that reading costs what it costs on MNLI (GLUE's
+  train.tsv is 333 MB; this one is about 330 MB). The premise is any sentence, the hypothesis one
+  of 16 words or fewer (MNLI's hypotheses are about half as long as its premises); labels cycle,
+  as there is no annotation. Returns `root`.
+  """
+  dev_rows = dict(MNLI_DEV_ROWS if dev_rows is None else dev_rows)
+  rng = random.Random(seed)
+  short = [s for s in sentences if len(s.split()) <= 16] or list(sentences)
+  for split, rows in [("train", train_rows)] + sorted(dev_rows.items()):
+    path = os.path.join(root, "MNLI", f"{split}.tsv")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    header = MNLI_HEADER if split == "train" else MNLI_DEV_HEADER
+    genres = _MNLI_GENRES[split]
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      f.write("\t".join(header) + "\n")
+      for i in range(rows):
+        premise, hypothesis = rng.choice(sentences), rng.choice(short)
+        words_p, words_h = premise.split(), hypothesis.split()
+        label = _MNLI_LABELS[i % 3]
+        labels = (label,) if split == "train" else (label,) * 5
+        f.write("\t".join((str(i), str(i // 3), f"{i // 3}{label[0]}", genres[i % len(genres)], _binary_parse(words_p),
+                           _binary_parse(words_h), _parse(words_p), _parse(words_h), premise, hypothesis) + labels
+                          + (label,)) + "\n")
+    os.replace(path + ".tmp", path)
+  return root
+
+
 def run_task(task_config: str, init_checkpoint: str, data_dir: str, model_dir: str, steps: int,
              extra_params: Sequence[str] = ()) -> Dict[str, float]:
   """Fine-tunes one task config for `steps` steps and returns its timings, sizes and primary metric."""
@@ -189,6 +258,76 @@ def format_table(rows: Sequence[Dict[str, float]]) -> str:
   return "\n".join(lines)
 
 
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_measured(argv: Sequence[str], log_path: str) -> Dict[str, float]:
+  """Runs a command with its output in `log_path`; its exit status, wall seconds and peak RSS (bytes)."""
+  tick = time.time()
+  with open(log_path, "w", encoding="utf-8") as log:
+    process = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, cwd=REPO_DIR)
+    _, status, usage = os.wait4(process.pid, 0)
+  process.returncode = os.waitstatus_to_exitcode(status)
+  # ru_maxrss is in KiB on Linux: the peak resident set of that process alone.
+  return {"returncode": process.returncode, "wall_s": time.time() - tick, "peak_rss": usage.ru_maxrss * 1024}
+
+
+def run_mnli_sized(init_checkpoint: str, data_dir: str, work_dir: str, steps: int, runs: int = 2,
+                   extra_params: Sequence[str] = ()) -> List[Dict[str, float]]:
+  """`runs` fine-tunings of finetune/mnli.gin on `data_dir`, each in a process of its own, one after another.
+
+  The first prepares the task's features (or finds them prepared); every later one is a rerun of
+  the same command into a fresh model dir. Each row: preparation seconds, the whole run's wall
+  seconds and peak RSS, steady steps/s (after the first loop, which traces), evaluation seconds.
+  """
+  rows = []
+  # The first run prepares the features: drop any a previous invocation left beside the data.
+  cache_dir = os.path.join(data_dir, feature_cache.DEFAULT_DIR_NAME)
+  if os.path.exists(cache_dir):
+    shutil.rmtree(cache_dir)
+  for number in range(runs):
+    model_dir = os.path.join(work_dir, "runs", f"mnli_sized_{number}")
+    if os.path.exists(model_dir):  # A finished seed in it would be skipped, not timed.
+      shutil.rmtree(model_dir)
+    argv = [sys.executable, "-m", "tpu_electra.finetune", "--gin_file=finetune/mnli.gin",
+            f"--init_checkpoint={init_checkpoint}", f"--data_dir={data_dir}", f"--model_dir={model_dir}"]
+    for param in [f"train_and_evaluate.max_train_steps = {steps}", "train_and_evaluate.steps_per_loop = 1",
+                  "train_and_evaluate.eval_every_epoch = False",
+                  "train_and_evaluate.save_final_checkpoint = False"] + list(extra_params):
+      argv.append(f"--gin_param={param}")
+    log_path = os.path.join(work_dir, f"mnli_sized_{number}.log")
+    os.makedirs(work_dir, exist_ok=True)
+    measured = _run_measured(argv, log_path)
+    if measured["returncode"] != 0:
+      with open(log_path, encoding="utf-8") as f:
+        tail = f.read()[-3000:]
+      raise RuntimeError(f"fine-tuning run {number} failed (exit {measured['returncode']}; log {log_path}):\n{tail}")
+    with open(os.path.join(model_dir, "results.json"), encoding="utf-8") as f:
+      results = json.load(f)
+    timings = results["per_seed"][0]["timings"]
+    cache = results.get("features", {})
+    rows.append({
+        "run": "first" if number == 0 else f"rerun {number}", "train_rows": results["hyperparameters"]["num_train_rows"],
+        "prepare_s": results["prepare_s"], "features": cache.get("source", "in memory"),
+        "steps": timings["train_steps"], "steps_per_s": timings.get("steps_per_s", float("nan")),
+        "eval_s": timings["eval_s"], "total_s": measured["wall_s"], "peak_rss_gb": measured["peak_rss"] / 1e9,
+        "metric": results["primary_metric"],
+        "value": results["per_seed"][0]["metrics"].get(results["primary_metric"], float("nan")),
+    })
+  return rows
+
+
+def format_mnli_table(rows: Sequence[Dict[str, float]]) -> str:
+  lines = ["| run | train rows | features | prepare s | steps | steps/s after | eval s | total s | peak RSS GB "
+           "| primary metric |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+  for r in rows:
+    lines.append(f"| {r['run']} | {r['train_rows']:,} | {r['features']} | {r['prepare_s']:.1f} | {r['steps']} | "
+                 f"{r['steps_per_s']:.2f} | {r['eval_s']:.1f} | {r['total_s']:.1f} | {r['peak_rss_gb']:.2f} | "
+                 f"{r['metric']} = {r['value']:.3f} |")
+  return "\n".join(lines)
+
+
 FLAGS = flags.FLAGS
 
 
@@ -201,6 +340,14 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_integer("dev_rows", 32, "Evaluation rows written per task.", flag_values=flag_values)
   flags.DEFINE_string("work_dir", None, "Where data and runs go (default: a temporary directory).",
                       flag_values=flag_values)
+  flags.DEFINE_boolean("mnli_sized", False, "Instead of the per-task table: write an MNLI-sized task of real "
+                       "Wikipedia sentences (--mnli_train_rows pairs) and fine-tune finetune/mnli.gin on it "
+                       "--mnli_runs times, each in its own process; prints preparation and rerun preparation "
+                       "time, peak RSS and steps/s.", flag_values=flag_values)
+  flags.DEFINE_integer("mnli_train_rows", MNLI_TRAIN_ROWS, "Training pairs of the MNLI-sized task.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("mnli_runs", 2, "Runs of the MNLI-sized benchmark: the first, then reruns.",
+                       flag_values=flag_values)
   flags.mark_flag_as_required("init_checkpoint", flag_values=flag_values)
 
 
@@ -210,6 +357,8 @@ def run(flag_values: flags.FlagValues) -> int:
     print(f"error: unknown task config(s) {unknown}; choose from {', '.join(TASK_CONFIGS)}", file=sys.stderr)
     return 1
   work_dir = flag_values.work_dir or tempfile.mkdtemp(prefix="finetune_tasks_")
+  if flag_values.mnli_sized:
+    return _run_mnli_sized(flag_values, work_dir)
   data_dir = write_task_files(os.path.join(work_dir, "data"), polarity_sentences(), flag_values.train_rows,
                               flag_values.dev_rows)
   rows = []
@@ -220,6 +369,23 @@ def run(flag_values: flags.FlagValues) -> int:
     print(format_table(rows[-1:]).splitlines()[-1], flush=True)
   print(f"\nfine-tuning from {flag_values.init_checkpoint}, {flag_values.steps} steps per task, data in {data_dir}")
   print(format_table(rows))
+  return 0
+
+
+def _run_mnli_sized(flag_values: flags.FlagValues, work_dir: str) -> int:
+  data_dir = os.path.join(work_dir, f"mnli_sized_{flag_values.mnli_train_rows}")
+  if not os.path.exists(os.path.join(data_dir, "MNLI", "train.tsv")):
+    logging.info("writing the MNLI-sized task to %s", data_dir)
+    write_mnli_sized(data_dir, wikipedia_sentences(), train_rows=flag_values.mnli_train_rows)
+  rows = []
+  for row in run_mnli_sized(flag_values.init_checkpoint, data_dir, work_dir, flag_values.steps,
+                            runs=flag_values.mnli_runs):
+    rows.append(row)
+    print(format_mnli_table(rows[-1:]).splitlines()[-1], flush=True)
+  print(f"\nMNLI-sized task ({flag_values.mnli_train_rows:,} training pairs of real Wikipedia sentences, "
+        f"MNLI's layout) in {data_dir}; fine-tuned from {flag_values.init_checkpoint}, {flag_values.steps} steps, "
+        "each run a process of its own")
+  print(format_mnli_table(rows))
   return 0
 
 

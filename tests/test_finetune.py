@@ -206,8 +206,13 @@ def test_seed_decides_every_fine_tuning_bit_for_bit(pretrained_dir, tmp_path, ca
   for seed in (0, 1):
     _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["a"], f"seed_{seed}")),
                           _checkpoint_tensors(os.path.join(runs["b"], f"seed_{seed}")))
+  # Run a prepared the features, run b streamed the same ones back from the cache.
+  with open(os.path.join(runs["b"], "results.json")) as f:
+    assert json.load(f)["features"]["source"] == "cache"
   with open(os.path.join(runs["a"], "results.json")) as f:
     results = json.load(f)
+  assert results["features"]["source"] == "built"
+  assert results["features"]["dir"].startswith(os.path.join(glue_dir, "tpu_electra_features", "sst-2-16-"))
   assert results["seeds"] == [0, 1] and results["hyperparameters"]["SEED"] == 0
   for seed in (0, 1):
     with open(os.path.join(runs["a"], f"seed_{seed}", "metrics.json")) as f:
@@ -356,6 +361,31 @@ def test_every_task_config_fine_tunes_from_a_pretrained_dir_and_reports_its_metr
   assert np.isfinite(row["value"]), row
   low = -100.0 if task_config in ("cola", "stsb") else 0.0
   assert low <= row["value"] <= 100.0, row
+
+
+def test_mnli_sized_benchmark_task_is_real_sentences_in_mnli_layout(tmp_path):
+  sentences = ["The first sentence is here.", "A short one.", "Another sentence of Wikipedia text, longer still."]
+  root = finetune_tasks.write_mnli_sized(str(tmp_path), sentences, train_rows=7,
+                                         dev_rows={"dev_matched": 3, "dev_mismatched": 2})
+  train = glue.read_examples(root, "mnli", "train")
+  assert len(train) == 7 and {e.text_a for e in train} <= set(sentences) and {e.label for e in train} == set(
+      glue.get_task("mnli").label_list)
+  assert [len(glue.read_examples(root, "mnli", s)) for s in ("dev_matched", "dev_mismatched")] == [3, 2]
+  rows = glue.read_tsv_rows(os.path.join(root, "MNLI", "dev_matched.tsv"))
+  assert rows[0] == list(finetune_tasks.MNLI_DEV_HEADER) and {len(r) for r in rows} == {16}
+  assert {len(r) for r in glue.read_tsv_rows(os.path.join(root, "MNLI", "train.tsv"))} == {12}
+
+
+def test_mnli_sized_benchmark_times_a_first_run_and_a_rerun_that_reuses_the_features(pretrained_dir, tmp_path):
+  sentences = [" ".join(f"w{10 + (i * 7 + j) % 30}" for j in range(3 + i % 9)) for i in range(40)]
+  data_dir = finetune_tasks.write_mnli_sized(str(tmp_path / "data"), sentences, train_rows=24,
+                                             dev_rows={"dev_matched": 5, "dev_mismatched": 6})
+  rows = finetune_tasks.run_mnli_sized(pretrained_dir[0], data_dir, str(tmp_path / "work"), steps=2, runs=2,
+                                       extra_params=["MAX_SEQ_LENGTH = 32", "BATCH_SIZE = 4"])
+  assert [(r["run"], r["features"], r["train_rows"], r["steps"]) for r in rows] == [
+      ("first", "built", 24, 2), ("rerun 1", "cache", 24, 2)]
+  assert all(r["peak_rss_gb"] > 0.1 and r["prepare_s"] >= 0 for r in rows)
+  assert "| rerun 1 | 24 | cache |" in finetune_tasks.format_mnli_table(rows)
 
 
 def test_eval_rows_are_padded_to_whole_batches_and_marked():

@@ -9,6 +9,10 @@ pretraining data's manifest (or --vocab). --data_dir is the task's data: the GLU
 CoLA/, SST-2/, ...), the directory with the SQuAD JSON files, with train.txt/dev.txt for tagging,
 or the RACE root (train/, dev/). Per-task hyper-parameters are macros in gin/finetune/<task>.gin.
 
+The task's tokenized, packed features are prepared once (batched, with a progress line) into
+TFRecord shards under --feature_cache_dir (default: beside the data), keyed by the task files,
+vocab, casing, sequence length and task settings; every later run and seed streams them.
+
 Writes into --model_dir: results.json, results.md (statistics over seeds: mean, median, std, max),
 learning_curves.png, per-seed metrics, checkpoints and predictions (see finetuning/runner.py).
 Re-running the command skips the seeds already done. The k-th of --seeds=N fine-tunings uses seed
@@ -56,6 +60,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                     "Kind of --vocab (default: the manifest's, else wordpiece).", flag_values=flag_values)
   flags.DEFINE_boolean("do_lower_case", None, "Lower-case text for --vocab (default: the manifest's, else true).",
                        flag_values=flag_values)
+  flags.DEFINE_string("feature_cache_dir", None, "Where the task's prepared features are kept and found again "
+                      "(default: <data_dir>/tpu_electra_features, or ~/.cache/tpu_electra/finetune_features "
+                      "when the data dir is read-only; gs:// works).", flag_values=flag_values)
   flags.DEFINE_list("glue_runs", [], "Instead of fine-tuning: combine these GLUE task run dirs into the GLUE "
                     "report (ELECTRA-style average and official score) written to --model_dir.",
                     flag_values=flag_values)
@@ -77,7 +84,8 @@ def run(flag_values: flags.FlagValues) -> int:
     results = runner.finetune(
         init_checkpoint=flag_values.init_checkpoint, data_dir=flag_values.data_dir,
         model_dir=flag_values.model_dir, num_seeds=flag_values.seeds, vocab=flag_values.vocab,
-        vocab_type=flag_values.vocab_type, do_lower_case=flag_values.do_lower_case)
+        vocab_type=flag_values.vocab_type, do_lower_case=flag_values.do_lower_case,
+        feature_cache_dir=flag_values.feature_cache_dir)
   except (ValueError, OSError, trainer.NonFiniteLossError) as e:
     # Gin appends the configurable's name on further lines; the first line says what is wrong.
     cli_utils.print_error(e)

@@ -287,3 +287,36 @@ def test_logits_peaked_at_training_targets_decode_to_the_gold_answers(tokenizer)
   assert predictions.answers == {"who": "Abernathy", "where": "Aberdeenshire", "none": ""}
   gold = squad.gold_answers_from_json(dataset)
   assert squad.evaluate_v2(gold, predictions.answers)["exact"] == 100.0
+
+
+def _split_one_character_at_a_time(text):
+  words, char_to_word, previous_was_space = [], [], True
+  for c in text:
+    if c in " \t\r\n\u202f":
+      previous_was_space = True
+    else:
+      if previous_was_space:
+        words.append(c)
+      else:
+        words[-1] += c
+      previous_was_space = False
+    char_to_word.append(len(words) - 1)
+  return words, char_to_word
+
+
+def test_whitespace_split_is_the_character_loop_on_random_text():
+  import random  # pylint: disable=g-import-not-at-top
+  rng = random.Random(0)
+  for _ in range(200):
+    text = "".join(rng.choice(["a", "b", "é", " ", "  ", "\t", "\n", "\r", "\u202f", "\u00a0"])
+                   for _ in range(rng.randint(0, 30)))
+    assert squad.split_on_whitespace(text) == _split_one_character_at_a_time(text)
+
+
+def test_max_context_windows_agree_with_is_max_context():
+  for num_tokens, window, stride in [(12, 5, 2), (7, 7, 3), (10, 4, 4), (9, 5, 7), (1, 3, 1), (30, 8, 3), (0, 3, 1)]:
+    spans = squad.doc_spans(num_tokens, window, stride)
+    best = squad.max_context_windows(spans, num_tokens)
+    for index in range(len(spans)):
+      for position in range(num_tokens):
+        assert (best[position] == index) == squad.is_max_context(spans, index, position)

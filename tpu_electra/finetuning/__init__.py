@@ -1,8 +1,9 @@
 """Fine-tuning tasks: readers, feature conversion, official metrics and reports.
 
-The reader/metric modules are model-independent and pure Python (plus the standard library): the
-task modules turn raw files into examples and examples into padded integer features, and turn model
-outputs back into predictions and scores. The model-side half (heads, training, the `--seeds` loop)
+The reader/metric modules are model-independent and need no TensorFlow (the standard library and
+NumPy): the task modules turn raw files into examples and examples into padded integer features
+(one example at a time, the reference, and in vectorized batches where a task is large), and turn
+model outputs back into predictions and scores. The model-side half (heads, training, the `--seeds` loop)
 consumes these functions.
 
 Modules:
@@ -16,7 +17,9 @@ Modules:
   features — the tokenizer protocol and padding helpers shared by the task modules.
   pretrained — a pretraining model dir read back: operative config, encoder restore, tokenizer.
   models   — task models (encoder + task_heads), loss and outputs (TensorFlow).
-  tasks    — per-task arrays, model choice and scoring of model outputs.
+  tasks    — per-task batched feature preparation, model choice and scoring of model outputs.
+  feature_cache — features prepared once into TFRecord shards keyed by what they were made from,
+             checked, and streamed per host.
   runner   — per-seed train/eval loop, multi-seed reports, GLUE summary.
   plots    — learning-curve PNGs.
 """

@@ -44,6 +44,13 @@ def exists(path: str) -> bool:
   return os.path.exists(path)
 
 
+def size(path: str) -> int:
+  """Bytes in a file."""
+  if is_url(path):
+    return _gfile().stat(path).length
+  return os.path.getsize(path)
+
+
 def join(*parts: str) -> str:
   # os.path.join is also right for URLs on POSIX, where the separator is "/".
   return os.path.join(*parts)

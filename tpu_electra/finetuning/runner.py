@@ -15,6 +15,11 @@ whatever ran before it in the process (a resumed run that skips seed_0 trains se
 uninterrupted run does), and a run with another SEED in the same --model_dir never takes another
 seed's results for its own.
 
+Data: the task's features are prepared once into the feature cache (`feature_cache`, keyed by the
+task files, vocab, casing, sequence length and task settings) and streamed from its shards by every
+run and seed: training reads each host's share, shuffled with the seed; evaluation reads each split
+in order.
+
 Training: AdamW with warmup and linear decay and layer-wise learning-rate decay
 (`tpu_electra.training.layerwise_decay`), the step of `tpu_electra.training.trainer`. Evaluation
 runs after every epoch (or only at the end with `eval_every_epoch=False`); rows are padded to whole
@@ -31,6 +36,7 @@ import numpy as np
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
+from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import fileio
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import plots
@@ -46,17 +52,12 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 INDEX = "example_index"
 
 
-def _train_dataset(arrays: tasks_lib.Arrays, global_batch_size: int, seed: int):
+def _train_dataset(split: feature_cache.SplitFeatures, global_batch_size: int, seed: int,
+                   shuffle_buffer_bytes: int = feature_cache.SHUFFLE_BUFFER_BYTES):
+  """The training stream of `split` for each input pipeline: shards read per host, order a function of `seed`."""
   def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
     per_replica = input_context.get_per_replica_batch_size(global_batch_size)
-    dataset = tf.data.Dataset.from_tensor_slices(arrays)
-    dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    dataset = dataset.shuffle(len(arrays["input_word_ids"]), seed=seed, reshuffle_each_iteration=True)
-    # In-memory arrays need no tuning, and tf.data's autotuning thread made deleting the iterator
-    # at the end of each seed wait up to tens of seconds (measured: 36 s of an 83 s RACE run).
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.repeat().batch(per_replica, drop_remainder=True).prefetch(2).with_options(options)
+    return feature_cache.training_dataset(split, per_replica, seed, input_context, shuffle_buffer_bytes)
   return dataset_fn
 
 
@@ -71,7 +72,11 @@ def pad_rows(arrays: tasks_lib.Arrays, multiple: int) -> tasks_lib.Arrays:
 
 
 class Predictor:
-  """Runs `model.task_outputs` over padded batches under the strategy; returns rows in input order."""
+  """Runs `model.task_outputs` over a split's rows in whole batches under the strategy; returns rows in order.
+
+  The split is streamed from its shards (padded to whole batches with rows marked INDEX = -1,
+  dropped again before scoring), or given as in-memory arrays (tests).
+  """
 
   def __init__(self, model, strategy: tf.distribute.Strategy, global_batch_size: int):
     self.strategy = strategy
@@ -89,9 +94,12 @@ class Predictor:
 
     self._step = step
 
-  def __call__(self, arrays: tasks_lib.Arrays) -> tasks_lib.Arrays:
-    padded = pad_rows(arrays, self.global_batch_size)
-    dataset = tf.data.Dataset.from_tensor_slices(padded).batch(self.global_batch_size, drop_remainder=True)
+  def __call__(self, features) -> tasks_lib.Arrays:
+    if isinstance(features, feature_cache.SplitFeatures):
+      dataset = feature_cache.evaluation_dataset(features, self.global_batch_size, INDEX)
+    else:
+      padded = pad_rows(features, self.global_batch_size)
+      dataset = tf.data.Dataset.from_tensor_slices(padded).batch(self.global_batch_size, drop_remainder=True)
     chunks: Dict[str, List[np.ndarray]] = {}
     for batch in self.strategy.experimental_distribute_dataset(dataset):
       for name, value in self._step(batch).items():
@@ -107,7 +115,7 @@ def evaluate(task_data: tasks_lib.TaskData, predictor: Predictor):
   """(flattened metrics, {eval name: {metric: value}}, {eval name: files}) over every eval set."""
   per_eval, files = {}, {}
   for eval_set in task_data.evals:
-    metrics, eval_files = eval_set.score(predictor(eval_set.arrays))
+    metrics, eval_files = eval_set.score(predictor(eval_set.features))
     per_eval[eval_set.name] = {k: float(v) for k, v in metrics.items()}
     files[eval_set.name] = eval_files
   return tasks_lib.flatten_metrics(per_eval), per_eval, files
@@ -256,7 +264,7 @@ def run_seeds(seed: int, num_seeds: int) -> List[int]:
 
 
 @gin.configurable(denylist=["init_checkpoint", "data_dir", "model_dir", "num_seeds", "vocab", "vocab_type",
-                            "do_lower_case"])
+                            "do_lower_case", "feature_cache_dir"])
 def finetune(init_checkpoint: str,
              data_dir: str,
              model_dir: str,
@@ -264,13 +272,19 @@ def finetune(init_checkpoint: str,
              vocab: Optional[str] = None,
              vocab_type: Optional[str] = None,
              do_lower_case: Optional[bool] = None,
+             feature_cache_dir: Optional[str] = None,
              task: str = gin.REQUIRED,
              max_seq_length: int = gin.REQUIRED,
              seed: int = 0,
-             precision: str = "float32") -> Dict[str, Any]:
+             precision: str = "float32",
+             verify_feature_checksums: bool = True) -> Dict[str, Any]:
   """Fine-tunes `num_seeds` seeds of `task` from a pretraining model dir and writes the reports.
 
-  `seed` is the base seed (SEED); the seeds fine-tuned are `run_seeds(seed, num_seeds)`.
+  `seed` is the base seed (SEED); the seeds fine-tuned are `run_seeds(seed, num_seeds)`. The task's
+  features are prepared once into `feature_cache_dir` (default: `<data_dir>/tpu_electra_features`, or
+  the user's cache dir when the data dir is read-only) and reused by every later run; a cache is
+  checked against its index (sizes, and CRC32s unless `verify_feature_checksums` is False) and
+  rebuilt with a warning when it does not match.
   """
   seeds = run_seeds(seed, num_seeds)
   if precision not in PRECISIONS:
@@ -285,10 +299,13 @@ def finetune(init_checkpoint: str,
   task_adapter = tasks_lib.get_task(task)
 
   tick = time.time()
-  task_data = task_adapter.prepare(data_dir, tokenizer, max_seq_length)
+  task_data = task_adapter.prepare(data_dir, tokenizer, max_seq_length, cache_dir=feature_cache_dir,
+                                   verify_checksums=verify_feature_checksums)
   prepare_seconds = time.time() - tick
-  logging.info("%s: %d training rows, eval %s, prepared in %.1f s", task_data.name, task_data.num_train,
-               {e.name: e.num_rows for e in task_data.evals}, prepare_seconds)
+  logging.info("%s: %d training rows, eval %s, features %s (%s) in %.1f s", task_data.name, task_data.num_train,
+               {e.name: e.num_rows for e in task_data.evals},
+               "prepared" if task_data.features.get("source") == "built" else "reused",
+               task_data.features.get("dir"), prepare_seconds)
 
   tf.keras.mixed_precision.set_global_policy(precision)
   strategy = strategy_lib.get_strategy()
@@ -329,6 +346,7 @@ def summarize(task_data: tasks_lib.TaskData, run: pretrained.PretrainingRun, rec
       "aggregate": report.aggregate_seeds([r["metrics"] for r in records]),
       "prepare_s": prepare_seconds,
       "data_stats": task_data.stats,
+      "features": dict(task_data.features),
   }
   if task_data.name in glue.TASKS:
     per_key: Dict[str, List[Dict[str, float]]] = {}

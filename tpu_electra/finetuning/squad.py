@@ -22,6 +22,8 @@ import re
 import string
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
+
 from tpu_electra.finetuning import features
 from tpu_electra.finetuning import fileio
 
@@ -53,26 +55,19 @@ def _is_whitespace(c: str) -> bool:
   return c in " \t\r\n" or ord(c) == 0x202F
 
 
+_WORD = re.compile("[^ \t\r\n\u202f]+")
+
+
 def split_on_whitespace(text: str) -> Tuple[List[str], List[int]]:
   """Words of `text` and, for each character, the index of the word it belongs to.
 
   A white-space character maps to the word before it (-1 before the first word), so an answer
   offset that lands on a space still resolves to a word.
   """
-  words: List[str] = []
-  char_to_word = []
-  previous_was_space = True
-  for c in text:
-    if _is_whitespace(c):
-      previous_was_space = True
-    else:
-      if previous_was_space:
-        words.append(c)
-      else:
-        words[-1] += c
-      previous_was_space = False
-    char_to_word.append(len(words) - 1)
-  return words, char_to_word
+  matches = list(_WORD.finditer(text))
+  starts = np.zeros(len(text) + 1, np.int64)
+  starts[[m.start() for m in matches]] = 1
+  return [m.group() for m in matches], (np.cumsum(starts[:len(text)]) - 1).tolist()
 
 
 def _answer_word_span(words: Sequence[str], char_to_word: Sequence[int],
@@ -202,6 +197,20 @@ def is_max_context(spans: Sequence[Tuple[int, int]], span_index: int, position: 
   return best_index == span_index
 
 
+def max_context_windows(spans: Sequence[Tuple[int, int]], num_tokens: int) -> np.ndarray:
+  """For every token, the window `is_max_context` picks for it (-1 for a token in no window)."""
+  best = np.full([num_tokens], -1, np.int64)
+  best_score = np.full([num_tokens], -np.inf)
+  for index, (start, length) in enumerate(spans):
+    end = start + length - 1
+    positions = np.arange(start, start + length)
+    score = np.minimum(positions - start, end - positions) + 0.01 * length
+    better = score > best_score[start:start + length]
+    best[start:start + length][better] = index
+    best_score[start:start + length][better] = score[better]
+  return best
+
+
 def _improve_answer_span(doc_ids: Sequence[int], start: int, end: int,
                          answer_ids: Sequence[int]) -> Tuple[int, int]:
   """Narrows a word-aligned token span to the sub-tokens of the answer text, if found inside.
@@ -236,7 +245,8 @@ def tokenize_document(tokenizer: features.Tokenizer,
 def convert_examples_to_features(examples: Sequence[SquadExample], tokenizer: features.Tokenizer,
                                  max_seq_length: int, doc_stride: int, max_query_length: int,
                                  is_training: bool,
-                                 first_unique_id: int = 1000000000) -> List[SquadFeature]:
+                                 first_unique_id: int = 1000000000,
+                                 first_example_index: int = 0) -> List[SquadFeature]:
   """Tokenizes and windows every example.
 
   Args:
@@ -247,12 +257,13 @@ def convert_examples_to_features(examples: Sequence[SquadExample], tokenizer: fe
     max_query_length: questions are cut to this many tokens.
     is_training: set start/end positions (otherwise they stay 0).
     first_unique_id: unique ids count up from here.
+    first_example_index: the `example_index` of `examples[0]` (when converting a chunk of a list).
   """
   ids = features.special_ids(tokenizer)
   result = []
   unique_id = first_unique_id
   last_words = None
-  for example_index, example in enumerate(examples):
+  for example_index, example in enumerate(examples, start=first_example_index):
     query_ids = tokenizer.tokenize(example.question_text)[:max_query_length]
     # [CLS] query [SEP] ... [SEP]
     max_tokens_for_doc = max_seq_length - len(query_ids) - 3
@@ -275,14 +286,14 @@ def convert_examples_to_features(examples: Sequence[SquadExample], tokenizer: fe
           doc_ids, tok_start, tok_end, tokenizer.tokenize(example.answer_texts[0]))
 
     spans = doc_spans(len(doc_ids), max_tokens_for_doc, doc_stride)
+    best_window = max_context_windows(spans, len(doc_ids))
     doc_offset = len(query_ids) + 2
     for span_index, (span_start, span_length) in enumerate(spans):
       window = doc_ids[span_start:span_start + span_length]
       packed = features.pack_segments([query_ids, window], [0, 1], max_seq_length, ids)
-      token_to_orig, max_context = {}, {}
-      for i in range(span_length):
-        token_to_orig[doc_offset + i] = tok_to_orig[span_start + i]
-        max_context[doc_offset + i] = is_max_context(spans, span_index, span_start + i)
+      positions = range(doc_offset, doc_offset + span_length)
+      token_to_orig = dict(zip(positions, tok_to_orig[span_start:span_start + span_length]))
+      max_context = dict(zip(positions, (best_window[span_start:span_start + span_length] == span_index).tolist()))
       start_position = end_position = 0
       impossible = True
       if is_training and not example.is_impossible:
