@@ -23,13 +23,23 @@ their text (see data_prep.pipeline), goes into eval-I-of-K.tfrecord shards inste
 shards; the vocab is learned from the training documents only. The manifest lists both, with each
 shard's size, record count and sha256; `python -m data_prep.verify --data_dir=DIR` checks them.
 """
+# pylint: disable=g-import-not-at-top,wrong-import-position  (the fork server starts before the imports)
+import sys
+
+if __name__ == "__main__":
+  # Before the imports below, so that the worker pool's fork server imports TensorFlow while this
+  # process does rather than after (see data_prep.fork_server).
+  from data_prep import fork_server
+  fork_server.start_early(sys.argv[1:])
+
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import dataclasses
+import gc
 import hashlib
 import json
 import os
-import sys
+import time
 import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -50,6 +60,8 @@ BuildConfig = pipeline.BuildConfig
 BuildError = pipeline.BuildError
 WORK_DIR = pipeline.WORK_DIR
 MB = pipeline.MB
+# The log line with each stage's seconds (benchmarks.data_prep reads it).
+STAGE_TIMES = "stage times"
 MAX_VOCAB_PROBES = 3  # The WordPiece search gains nothing from more parallel probes.
 MAX_LISTED_INPUTS = 100
 
@@ -259,34 +271,48 @@ def prepare(config: BuildConfig) -> Tuple[Optional[manifest_lib.Manifest], Dict[
   return None, settings, digest, parts
 
 
-def build(config: BuildConfig) -> manifest_lib.Manifest:
-  """Runs all stages, or returns the existing manifest when the same settings were built before."""
+def build(config: BuildConfig, timings: Optional[Dict[str, float]] = None) -> manifest_lib.Manifest:
+  """Runs all stages, or returns the existing manifest when the same settings were built before.
+
+  `timings`, when given, receives the seconds of each stage (extract, vocab, examples, shards,
+  manifest) of the local runner; they are logged at the end either way.
+  """
+  start = time.monotonic()
   existing, settings, digest, parts = prepare(config)
   if existing is not None:
     return existing
   if config.runner == "beam":
     from data_prep import beam_pipeline  # pylint: disable=g-import-not-at-top  (Beam is an optional extra)
     return beam_pipeline.run(config, settings, digest, parts)
+  timings = {} if timings is None else timings
+  timings["prepare"] = time.monotonic() - start
   with pipeline.Executor(config.num_workers) as executor:
     executor.warm_up()
     summaries = pipeline.run_stage(
         "extract", executor, pipeline.extract_part, pipeline.extract_tasks(parts, config), [p.size for p in parts],
-        "B", lambda s: {"documents": s["documents"], "sentences": s["sentences"]})
+        "B", lambda s: {"documents": s["documents"], "sentences": s["sentences"]}, timings)
     if not sum(s["documents"] for s in summaries):
       raise BuildError(f"the corpus {list(config.corpus)} produced no documents")
+    vocab_start = time.monotonic()
     vocab = pipeline.learn_vocab(config, summaries, executor.map, min(config.num_workers, MAX_VOCAB_PROBES))
+    timings["vocab"] = time.monotonic() - vocab_start
     units = pipeline.unit_tasks(config, summaries, vocab)
     unit_summaries = pipeline.run_stage(
         "examples", executor, pipeline.write_unit, units, [u.end - u.start for u in units], "B",
-        lambda s: {"examples": s["records"], "tokens": s["tokens"]})
+        lambda s: {"examples": s["records"], "tokens": s["tokens"]}, timings)
     shards = pipeline.shard_tasks(config, unit_summaries)
     written = pipeline.run_stage(
-        "shards", executor, pipeline.ShardWriter(config.output_dir), shards, [1] * len(shards), "shards")
+        "shards", executor, pipeline.ShardWriter(config.output_dir), shards, [1] * len(shards), "shards",
+        timings=timings)
+  manifest_start = time.monotonic()
   manifest = pipeline.finish(config, settings, digest, summaries, vocab, unit_summaries, written)
+  timings["manifest"] = time.monotonic() - manifest_start
   logging.info("wrote %d examples (%d tokens) from %d documents into %d shard(s), and %d held-out examples (%d "
                "tokens) from %d documents into %d shard(s), in %s", manifest.num_examples, manifest.num_tokens,
                manifest.num_documents, len(manifest.shards), manifest.num_eval_examples, manifest.num_eval_tokens,
                manifest.num_eval_documents, len(manifest.eval_shards), config.output_dir)
+  logging.info("%s: %.1f s after startup (%s)", STAGE_TIMES, time.monotonic() - start,
+               ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items()))
   return manifest
 
 
@@ -330,6 +356,10 @@ EXPECTED_ERRORS = (BuildError, sources.SourceError, embedded.EmbeddedCorpusError
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
+  # The objects of the imports (TensorFlow's are many) live as long as the process: kept out of
+  # every garbage collection, they no longer cost each full collection and the interpreter's
+  # shutdown most of a second.
+  gc.freeze()
   try:
     build(config_from_flags())
   except EXPECTED_ERRORS as e:

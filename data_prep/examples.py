@@ -12,13 +12,21 @@ BERT's next-sentence pairs (`pack_next_sentence`) always have two segments; half
 from another document (label 1) instead of the text that follows A (label 0). A random B is
 filled to the remaining length and its tail cut; the sentences of the chunk it displaced are not
 lost, they start the next example, so here too no token of a document is dropped.
+
+Two implementations of ELECTRA-style packing give the same examples from the same random draws:
+`pack_document` (one document's token lists to `Example`s, the readable definition) and
+`pack_documents` (the builder's path: the token ids of many documents in one flat array, packed
+into an `ExampleBatch` of [N, max_seq_length] arrays). The latter walks only sentence lengths in
+Python, one step per sentence, and gathers the ids of all examples with one numpy indexing
+operation; tests/data_prep/test_examples.py pins it to the former.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import dataclasses
 import random
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import tensorflow as tf
 
 from tpu_electra.data import manifest as manifest_lib
@@ -84,6 +92,40 @@ def serialize_features(features: Dict[str, Union[Sequence[int], Sequence[float],
   return tf.train.Example(features=tf.train.Features(feature=proto)).SerializeToString(deterministic=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class ExampleBatch:
+  """Examples as arrays: [N, max_seq_length] int64 ids, mask and segments, [N] labels of next-sentence pairs."""
+  input_ids: np.ndarray
+  input_mask: np.ndarray
+  segment_ids: np.ndarray
+  next_sentence_labels: Optional[np.ndarray] = None
+
+  def __len__(self) -> int:
+    return len(self.input_ids)
+
+  @property
+  def num_tokens(self) -> int:
+    return int(self.input_mask.sum())
+
+  def features(self) -> Dict[str, np.ndarray]:
+    features = {name: getattr(self, name) for name in manifest_lib.EXAMPLE_FEATURES}
+    if self.next_sentence_labels is not None:
+      features[NEXT_SENTENCE_LABEL] = self.next_sentence_labels
+    return features
+
+  def rows(self, start: int, end: int) -> "ExampleBatch":
+    labels = None if self.next_sentence_labels is None else self.next_sentence_labels[start:end]
+    return ExampleBatch(self.input_ids[start:end], self.input_mask[start:end], self.segment_ids[start:end], labels)
+
+  @classmethod
+  def from_examples(cls, examples: Sequence[Example], max_seq_length: int,
+                    next_sentence: bool = False) -> "ExampleBatch":
+    def column(name):
+      return np.array([getattr(e, name) for e in examples], np.int64).reshape(len(examples), max_seq_length)
+    labels = np.array([e.next_sentence_label for e in examples], np.int64) if next_sentence else None
+    return cls(column("input_ids"), column("input_mask"), column("segment_ids"), labels)
+
+
 def split_long(sentences: Sequence[Sequence[int]], budget: int) -> List[List[int]]:
   pieces = []
   for sentence in sentences:
@@ -140,6 +182,89 @@ def pack_document(sentences: Sequence[Sequence[int]], config: PackingConfig, rng
       chunk, length, target = [], 0, _target_length(config, rng)
   if chunk:
     yield _chunk_to_example(chunk, config, rng)
+
+
+def plan_documents(sentence_lengths: Sequence[int], document_sizes: Sequence[int], config: PackingConfig,
+                   rng: random.Random) -> np.ndarray:
+  """Where `pack_document` would cut each document, as [N, 3] (start, cut, end) token offsets.
+
+  The documents' sentences are `sentence_lengths` (token counts), `document_sizes[d]` sentences
+  for document d, their tokens back to back in one array; an example is `[CLS] tokens[start:cut]
+  [SEP]`, followed by `tokens[cut:end] [SEP]` when cut < end. The random draws are exactly those
+  of `pack_document` on each document in turn (its _target_length and _chunk_to_example are
+  inlined here: this loop runs once per sentence of the corpus).
+  """
+  if config.budget < 1:
+    raise ValueError(f"max_seq_length={config.max_seq_length} leaves no room for text next to [CLS] and two [SEP]")
+  budget = config.budget
+  may_shorten = budget > MIN_SHORT_TARGET
+  short_seq_prob, single_segment_prob = config.short_seq_prob, config.single_segment_prob
+  uniform, randint = rng.random, rng.randint
+
+  def target_length():
+    if may_shorten and uniform() < short_seq_prob:
+      return randint(MIN_SHORT_TARGET, budget)
+    return budget
+
+  spans: List[Tuple[int, int, int]] = []
+
+  def close(chunk: List[int], end: int) -> None:
+    if len(chunk) == 1 or uniform() < single_segment_prob:
+      spans.append((chunk[0], end, end))
+    else:
+      spans.append((chunk[0], chunk[randint(1, len(chunk) - 1)], end))
+
+  position = first = 0
+  for size in document_sizes:
+    chunk: List[int] = []  # Offsets at which the pieces of the chunk start.
+    length = 0
+    target = target_length()
+    for remaining in sentence_lengths[first:first + size]:
+      while remaining:  # An empty sentence has no piece; a long one is cut into budget-sized pieces.
+        piece = remaining if remaining < budget else budget
+        remaining -= piece
+        if chunk and length + piece > budget:
+          close(chunk, position)
+          chunk, length, target = [], 0, target_length()
+        chunk.append(position)
+        length += piece
+        position += piece
+        if length >= target:
+          close(chunk, position)
+          chunk, length, target = [], 0, target_length()
+    first += size
+    if chunk:
+      close(chunk, position)
+  return np.array(spans, np.int64).reshape(len(spans), 3)
+
+
+def assemble(tokens: np.ndarray, spans: np.ndarray, config: PackingConfig) -> ExampleBatch:
+  """The examples of `plan_documents` spans over `tokens`, all at once (what make_example does to each)."""
+  rows = np.arange(len(spans))
+  position = np.arange(config.max_seq_length)[None, :]
+  start, cut, end = spans[:, 0], spans[:, 1], spans[:, 2]
+  len_a = cut - start
+  length = len_a + 2 + np.where(end > cut, end - cut + 1, 0)  # [CLS] A [SEP], and B [SEP] when there is a B.
+  if length.size and length.max() > config.max_seq_length:
+    raise ValueError(f"example of {length.max()} tokens exceeds max_seq_length={config.max_seq_length}")
+  first_sep, last = len_a[:, None] + 1, length[:, None] - 1
+  in_b = position > first_sep
+  # Text sits between [CLS] and the last [SEP], except at the first [SEP] (no B: the first is the last).
+  text = (position >= 1) & (position < last) & (position != first_sep)
+  # A and B are consecutive in `tokens`, so B's source is A's shifted by the [SEP] between them.
+  source = np.where(text, start[:, None] + position - 1 - in_b, 0)
+  ids = np.where(text, tokens[source] if tokens.size else 0, 0)
+  ids[:, 0] = config.cls_id
+  ids[rows, first_sep[:, 0]] = config.sep_id
+  ids[rows, last[:, 0]] = config.sep_id
+  mask = position <= last
+  return ExampleBatch(ids.astype(np.int64, copy=False), mask.astype(np.int64), (in_b & mask).astype(np.int64))
+
+
+def pack_documents(tokens: np.ndarray, sentence_lengths: Sequence[int], document_sizes: Sequence[int],
+                   config: PackingConfig, rng: random.Random) -> ExampleBatch:
+  """pack_document over each document in turn, as one batch (see plan_documents for the layout)."""
+  return assemble(np.asarray(tokens, np.int64), plan_documents(sentence_lengths, document_sizes, config, rng), config)
 
 
 def _flatten(sentences: Sequence[Sequence[int]]) -> List[int]:

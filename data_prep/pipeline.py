@@ -21,14 +21,22 @@ stage needs; a task whose output exists returns it without redoing the work, whi
 a killed build resumable. Every random choice is seeded from the build seed and the task's own
 identity (part, block, shard), never from the order or the process tasks run in, so the output
 is the same for any number of workers and for either runner.
+
+A unit's examples are made in batches, with no Python step per token: its sentences go through
+the tokenizer op a few thousand at a time and stay numpy arrays (ids, sentence lengths), packing
+(examples.pack_documents) walks sentence lengths only, and the records of thousands of examples
+are written by numpy (data_prep.tfexample). Per 40 MB of plain text and one process, tokenizing is
+about 2 s; reading, sentence splitting, packing, serializing and the shards about 2 s together.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
+import collections
 import dataclasses
 import hashlib
 import json
 import multiprocessing
 import os
+import queue
 import random
 import threading
 import time
@@ -43,6 +51,7 @@ from data_prep import examples as examples_lib
 from data_prep import segment
 from data_prep import shards as shards_lib
 from data_prep import sources
+from data_prep import tfexample
 from data_prep import vocab as vocab_lib
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
@@ -60,6 +69,9 @@ MB = 1 << 20
 # Sentences per tokenizer call: large enough that op overhead vanishes, small enough to keep the
 # token lists of one batch in a few MB.
 TOKENIZE_BATCH_SENTENCES = 4096
+# Examples serialized per numpy pass: large enough to amortize the passes, small enough that the
+# padded [N, bytes] work arrays stay a few tens of MB.
+SERIALIZE_BATCH = 4096
 # Examples masked per call of the masking ops (bounds the [B, P, L] one-hot it builds).
 MASK_BATCH = 512
 PROGRESS_EVERY_S = 5.0
@@ -371,29 +383,39 @@ def _tokenizer(vocab: VocabInfo, do_lower_case: bool) -> tokenization.Tokenizer:
   return _TOKENIZERS[key]
 
 
-def _tokenized_documents(documents: Sequence[Tuple[str, ...]],
-                         tokenizer: tokenization.Tokenizer) -> List[List[List[int]]]:
-  tokenized: List[List[List[int]]] = []
-  batch: List[Tuple[str, ...]] = []
+@dataclasses.dataclass(frozen=True)
+class TokenizedDocuments:
+  """Token ids of documents, flat: all `tokens` back to back, then the token count of every sentence
+  (`sentence_lengths`) and the sentence count of every document (`document_sizes`)."""
+  tokens: np.ndarray
+  sentence_lengths: np.ndarray
+  document_sizes: np.ndarray
 
-  def flush():
-    ids = tokenizer.tokenize_batch([s for document in batch for s in document])
-    start = 0
-    for document in batch:
-      tokenized.append(ids[start:start + len(document)])
-      start += len(document)
-    batch.clear()
+  def __len__(self) -> int:
+    return len(self.document_sizes)
 
-  size = 0
-  for document in documents:
-    batch.append(document)
-    size += len(document)
-    if size >= TOKENIZE_BATCH_SENTENCES:
-      flush()
-      size = 0
-  if batch:
-    flush()
-  return tokenized
+  def as_lists(self) -> List[List[List[int]]]:
+    """Per document, per sentence, the ids (for the next-sentence packer, which works on lists)."""
+    sentences = np.split(self.tokens, np.cumsum(self.sentence_lengths)[:-1]) if len(self.sentence_lengths) else []
+    sentences = [s.tolist() for s in sentences]
+    bounds = np.concatenate([[0], np.cumsum(self.document_sizes)]).tolist()
+    return [sentences[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def tokenize_documents(documents: Sequence[Sequence[str]], tokenizer: tokenization.Tokenizer) -> TokenizedDocuments:
+  """All sentences through the tokenizer op, TOKENIZE_BATCH_SENTENCES per call, kept as flat arrays.
+
+  The op's ragged result is taken apart with numpy (values and row lengths) instead of becoming
+  Python lists, which cost as much as the tokenizing itself.
+  """
+  sentences = [s for document in documents for s in document]
+  tokens, lengths = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+  for start in range(0, len(sentences), TOKENIZE_BATCH_SENTENCES):
+    ragged = tokenizer.tokenize_tensor(tf.constant(sentences[start:start + TOKENIZE_BATCH_SENTENCES], tf.string))
+    tokens.append(ragged.flat_values.numpy().astype(np.int64, copy=False))
+    lengths.append(ragged.row_lengths().numpy().astype(np.int64, copy=False))
+  sizes = np.array([len(document) for document in documents], np.int64)
+  return TokenizedDocuments(np.concatenate(tokens), np.concatenate(lengths), sizes)
 
 
 def _stable_seed(*parts) -> int:
@@ -419,9 +441,8 @@ def write_unit(task: UnitTask) -> Dict:
   tokenizer = _tokenizer(task.vocab, config.do_lower_case)
   texts = [d.paragraphs for d in sources.read_text_documents(task.staged_path, task.start, task.end)]
   held = [document_bucket(text) < task.held_out_below for text in texts]
-  documents = _tokenized_documents(texts, tokenizer)
-  training = [d for d, h in zip(documents, held) if not h]
-  held_out = [d for d, h in zip(documents, held) if h]
+  training = tokenize_documents([t for t, h in zip(texts, held) if not h], tokenizer)
+  held_out = tokenize_documents([t for t, h in zip(texts, held) if h], tokenizer)
   summary = _write_examples(path, training, task, tokenizer, held_out=False)
   # One copy of each held-out example: evaluation gains nothing from differently masked copies.
   summary["eval"] = _write_examples(unit_path(task, held_out=True), held_out, task, tokenizer, held_out=True)
@@ -429,7 +450,18 @@ def write_unit(task: UnitTask) -> Dict:
   return summary
 
 
-def _write_examples(path: str, documents: List[List[List[int]]], task: UnitTask, tokenizer: tokenization.Tokenizer,
+def _pack(documents: TokenizedDocuments, packing: examples_lib.PackingConfig, next_sentence: bool,
+          rng: random.Random) -> examples_lib.ExampleBatch:
+  if not next_sentence:
+    return examples_lib.pack_documents(documents.tokens, documents.sentence_lengths.tolist(),
+                                       documents.document_sizes.tolist(), packing, rng)
+  # Next-sentence pairs draw B from other documents: still the per-example packer, on lists.
+  lists = documents.as_lists()
+  packed = [e for index in range(len(lists)) for e in examples_lib.pack_next_sentence(lists, index, packing, rng)]
+  return examples_lib.ExampleBatch.from_examples(packed, packing.max_seq_length, next_sentence=True)
+
+
+def _write_examples(path: str, documents: TokenizedDocuments, task: UnitTask, tokenizer: tokenization.Tokenizer,
                     held_out: bool) -> Dict:
   config = task.config
   packing = examples_lib.PackingConfig(
@@ -438,48 +470,44 @@ def _write_examples(path: str, documents: List[List[List[int]]], task: UnitTask,
       single_segment_prob=config.single_segment_prob)
   stream = "held-out-examples" if held_out else "examples"
   rng = random.Random(f"{config.seed}:{stream}:{task.part_index}:{task.block_index}")
-  packed: List[examples_lib.Example] = []
-  for index, document in enumerate(documents):
-    if config.next_sentence:
-      packed.extend(examples_lib.pack_next_sentence(documents, index, packing, rng))
-    else:
-      packed.extend(examples_lib.pack_document(document, packing, rng))
+  packed = _pack(documents, packing, config.next_sentence, rng)
   dupe_factor = 1 if held_out else config.dupe_factor
   writer = shards_lib.RecordWriter(path)
   try:
     if config.static_masking:
-      for record in _masked_records(packed, task, tokenizer, dupe_factor, held_out):
-        writer.write(record)
+      for records in _masked_records(packed, task, tokenizer, dupe_factor, held_out):
+        writer.write_batch(records)
     else:
-      for example in packed:
-        writer.write(example.serialize())
+      for start in range(0, len(packed), SERIALIZE_BATCH):
+        features = packed.rows(start, start + SERIALIZE_BATCH).features()
+        writer.write_batch(tfexample.serialize_batch(features, length_prefix=True))
   except BaseException:
     writer.abort()
     raise
   writer.close()
   return {"path": path, "documents": len(documents), "examples": len(packed), "records": writer.num_records,
-          "bytes": writer.num_bytes, "tokens": sum(e.num_tokens for e in packed) * dupe_factor}
+          "bytes": writer.num_bytes, "tokens": packed.num_tokens * dupe_factor}
 
 
-def _masked_records(packed: Sequence[examples_lib.Example], task: UnitTask, tokenizer: tokenization.Tokenizer,
-                    dupe_factor: int, held_out: bool) -> Iterator[bytes]:
-  """Each example `dupe_factor` times, each copy with masks of its own (stateless seeds: reproducible)."""
+def _masked_records(packed: examples_lib.ExampleBatch, task: UnitTask, tokenizer: tokenization.Tokenizer,
+                    dupe_factor: int, held_out: bool) -> Iterator[tfexample.RecordBatch]:
+  """Each example `dupe_factor` times, each copy with masks of its own (stateless seeds: reproducible).
+
+  Records come MASK_BATCH examples at a time, every copy of a batch before the next batch.
+  """
   config = task.config
   continuation = np.array(tokenizer.word_continuation(), bool) if config.whole_word_masking else None
   masking_cfg = config.masking_config()
   # The training stream keeps the seeds it had before there was a held-out split.
   stream = ("held-out",) if held_out else ()
   for batch_index, start in enumerate(range(0, len(packed), MASK_BATCH)):
-    batch = packed[start:start + MASK_BATCH]
-    input_ids = np.array([e.input_ids for e in batch], np.int64)
-    input_mask = np.array([e.input_mask for e in batch], np.int64)
+    batch = packed.rows(start, start + MASK_BATCH)
     for dupe in range(dupe_factor):
       seed = [config.seed, _stable_seed(*stream, task.part_index, task.block_index, batch_index, dupe)]
-      masked = masking.mask_tokens(input_ids, input_mask, masking_cfg, tokenizer.special_token_ids,
+      masked = masking.mask_tokens(batch.input_ids, batch.input_mask, masking_cfg, tokenizer.special_token_ids,
                                    tokenizer.vocab_size, stateless_seed=seed, word_continuation=continuation)
-      columns = {name: masked[name].numpy().tolist() for name in examples_lib.MASKED_LM_FEATURES}
-      for row, example in enumerate(batch):
-        yield example.serialize({name: values[row] for name, values in columns.items()})
+      columns = {name: masked[name].numpy() for name in examples_lib.MASKED_LM_FEATURES}
+      yield tfexample.serialize_batch({**batch.features(), **columns}, examples_lib.FLOAT_FEATURES, length_prefix=True)
 
 
 # Stage 4: shards.
@@ -639,7 +667,11 @@ class Executor:
 
   Workers come from a fork server that has imported this module (TensorFlow included) once, so a
   worker starts in well under a second instead of importing TensorFlow itself; the fork server
-  never runs a TensorFlow op, so no runtime threads are forked. The pool starts on first use.
+  never runs a TensorFlow op, so no runtime threads are forked. The command line starts the fork
+  server before its own imports (data_prep.fork_server), so that both import at once; otherwise the
+  pool starts in the background on first use. Until it is up (the import takes seconds, about what
+  a 40 MB build takes after startup), this process runs a stage's tasks itself rather than wait.
+  Which process runs a task never changes its output.
   """
 
   def __init__(self, num_workers: int):
@@ -660,11 +692,12 @@ class Executor:
   def __exit__(self, *exc_info) -> None:
     if self._warming is not None:
       self._warming.join()
-    if self._pool is not None:
-      # terminate(), not close(): after an error, queued tasks must not keep running.
-      self._pool.terminate()
-      self._pool.join()
-      self._pool = None
+    with self._lock:
+      if self._pool is not None:
+        # terminate(), not close(): after an error, queued tasks must not keep running.
+        self._pool.terminate()
+        self._pool.join()
+        self._pool = None
 
   def _get_pool(self):
     with self._lock:
@@ -677,7 +710,42 @@ class Executor:
   def imap_unordered(self, fn: Callable, tasks: Sequence) -> Iterable:
     if self.num_workers == 1 or len(tasks) <= 1:
       return map(fn, tasks)
-    return self._get_pool().imap_unordered(fn, tasks)
+    return self._shared(fn, tasks)
+
+  def _shared(self, fn: Callable, tasks: Sequence) -> Iterator:
+    """Results of fn over tasks as they finish: the pool's, and this process's own while the pool starts."""
+    pending = collections.deque(tasks)
+    finished: "queue.Queue[Tuple[bool, object]]" = queue.Queue()
+
+    def feed(pool) -> None:
+      # Hands every task not yet taken to the pool, at once: from here on this process only waits.
+      while True:
+        try:
+          task = pending.popleft()
+        except IndexError:
+          return
+        try:
+          pool.apply_async(fn, (task,), callback=lambda r: finished.put((True, r)),
+                           error_callback=lambda e: finished.put((False, e)))
+        except ValueError as e:  # The pool was terminated: the build is stopping.
+          finished.put((False, e))
+          return
+
+    if self._pool is not None:
+      feed(self._pool)
+    else:
+      self.warm_up()
+      threading.Thread(target=lambda: feed(self._get_pool()), daemon=True).start()
+    for _ in range(len(tasks)):
+      try:
+        task = pending.popleft()
+      except IndexError:
+        ok, result = finished.get()
+        if not ok:
+          raise result
+        yield result
+      else:
+        yield fn(task)
 
   def map(self, fn: Callable, tasks: Sequence) -> List:
     if self.num_workers == 1 or len(tasks) <= 1:
@@ -686,8 +754,10 @@ class Executor:
 
 
 def run_stage(stage: str, executor: Executor, fn: Callable, tasks: Sequence, weights: Sequence[float], unit: str,
-              counts: Callable[[object], Dict[str, int]] = lambda result: {}) -> List:
-  """Results of fn over tasks, in task order, with progress lines as tasks finish."""
+              counts: Callable[[object], Dict[str, int]] = lambda result: {},
+              timings: Optional[Dict[str, float]] = None) -> List:
+  """Results of fn over tasks, in task order, with progress lines as tasks finish; its seconds in `timings`."""
+  start = time.monotonic()
   progress = Progress(stage, sum(weights), unit)
   totals: Dict[str, int] = {}
   results = [None] * len(tasks)
@@ -698,6 +768,8 @@ def run_stage(stage: str, executor: Executor, fn: Callable, tasks: Sequence, wei
       totals[key] = totals.get(key, 0) + value
     progress.advance(weights[index], **totals)
   progress.advance(0, force=True, **totals)
+  if timings is not None:
+    timings[stage] = time.monotonic() - start
   return results
 
 

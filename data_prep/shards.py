@@ -29,11 +29,12 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from data_prep import sources
+from data_prep import tfexample
 from tpu_electra.data import manifest as manifest_lib
 
 SHARD_PATTERN = "{prefix}-{index:05d}-of-{count:05d}.tfrecord"
 TMP_SUFFIX = ".tmp"
-_LENGTH = struct.Struct("<I")
+_LENGTH = struct.Struct("<I")  # tfexample.LENGTH_PREFIX_DTYPE: serialized batches come framed for these files.
 
 
 class RecordWriter:
@@ -51,6 +52,16 @@ class RecordWriter:
     self.num_records += 1
     self.num_bytes += len(record)
 
+  def write_batch(self, batch: tfexample.RecordBatch) -> None:
+    """Many records at once; in one write when serialized with `length_prefix` (this file's framing)."""
+    if not batch.length_prefixed:
+      for record in batch.records():
+        self.write(record)
+      return
+    self._file.write(batch.data.tobytes())
+    self.num_records += len(batch)
+    self.num_bytes += batch.num_bytes
+
   def close(self) -> None:
     self._file.close()
     tf.io.gfile.rename(self._path + TMP_SUFFIX, self._path, overwrite=True)
@@ -62,22 +73,26 @@ class RecordWriter:
 
 
 def read_records(path: str, start: int = 0, end: int = -1) -> Iterator[bytes]:
-  """Records [start, end) of a record file (end -1: to the last)."""
+  """Records [start, end) of a record file (end -1: to the last).
+
+  The file is read whole (a unit's examples, some MB) and cut in memory: two reads per record
+  cost more than all the rest of writing a shard.
+  """
   with sources.open_file(path, "rb") as f:
-    index = 0
-    while end < 0 or index < end:
-      header = f.read(_LENGTH.size)
-      if not header:
-        return
-      (length,) = _LENGTH.unpack(header)
-      if index < start:
-        f.seek(length, 1)
-      else:
-        record = f.read(length)
-        if len(record) != length:
-          raise IOError(f"{path} ends inside a record; delete it and run again")
-        yield record
-      index += 1
+    data = f.read()
+  offset = index = 0
+  header = _LENGTH.size
+  while (end < 0 or index < end) and offset < len(data):
+    if offset + header > len(data):
+      raise IOError(f"{path} ends inside a record; delete it and run again")
+    (length,) = _LENGTH.unpack_from(data, offset)
+    offset += header
+    if index >= start:
+      if offset + length > len(data):
+        raise IOError(f"{path} ends inside a record; delete it and run again")
+      yield data[offset:offset + length]
+    offset += length
+    index += 1
 
 
 @dataclasses.dataclass(frozen=True)

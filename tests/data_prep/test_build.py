@@ -190,7 +190,7 @@ def test_a_killed_build_resumes_without_redoing_finished_work(reference_build, t
   # The re-run may only write the missing shards: extraction, vocab and examples come from _work.
   monkeypatch.setattr(shards_lib, "write_shard", original)
   monkeypatch.setattr(sources, "read_part", lambda *a: pytest.fail("finished extraction was redone"))
-  monkeypatch.setattr(pipeline, "_tokenized_documents", lambda *a: pytest.fail("finished examples were redone"))
+  monkeypatch.setattr(pipeline, "tokenize_documents", lambda *a: pytest.fail("finished examples were redone"))
   monkeypatch.setattr(pipeline.vocab_lib, "learn_wordpiece", lambda *a: pytest.fail("the vocab was learned again"))
   # Nor may it read finished shards back for their checksums: they were kept when the shards were written.
   monkeypatch.setattr(manifest_lib, "shard_info", lambda *a: pytest.fail("a finished shard was read back"))

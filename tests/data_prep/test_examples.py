@@ -1,6 +1,7 @@
 """Packing invariants of ELECTRA-style examples."""
 import random
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -157,3 +158,60 @@ def test_extra_features_serialize_with_their_types():
   assert parsed["masked_lm_weights"].numpy().tolist() == [1.0, 0.0]
   assert record == examples.make_example([10, 11], [12], CONFIG, next_sentence_label=1).serialize(
       {"masked_lm_weights": [1.0, 0.0], "masked_lm_positions": [1, 4]})
+
+
+# The builder's vectorised packer (pack_documents) against the per-example definition (pack_document).
+
+
+def _pack_both(documents, config, seed=0):
+  """(pack_document over each document, pack_documents over all, as Examples); asserts equal random draws."""
+  reference_rng, batch_rng = random.Random(seed), random.Random(seed)
+  reference = [e for document in documents for e in examples.pack_document(document, config, reference_rng)]
+  tokens = np.array([t for document in documents for sentence in document for t in sentence], np.int64)
+  lengths = [len(sentence) for document in documents for sentence in document]
+  batch = examples.pack_documents(tokens, lengths, [len(d) for d in documents], config, batch_rng)
+  assert reference_rng.getstate() == batch_rng.getstate()  # The same draws, so later documents pack alike too.
+  return reference, batch
+
+
+def _batch_examples(batch):
+  return [examples.Example(input_ids=ids.tolist(), input_mask=mask.tolist(), segment_ids=segments.tolist())
+          for ids, mask, segments in zip(batch.input_ids, batch.input_mask, batch.segment_ids)]
+
+
+@pytest.mark.parametrize("documents", [
+    [],  # No document at all.
+    [[]],  # A document without sentences still draws its first target length.
+    [[[], [], []]],  # Only empty sentences (a line that tokenized to nothing).
+    [[[7]]],  # One token: far shorter than a sequence.
+    [[[7, 8]], [[9]], [[10, 11, 12]]],  # Several documents, each shorter than a sequence.
+    [[list(range(5, 5 + 29))]],  # Exactly one budget (32 - 3 special tokens) long.
+    [[list(range(5, 5 + 58))], [list(range(5, 5 + 59))]],  # Exact multiples of the budget, and one over.
+    [[list(range(5, 305)), [], [9, 9], list(range(5, 100))]],  # Very long sentences between short and empty ones.
+    [[[5] * 28, [6], [7] * 3, [8] * 29, [], [9]]],  # Sentences that land exactly on and just over the budget.
+])
+def test_pack_documents_equals_pack_document_on_tricky_inputs(documents):
+  for config in (CONFIG, examples.PackingConfig(32, CLS, SEP, short_seq_prob=1.0, single_segment_prob=0.0),
+                 examples.PackingConfig(32, CLS, SEP, short_seq_prob=0.0, single_segment_prob=1.0)):
+    reference, batch = _pack_both(documents, config)
+    assert _batch_examples(batch) == reference
+
+
+@pytest.mark.parametrize("max_seq_length", [4, 5, 6, 8, 9, 128, 512])
+def test_pack_documents_equals_pack_document_on_random_corpora_at_any_length(max_seq_length):
+  rng = random.Random(max_seq_length)
+  config = examples.PackingConfig(max_seq_length, CLS, SEP, short_seq_prob=0.3, single_segment_prob=0.2)
+  lengths = [0, 1, 3, rng.randint(1, max_seq_length), rng.randint(max_seq_length, 4 * max_seq_length)]  # Some too long.
+  documents = [[[rng.randint(5, 30000) for _ in range(rng.choice(lengths))] for _ in range(rng.randint(0, 15))]
+               for _ in range(30)]
+  reference, batch = _pack_both(documents, config, seed=max_seq_length)
+  assert _batch_examples(batch) == reference
+  assert batch.num_tokens == sum(e.num_tokens for e in reference)
+
+
+def test_example_batch_rows_and_features_follow_the_examples():
+  _, batch = _pack_both([[[5, 6, 7]] * 30], CONFIG)
+  part = batch.rows(1, 3)
+  assert len(part) == 2 and (part.input_ids == batch.input_ids[1:3]).all()
+  assert list(part.features()) == list(manifest_lib.EXAMPLE_FEATURES)
+  assert part.next_sentence_labels is None

@@ -77,6 +77,49 @@ def test_text_file_documents_are_separated_by_blank_lines(tmp_path):
   assert [d.id for d in documents] == ["books.txt:0", "books.txt:1"]
 
 
+def _line_by_line(path, start=0, end=None):
+  """read_text_documents as a line-at-a-time reader defines it: the reference for the block reader."""
+  documents, paragraphs = [], []
+  with open(path, "rb") as f:
+    f.seek(start)
+    offset = start
+    for raw in f:
+      if end is not None and offset >= end:
+        break
+      offset += len(raw)
+      line = raw.decode("utf-8").strip()
+      if line:
+        paragraphs.append(line)
+      elif paragraphs:
+        documents.append(tuple(paragraphs))
+        paragraphs = []
+  return documents + ([tuple(paragraphs)] if paragraphs else [])
+
+
+TRICKY_TEXT = ("First line.\r\nSecond line\n\n\n \t \nCaf\u00e9 \u2014 \u201cquoted\u201d.\n\u3000 wide space \u3000\n"
+               "\ufeffBOM inside.\nA\u2028B\n\n" + "long " * 3000 + "\nx\ny\n\n\nlast line without newline")
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+def test_block_reader_gives_the_lines_a_line_reader_gives_for_any_block_and_range(tmp_path, monkeypatch, block):
+  monkeypatch.setattr(sources, "READ_BLOCK", block)  # Tiny blocks cut lines, multi-byte characters and CRLFs.
+  path = tmp_path / "tricky.txt"
+  path.write_bytes(TRICKY_TEXT.encode("utf-8"))
+  size = path.stat().st_size
+  for start, end in [(0, None), (0, size), (0, 3), (5, 40), (12, 13), (13, size - 4), (size - 3, None), (size, None)]:
+    got = [d.paragraphs for d in sources.read_text_documents(str(path), start, end)]
+    assert got == _line_by_line(str(path), start, end), (start, end)
+
+
+def test_non_utf8_text_names_the_byte_whatever_the_block(tmp_path, monkeypatch):
+  path = tmp_path / "bad.txt"
+  path.write_bytes(b"fine line\n" * 50 + b"caf\xe9\n")
+  for block in (8, 1 << 20):
+    monkeypatch.setattr(sources, "READ_BLOCK", block)
+    with pytest.raises(sources.SourceError, match=r"bad.txt is not UTF-8 text \(invalid continuation byte at byte 503\)"):
+      list(sources.read_text_documents(str(path)))
+
+
 def test_non_utf8_text_is_an_error_naming_the_file(tmp_path):
   path = tmp_path / "latin1.txt"
   path.write_bytes("caf\xe9 au lait\n".encode("latin-1"))

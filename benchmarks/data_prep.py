@@ -1,0 +1,247 @@
+r"""Corpus build throughput: data_prep.build stage by stage, 1 and 2 workers, against google-research/electra.
+
+  python -m benchmarks.data_prep --corpus_mb=40 --workers=1,2 --rounds=3 \
+      [--reference_dir=/path/to/a/checkout/of/google-research/electra]
+
+The corpus: the embedded Wikipedia fragment (data_prep.embedded), cut into sentences as a build
+cuts it, in builder text format (a sentence per line, a blank line after each document), repeated
+until it holds --corpus_mb MiB and spread over --corpus_files files (a `text:DIR` corpus). Copy k
+rotates the sentences of every document by k, so that the copies of a document differ (one-sentence
+documents aside) and the held-out split stays about 1% of the text. It is written once under
+--work_dir and reused.
+
+Every build is a process of its own, `python -m data_prep.build` as a user runs it (interpreter
+start and the TensorFlow import included), with a given WordPiece vocab (--vocab; the README's
+first command makes runs/data/enwiki_embedded/vocab.txt) and the default flags otherwise. The end
+to end time is that process's wall time; the stage times are the ones its "stage times" log line
+reports; "startup" is the rest (interpreter, imports, planning, manifest, exit). Rounds alternate
+between the configurations so that machine noise hits them alike; the tables show medians. The
+outputs of every worker count are compared byte for byte.
+
+The peer, with --reference_dir, is google-research/electra's build_pretraining_dataset.py on the
+same files and vocab (its pure-Python WordPiece tokenizer and per-example protos), with
+--num-processes equal to the worker count; run from its own checkout, nothing of it is copied here.
+It is slow (about a minute for 40 MB on 2 cores), so it runs --reference_rounds times.
+"""
+import hashlib
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_float("corpus_mb", 40.0, "Corpus size in MiB (at least; whole copies of the fragment).")
+flags.DEFINE_integer("corpus_files", 8, "Files the corpus is spread over.")
+flags.DEFINE_string("vocab", "runs/data/enwiki_embedded/vocab.txt", "WordPiece vocab.txt both builders use.")
+flags.DEFINE_integer("max_seq_length", 128, "Tokens per example.")
+flags.DEFINE_list("workers", ["1", "2"], "Worker counts (--num_workers) to time.")
+flags.DEFINE_integer("rounds", 3, "Alternating rounds of every worker count.")
+flags.DEFINE_string("work_dir", "/tmp/tpu_electra_data_prep_bench", "Where the corpus and the outputs go.")
+flags.DEFINE_string("reference_dir", None, "A checkout of google-research/electra: also time its builder.")
+flags.DEFINE_integer("reference_rounds", 1, "Rounds of the reference builder per worker count.")
+
+STAGES = ("extract", "examples", "shards")
+STAGE_LINE = re.compile(r"stage times: [0-9.]+ s after startup \((.*)\)")
+COUNTS_LINE = re.compile(r"wrote (\d+) examples .* and (\d+) held-out examples")
+MB = 1 << 20
+# Between runs: a worker pool's fork server shuts down (a second of CPU) after its build has exited.
+PAUSE_S = 3.0
+
+
+def corpus_documents() -> List[List[str]]:
+  """Sentences of the embedded fragment's articles, split as data_prep.build splits them."""
+  from data_prep import embedded  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+  from data_prep import segment  # pylint: disable=g-import-not-at-top
+  from data_prep import sources  # pylint: disable=g-import-not-at-top
+  documents = [segment.split_document(d.paragraphs) for d in sources.read_wikipedia_dump(embedded.fetch())]
+  return [d for d in documents if d]
+
+
+def make_corpus(directory: str, min_mb: float, num_files: int) -> int:
+  """Writes the corpus (see the module docstring) unless it is there; returns its size in bytes."""
+  marker = directory.rstrip("/") + ".complete"  # Beside it: the reference builder reads every file inside.
+  if os.path.exists(marker):
+    with open(marker) as f:
+      return int(f.read())
+  shutil.rmtree(directory, ignore_errors=True)
+  os.makedirs(directory)
+  documents = corpus_documents()
+  texts: List[bytes] = []
+  total = copy = 0
+  while total < min_mb * MB:
+    for sentences in documents:
+      turn = copy % len(sentences)
+      texts.append(("\n".join(sentences[turn:] + sentences[:turn]) + "\n\n").encode("utf-8"))
+      total += len(texts[-1])
+    copy += 1
+  per_file = total / num_files
+  written = 0
+  for index in range(num_files):
+    with open(os.path.join(directory, f"wiki-{index:02d}.txt"), "wb") as f:
+      while texts and (written < per_file * (index + 1) or index == num_files - 1):
+        f.write(texts[0])
+        written += len(texts.pop(0))
+  with open(marker, "w") as f:
+    f.write(str(total))
+  return total
+
+
+def _timed(command: List[str], cwd: Optional[str] = None) -> Dict:
+  """Runs `command`: its wall seconds, CPU seconds (user + system, of the processes it waited for) and stderr.
+
+  The wall time ends when the command's process exits, as a shell sees it; the log goes to a file,
+  not a pipe, so that a worker pool's fork server, which outlives it by its own shutdown, is not waited for.
+  """
+  with tempfile.TemporaryFile("w+") as log:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    returncode = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True).wait()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log.seek(0)
+    output = log.read()
+  if returncode:
+    raise RuntimeError(f"{' '.join(command)} failed:\n{output[-3000:]}")
+  cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+  return {"wall": wall, "cpu": cpu, "stderr": output}
+
+
+def run_ours(corpus_dir: str, output_dir: str, workers: int) -> Dict[str, float]:
+  """One `python -m data_prep.build` process: wall and CPU seconds, its stage seconds and example count."""
+  shutil.rmtree(output_dir, ignore_errors=True)
+  command = [sys.executable, "-m", "data_prep.build", f"--corpus=text:{corpus_dir}", f"--vocab={FLAGS.vocab}",
+             f"--max_seq_length={FLAGS.max_seq_length}", f"--num_workers={workers}", f"--output_dir={output_dir}"]
+  done = _timed(command)
+  stages = STAGE_LINE.search(done["stderr"])
+  counts = COUNTS_LINE.search(done["stderr"])
+  if not stages or not counts:
+    raise RuntimeError(f"no stage times / counts in the log of {' '.join(command)}")
+  examples = float(int(counts.group(1)) + int(counts.group(2)))
+  result = {"wall": done["wall"], "cpu": done["cpu"], "examples_written": examples}
+  for item in stages.group(1).split(", "):
+    name, seconds, _ = item.split(" ")
+    result[name] = float(seconds)
+  result["startup"] = result["wall"] - sum(result[s] for s in STAGES) - result.get("vocab", 0.0)
+  return result
+
+
+def run_reference(corpus_dir: str, output_dir: str, workers: int) -> Dict[str, float]:
+  shutil.rmtree(output_dir, ignore_errors=True)
+  command = [sys.executable, "build_pretraining_dataset.py", f"--corpus-dir={corpus_dir}",
+             f"--vocab-file={os.path.abspath(FLAGS.vocab)}", f"--output-dir={output_dir}",
+             f"--max-seq-length={FLAGS.max_seq_length}", f"--num-processes={workers}"]
+  done = _timed(command, cwd=FLAGS.reference_dir)
+  return {"wall": done["wall"], "cpu": done["cpu"]}
+
+
+def output_digest(directory: str) -> str:
+  digest = hashlib.sha256()
+  for name in sorted(os.listdir(directory)):
+    path = os.path.join(directory, name)
+    if os.path.isfile(path):
+      with open(path, "rb") as f:
+        digest.update(name.encode() + hashlib.sha256(f.read()).digest())
+  return digest.hexdigest()
+
+
+def median(runs: Sequence[Dict[str, float]], key: str) -> float:
+  return statistics.median(r[key] for r in runs)
+
+
+def machine() -> str:
+  model = ""
+  if os.path.exists("/proc/cpuinfo"):
+    with open("/proc/cpuinfo") as f:
+      model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+  return f"{model or platform.processor()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def end_to_end_table(ours: Dict[int, List[Dict]], reference: Dict[int, List[Dict]], corpus_bytes: int) -> str:
+  """Wall time, MB/s and ratios; CPU seconds only for one process (pool workers are not the build's children)."""
+  from benchmarks import common  # pylint: disable=g-import-not-at-top
+  rows = []
+  mib = corpus_bytes / MB
+  one = median(ours[min(ours)], "wall")
+
+  def cpu(runs, workers):
+    return f"{median(runs, 'cpu'):.1f}" if workers == 1 else "-"
+
+  for workers, runs in sorted(ours.items()):
+    wall = median(runs, "wall")
+    peer = ""
+    if reference.get(workers):
+      peer = f"{median(reference[workers], 'wall') / wall:.1f}x"
+      if workers == 1:
+        peer += f" ({median(reference[workers], 'cpu') / median(runs, 'cpu'):.1f}x in CPU s)"
+    rows.append(["data_prep.build", workers, f"{wall:.1f}", cpu(runs, workers), f"{mib / wall:.2f}",
+                 f"{one / wall:.2f}x", peer])
+  for workers, runs in sorted(reference.items()):
+    wall = median(runs, "wall")
+    rows.append(["google-research/electra build_pretraining_dataset.py", workers, f"{wall:.1f}", cpu(runs, workers),
+                 f"{mib / wall:.2f}", "", "1.0x"])
+  return common.markdown_table(
+      ["builder", "workers", "end-to-end s", "CPU s", "MB/s end to end", "vs 1 worker", "vs electra (same workers)"],
+      rows)
+
+
+def stage_table(ours: Dict[int, List[Dict]], corpus_bytes: int) -> str:
+  from benchmarks import common  # pylint: disable=g-import-not-at-top
+  rows = []
+  mib = corpus_bytes / MB
+  for workers, runs in sorted(ours.items()):
+    examples = median(runs, "examples_written")
+    extract, write, shards = (median(runs, s) for s in STAGES)
+    stages = extract + write + shards
+    rows.append([workers, f"{median(runs, 'startup'):.1f}", f"{extract:.2f} ({mib / extract:.0f})",
+                 f"{write:.2f} ({mib / write:.1f} / {examples / write:,.0f})",
+                 f"{shards:.2f} ({examples / shards:,.0f})",
+                 f"{stages:.2f} ({mib / stages:.1f})"])
+  return common.markdown_table(
+      ["workers", "startup s", "extract s (MB/s)", "examples s (MB/s / examples/s)", "shards s (examples/s)",
+       "all stages s (MB/s)"], rows)
+
+
+def main(argv):
+  del argv
+  corpus_dir = os.path.join(FLAGS.work_dir, f"corpus-{FLAGS.corpus_mb:g}mb-{FLAGS.corpus_files}files")
+  corpus_bytes = make_corpus(corpus_dir, FLAGS.corpus_mb, FLAGS.corpus_files)
+  workers = [int(w) for w in FLAGS.workers]
+  load_before = os.getloadavg()
+  ours: Dict[int, List[Dict]] = {w: [] for w in workers}
+  digests: Dict[int, set] = {w: set() for w in workers}
+  for _ in range(FLAGS.rounds):
+    for w in workers:
+      output_dir = os.path.join(FLAGS.work_dir, f"out-{w}")
+      ours[w].append(run_ours(corpus_dir, output_dir, w))
+      digests[w].add(output_digest(output_dir))
+      time.sleep(PAUSE_S)
+  reference: Dict[int, List[Dict]] = {}
+  if FLAGS.reference_dir:
+    for _ in range(FLAGS.reference_rounds):
+      for w in workers:
+        reference.setdefault(w, []).append(run_reference(corpus_dir, os.path.join(FLAGS.work_dir, f"ref-{w}"), w))
+  load_after = os.getloadavg()
+  identical = len(set.union(*digests.values())) == 1
+  print(f"corpus: {corpus_bytes / MB:.1f} MiB of text in {FLAGS.corpus_files} files ({corpus_dir}); "
+        f"vocab {FLAGS.vocab}; max_seq_length {FLAGS.max_seq_length}; medians of {FLAGS.rounds} rounds "
+        f"({FLAGS.reference_rounds} for the reference); MB = MiB")
+  print(f"machine: {machine()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+  print(f"outputs byte-identical across rounds and worker counts {workers}: {'yes' if identical else 'NO'}")
+  print()
+  print(end_to_end_table(ours, reference, corpus_bytes))
+  print()
+  print(stage_table(ours, corpus_bytes))
+
+
+if __name__ == "__main__":
+  app.run(main)
