@@ -130,7 +130,7 @@ def _absolute(path: str) -> str:
 def heldout_manifest(data_dir: str) -> manifest_lib.Manifest:
   """The data's manifest, which must list a held-out split (else one line saying how to get one)."""
   manifest = manifest_lib.read_manifest(data_dir)
-  if not manifest_lib.eval_shard_paths(manifest, data_dir) or not manifest_lib.num_eval_examples(manifest):
+  if not manifest.eval_shard_paths(data_dir) or not manifest.num_eval_examples:
     raise manifest_lib.DataError(
         f"the data in {data_dir!r} has no held-out split; rebuild it with python -m data_prep.build "
         "(--held_out_fraction > 0; the default 0.01 sets one aside)")
@@ -140,7 +140,7 @@ def heldout_manifest(data_dir: str) -> manifest_lib.Manifest:
 def read_heldout_examples(data_dir: str) -> Dict[str, np.ndarray]:
   """Every example of the data's held-out split as int32 arrays [N, L]: input_ids, input_mask, segment_ids."""
   manifest = heldout_manifest(data_dir)
-  records = [r.numpy() for r in tf.data.TFRecordDataset(manifest_lib.eval_shard_paths(manifest, data_dir))]
+  records = [r.numpy() for r in tf.data.TFRecordDataset(manifest.eval_shard_paths(data_dir))]
   parsed = pretraining.parse_example(tf.constant(records), manifest.max_seq_length)
   return {name: parsed[name].numpy().astype(np.int32) for name in manifest_lib.EXAMPLE_FEATURES}
 
@@ -367,7 +367,7 @@ def run_seed(objective: str, config: str, data_dir: str, manifest: manifest_lib.
   report = flops.report_from_gin()
   steps = flops.steps_within(train_flops, report.per_step)
   eval_every = eval_every_for(steps, eval_points)
-  num_eval = manifest_lib.num_eval_examples(manifest)
+  num_eval = manifest.num_eval_examples
   batches = eval_batches or num_eval // report.batch_size
   if batches < 1 or batches * report.batch_size > num_eval:
     raise manifest_lib.DataError(

@@ -89,7 +89,7 @@ def pretrain(model_dir: str,
 
   evaluator = None
   if eval_every:
-    if manifest_lib.eval_shard_paths(manifest, data_dir):
+    if manifest.eval_shard_paths(data_dir):
       evaluator = evaluate.make_evaluator(model, strategy, data_dir, batch_size, seq_length, eval_batches)
     else:
       logging.warning("EVAL_EVERY=%d but the data in %s has no held-out split: no evaluation. Rebuild it with "

@@ -64,8 +64,8 @@ def test_manifest_round_trips_through_json_with_shard_info(data_dir):
   assert manifest == manifest_lib.Manifest.from_json(manifest.to_json())
   assert isinstance(manifest.shard_info["eval-00000-of-00001.tfrecord"], manifest_lib.ShardInfo)
   assert manifest_lib.record_counts(manifest) == [200, 200]
-  assert manifest_lib.num_eval_examples(manifest) == 200
-  assert manifest_lib.eval_shard_paths(manifest, data_dir) == [os.path.join(data_dir, "eval-00000-of-00001.tfrecord")]
+  assert manifest.num_eval_examples == 200
+  assert manifest.eval_shard_paths(data_dir) == [os.path.join(data_dir, "eval-00000-of-00001.tfrecord")]
   assert manifest.all_shards() == manifest.shards + manifest.eval_shards
 
 
@@ -163,7 +163,7 @@ def test_format_1_manifest_still_loads_and_integrity_checks_only_warn(tmp_path, 
   assert manifest.format_version == 1
   assert (manifest.eval_shards, manifest.num_eval_examples, manifest.shard_info) == ([], 0, {})
   assert manifest_lib.record_counts(manifest) is None
-  assert manifest_lib.eval_shard_paths(manifest, data_dir) == []
+  assert manifest.eval_shard_paths(data_dir) == []
   with caplog.at_level(logging.WARNING):
     manifest_lib.check_shard_sizes(manifest, data_dir)  # The shard does not even exist: nothing to compare.
     manifest_lib.verify_checksums(manifest, data_dir)

@@ -167,15 +167,6 @@ def read_manifest(data_dir: str) -> Manifest:
     return Manifest.from_json(f.read(), origin=path)
 
 
-def eval_shard_paths(manifest: Manifest, data_dir: str) -> List[str]:
-  """The held-out shards (none for data built before the held-out split)."""
-  return manifest.eval_shard_paths(data_dir)
-
-
-def num_eval_examples(manifest: Manifest) -> int:
-  return manifest.num_eval_examples
-
-
 def record_counts(manifest: Manifest) -> Optional[List[int]]:
   """Records per training shard, in order; None when the manifest does not record them."""
   if not manifest.shard_info:

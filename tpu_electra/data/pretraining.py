@@ -147,7 +147,7 @@ def evaluation_dataset(data_dir: str, global_batch_size: int, seq_length: int, n
   """
   manifest = manifest_lib.read_manifest(data_dir)
   manifest_lib.check_compatible(manifest, data_dir, vocab_size=None, seq_length=seq_length)
-  eval_paths = manifest_lib.eval_shard_paths(manifest, data_dir)
+  eval_paths = manifest.eval_shard_paths(data_dir)
   if not eval_paths:
     raise manifest_lib.DataError(
         f"the data in {data_dir!r} has no held-out split; rebuild it with python -m data_prep.build (which sets "
@@ -156,11 +156,11 @@ def evaluation_dataset(data_dir: str, global_batch_size: int, seq_length: int, n
   batch_size = context.get_per_replica_batch_size(global_batch_size)
   num_pipelines, pipeline_id = context.num_input_pipelines, context.input_pipeline_id
   replicas_per_pipeline = max(1, context.num_replicas_in_sync // num_pipelines)
-  available = manifest_lib.num_eval_examples(manifest) // batch_size
+  available = manifest.num_eval_examples // batch_size
   if available and available < num_batches * replicas_per_pipeline * num_pipelines:
     raise manifest_lib.DataError(
         f"EVAL_BATCHES={num_batches} of {global_batch_size} needs {num_batches * global_batch_size} held-out "
-        f"examples, the data in {data_dir!r} has {manifest_lib.num_eval_examples(manifest)}; lower EVAL_BATCHES or "
+        f"examples, the data in {data_dir!r} has {manifest.num_eval_examples}; lower EVAL_BATCHES or "
         f"rebuild the data with a larger held-out split")
   dataset = tf.data.TFRecordDataset(eval_paths).batch(batch_size, drop_remainder=True)
   dataset = tf.data.Dataset.zip(tf.data.Dataset.counter(), dataset)
