@@ -81,13 +81,15 @@ def test_a_run_killed_with_sigkill_and_rerun_ends_bit_identical_to_an_uninterrup
       "train.steps_per_loop = 1"]
   killed_dir = str(tmp_path / "killed")
   process = _cli(killed_dir, params, start_new_session=True)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # A checkpoint counts once the manager has recorded it in the `checkpoint` state file: its
+  # `.index` appears a moment before that, and a kill in between leaves nothing to resume from.
   deadline = time.time() + 240
-  while time.time() < deadline and not glob.glob(killed_dir + "/ckpt-*.index"):
+  while time.time() < deadline and tf.train.latest_checkpoint(killed_dir) is None:
     assert process.poll() is None, process.stdout.read()
     time.sleep(0.05)
   os.killpg(process.pid, signal.SIGKILL)
   process.wait()
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   step = int(tf.train.latest_checkpoint(killed_dir).rsplit("-", 1)[1])
   assert step < 30, "the run finished before it was killed: nothing was resumed"
   _run_in_process(killed_dir, params)
