@@ -9,6 +9,8 @@ import tensorflow as tf
 
 from tpu_electra import gin_utils
 from tpu_electra.data import masking
+# Every benchmark prints its tables with the one Markdown table formatter of the reports.
+from tpu_electra.finetuning.report import markdown_table  # noqa: F401  pylint: disable=unused-import
 from tpu_electra.modeling import EncoderConfig
 
 SPECIAL_TOKEN_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
@@ -76,9 +78,3 @@ def time_steps(run_steps: Callable[[tf.Tensor], Dict[str, tf.Tensor]], steps: in
 def count_params(variables: Sequence[tf.Variable]) -> int:
   unique = {id(v): v for v in variables}
   return int(sum(np.prod(v.shape) for v in unique.values()))
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-  lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-  lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-  return "\n".join(lines)

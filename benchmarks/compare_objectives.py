@@ -93,6 +93,7 @@ import tensorflow as tf
 
 from benchmarks import common
 from tpu_electra import evaluate
+from tpu_electra import fileio
 from tpu_electra import flops
 from tpu_electra import gin_utils
 from tpu_electra import pretrain as pretrain_lib
@@ -397,8 +398,8 @@ def run_seed(objective: str, config: str, data_dir: str, manifest: manifest_lib.
           f"(budget {train_flops:.4g}); batch {report.batch_size} x seq {report.seq_length}; held-out evaluation "
           f"every {eval_every} steps on {batches} batches" + (f"; resuming at step {resumed_from}" if latest else ""),
           flush=True)
-    trainer.make_output_dir(run_dir, "--output_dir")
-    trainer.write_text_atomically(record_path, json.dumps(dict(wanted, finished=False), indent=2) + "\n")
+    fileio.make_output_dir(run_dir, "--output_dir")
+    fileio.write_text_atomic(record_path, json.dumps(dict(wanted, finished=False), indent=2) + "\n")
     start = time.time()
     metrics = pretrain_lib.pretrain(model_dir=run_dir)
     train_seconds = time.time() - start
@@ -413,7 +414,7 @@ def run_seed(objective: str, config: str, data_dir: str, manifest: manifest_lib.
                                            batch_size=report.batch_size)["metrics"]
     record = dict(wanted, finished=True, steps=steps, resumed_from_step=resumed_from, train_seconds=train_seconds,
                   final_eval=final_eval)
-    trainer.write_text_atomically(record_path, json.dumps(record, indent=2) + "\n")
+    fileio.write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
 
   start = time.time()
   first = next(iter(pretraining.evaluation_dataset(data_dir, report.batch_size, report.seq_length, 1)))
@@ -647,9 +648,9 @@ def compare(data_dir: str, train_flops: float, output_dir: str, objectives: Sequ
   finally:
     gin.clear_config()
   results["total_seconds"] = time.time() - start
-  trainer.write_text_atomically(os.path.join(output_dir, "results.json"), json.dumps(results, indent=1) + "\n")
+  fileio.write_text_atomic(os.path.join(output_dir, "results.json"), json.dumps(results, indent=1) + "\n")
   report = markdown_report(results)
-  trainer.write_text_atomically(os.path.join(output_dir, "results.md"), report)
+  fileio.write_text_atomic(os.path.join(output_dir, "results.md"), report)
   plot_curves(results, os.path.join(output_dir, "curves.png"))
   print(report)
   print(f"total {results['total_seconds']:.0f} s; wrote {output_dir}/results.md, results.json, curves.png")

@@ -38,6 +38,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from benchmarks import common
 from data_prep import embedded
 from data_prep import embedded_tasks
 from data_prep import segment
@@ -248,14 +249,12 @@ def run_task(task_config: str, init_checkpoint: str, data_dir: str, model_dir: s
 
 
 def format_table(rows: Sequence[Dict[str, float]]) -> str:
-  lines = ["| task | train rows | seq | batch | steps | prepare s | build+restore s | first loop s (tracing) "
-           "| steps/s after | eval s | total s | primary metric |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-  for r in rows:
-    lines.append(f"| {r['task']} | {r['train_rows']} | {r['seq']} | {r['batch']} | {r['steps']} | "
-                 f"{r['prepare_s']:.1f} | {r['build_s']:.1f} | {r['first_loop_s']:.1f} | {r['steps_per_s']:.2f} | "
-                 f"{r['eval_s']:.1f} | {r['total_s']:.1f} | {r['metric']} = {r['value']:.3f} |")
-  return "\n".join(lines)
+  return common.markdown_table(
+      ["task", "train rows", "seq", "batch", "steps", "prepare s", "build+restore s", "first loop s (tracing)",
+       "steps/s after", "eval s", "total s", "primary metric"],
+      [[r["task"], r["train_rows"], r["seq"], r["batch"], r["steps"], f"{r['prepare_s']:.1f}", f"{r['build_s']:.1f}",
+        f"{r['first_loop_s']:.1f}", f"{r['steps_per_s']:.2f}", f"{r['eval_s']:.1f}", f"{r['total_s']:.1f}",
+        f"{r['metric']} = {r['value']:.3f}"] for r in rows])
 
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -318,14 +317,12 @@ def run_mnli_sized(init_checkpoint: str, data_dir: str, work_dir: str, steps: in
 
 
 def format_mnli_table(rows: Sequence[Dict[str, float]]) -> str:
-  lines = ["| run | train rows | features | prepare s | steps | steps/s after | eval s | total s | peak RSS GB "
-           "| primary metric |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
-  for r in rows:
-    lines.append(f"| {r['run']} | {r['train_rows']:,} | {r['features']} | {r['prepare_s']:.1f} | {r['steps']} | "
-                 f"{r['steps_per_s']:.2f} | {r['eval_s']:.1f} | {r['total_s']:.1f} | {r['peak_rss_gb']:.2f} | "
-                 f"{r['metric']} = {r['value']:.3f} |")
-  return "\n".join(lines)
+  return common.markdown_table(
+      ["run", "train rows", "features", "prepare s", "steps", "steps/s after", "eval s", "total s", "peak RSS GB",
+       "primary metric"],
+      [[r["run"], f"{r['train_rows']:,}", r["features"], f"{r['prepare_s']:.1f}", r["steps"],
+        f"{r['steps_per_s']:.2f}", f"{r['eval_s']:.1f}", f"{r['total_s']:.1f}", f"{r['peak_rss_gb']:.2f}",
+        f"{r['metric']} = {r['value']:.3f}"] for r in rows])
 
 
 FLAGS = flags.FLAGS

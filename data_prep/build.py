@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import app
@@ -53,6 +52,8 @@ from data_prep import examples as examples_lib
 from data_prep import pipeline
 from data_prep import sources
 from data_prep import vocab as vocab_lib
+from tpu_electra import cli_utils
+from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import tokenization
 
@@ -229,31 +230,16 @@ def _remove_previous(manifest: manifest_lib.Manifest, output_dir: str, keep: str
       tf.io.gfile.remove(path)
 
 
-def _first_line(error: BaseException) -> str:
-  text = (error.message if isinstance(error, tf.errors.OpError) else str(error)).strip()
-  return text.splitlines()[0] if text else type(error).__name__
-
-
-def check_writable(output_dir: str) -> None:
-  """Creates --output_dir and writes a probe file in it, so that an unusable path fails now, in one line."""
-  probe = os.path.join(output_dir, f".data_prep-write-test-{uuid.uuid4().hex}")
-  try:
-    tf.io.gfile.makedirs(output_dir)
-    with tf.io.gfile.GFile(probe, "w") as f:
-      f.write("ok")
-    tf.io.gfile.remove(probe)
-  except (tf.errors.OpError, OSError) as e:
-    raise BuildError(f"cannot write --output_dir={output_dir} ({type(e).__name__}: {_first_line(e)}); pick a "
-                     "directory you can create and write (local or gs://), or fix its permissions") from None
-
-
 def prepare(config: BuildConfig) -> Tuple[Optional[manifest_lib.Manifest], Dict[str, object], str, List[sources.Part]]:
   """Checks the config against the output dir: (finished manifest or None, settings, their hash, parts)."""
   config.check()
   inputs = resolve_inputs(config.corpus)
   settings = settings_of(config, inputs)
   digest = settings_hash(settings)
-  check_writable(config.output_dir)
+  try:
+    fileio.make_output_dir(config.output_dir, "--output_dir")
+  except fileio.OutputPathError as e:
+    raise BuildError(str(e)) from None
   existing = _read_existing(config.output_dir)
   if existing is not None:
     same_settings = existing.settings_hash == digest
@@ -366,7 +352,7 @@ def main(argv: Sequence[str]) -> None:
     sys.exit(f"data_prep.build: {e}")
   except (tf.errors.OpError, OSError) as e:
     # A read or write that failed mid-way (disk full, permissions, a vanished bucket): say which, in one line.
-    sys.exit(f"data_prep.build: {type(e).__name__}: {_first_line(e)}; check the paths and space of --corpus and "
+    sys.exit(f"data_prep.build: {type(e).__name__}: {cli_utils.first_line(e)}; check the paths and space of --corpus and "
              f"--output_dir={FLAGS.output_dir}, then run again (finished work is kept)")
 
 

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from data_prep import embedded
 from tpu_electra import cli_utils
+from tpu_electra import fileio
 
 POLARITY_LABELS = {"__label__neg": 0, "__label__pos": 1}
 DEV_EVERY = 4  # Every fourth sentence of each class is held out.
@@ -68,10 +69,7 @@ def sst2_tsv(rows: Sequence[Tuple[str, int]]) -> str:
 
 
 def _write_atomically(path: str, text: str) -> None:
-  tmp_path = path + ".tmp"
-  with tf.io.gfile.GFile(tmp_path, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp_path, path, overwrite=True)
+  fileio.write_atomic(path, text)
 
 
 def write(output_dir: str) -> Dict[str, int]:

@@ -29,6 +29,7 @@ are written by numpy (data_prep.tfexample). Per 40 MB of plain text and one proc
 about 2 s; reading, sentence splitting, packing, serializing and the shards about 2 s together.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from tpu_electra import fileio
 
 import collections
 import dataclasses
@@ -175,10 +176,7 @@ def work_dir(output_dir: str) -> str:
 
 
 def _write_json(path: str, value) -> None:
-  tmp = path + shards_lib.TMP_SUFFIX
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    json.dump(value, f, sort_keys=True)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  fileio.write_atomic(path, json.dumps(value, sort_keys=True))
 
 
 def _read_json(path: str):

@@ -9,6 +9,7 @@ or the path of an existing vocab (`*.model` is a SentencePiece model, anything e
 model's VOCAB_SIZE is known before the data is built.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from tpu_electra import fileio
 
 import collections
 import dataclasses
@@ -217,10 +218,7 @@ def _largest_threshold_vocab(words, size: int, lowest: int, highest: int, estima
 
 
 def write_vocab(vocab: Sequence[str], path: str) -> None:
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write("".join(token + "\n" for token in vocab))
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  fileio.write_atomic(path, "".join(token + "\n" for token in vocab))
 
 
 def learn_sentencepiece(sentences: Sequence[str], size: int, do_lower_case: bool, model_type: str = "unigram") -> bytes:
@@ -249,7 +247,4 @@ def learn_sentencepiece(sentences: Sequence[str], size: int, do_lower_case: bool
 
 
 def write_bytes(data: bytes, path: str) -> None:
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "wb") as f:
-    f.write(data)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  fileio.write_atomic(path, data)

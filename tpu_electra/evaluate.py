@@ -22,6 +22,7 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import cli_utils
+from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
 from tpu_electra.finetuning import pretrained
@@ -101,11 +102,7 @@ def evaluate_run(model_dir: str, checkpoint: Optional[str] = None, data_dir: Opt
   result = {"checkpoint": run.checkpoint, "step": step, "data_dir": data_dir, "eval_batches": eval_batches,
             "batch_size": batch_size, "metrics": metrics}
   output = output or os.path.join(run.model_dir, "eval", f"metrics-{step}.json")
-  tf.io.gfile.makedirs(os.path.dirname(output))
-  tmp = output + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
-  tf.io.gfile.rename(tmp, output, overwrite=True)
+  fileio.write_atomic(output, json.dumps(result, indent=2, sort_keys=True) + "\n")
   logging.info("wrote %s", output)
   return result
 

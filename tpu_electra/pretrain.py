@@ -31,7 +31,6 @@ flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order (p
 flags.DEFINE_multi_string("gin_param", [], "Gin bindings applied after the files, e.g. 'TRAIN_STEPS = 1000'.")
 flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries and the operative config go (gs:// works).")
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @gin.configurable
@@ -55,8 +54,7 @@ def pretrain(model_dir: str,
   Before the first step the data's shard sizes and vocab are checked against its manifest, and
   with `verify_checksums` every shard's checksum too (a full read of the data).
   """
-  if precision not in PRECISIONS:
-    raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+  strategy_lib.set_precision(precision)
   manifest = manifest_lib.read_manifest(data_dir)
   encoder_config = EncoderConfig()
   manifest_lib.check_compatible(manifest, data_dir, encoder_config.vocab_size, seq_length)
@@ -70,7 +68,6 @@ def pretrain(model_dir: str,
   encoder_config = encoder_config.with_vocab_size(manifest.vocab_size)
   train_steps = resolve_train_steps(train_steps, train_flops, objective, encoder_config, batch_size, seq_length)
 
-  tf.keras.mixed_precision.set_global_policy(precision)
   strategy = strategy_lib.get_strategy()
   logging.info("SEED=%d. Strategy %s with %d replica(s); data %s: %d examples, vocab %d.", seed,
                type(strategy).__name__, strategy.num_replicas_in_sync, data_dir, manifest.num_examples,

@@ -45,7 +45,7 @@ import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 import tensorflow as tf
 
 from tpu_electra import cli_utils
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 from tpu_electra.finetuning import pretrained
 from tpu_electra.objectives import script
 

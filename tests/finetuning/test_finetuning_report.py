@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 from tpu_electra.finetuning import report
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tpu_electra  # noqa: F401
+from tpu_electra import fileio
 import tensorflow as tf
 
 from tpu_electra.data import pretraining
@@ -186,6 +187,6 @@ def test_a_resumed_run_reads_the_batches_an_uninterrupted_run_reads(tmp_path):
 def test_an_unwritable_model_dir_fails_in_one_line(tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("not a directory")
-  with pytest.raises(trainer.OutputPathError, match="cannot write to --model_dir=") as error:
-    trainer.make_output_dir(str(blocker / "model"))
+  with pytest.raises(fileio.OutputPathError, match="cannot write to --model_dir=") as error:
+    fileio.make_output_dir(str(blocker / "model"))
   assert "\n" not in str(error.value)

@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 from absl import logging
 import tensorflow as tf
 
+from tpu_electra import fileio
+
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 2
 # Format 1 lacks eval_shards, num_eval_*, shard_info; its fields mean the same.
@@ -152,10 +154,7 @@ class Manifest:
 def write_manifest(data_dir: str, manifest: Manifest) -> str:
   """Writes the manifest atomically (temporary name, then rename): it is the mark of finished data."""
   path = os.path.join(data_dir, MANIFEST_NAME)
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(manifest.to_json())
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  fileio.write_atomic(path, manifest.to_json())
   return path
 
 

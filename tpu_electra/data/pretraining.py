@@ -30,6 +30,19 @@ from tpu_electra.data import masking
 
 # Per example, a [2] stateless seed for the objective's sampling (and the trainer's dropout).
 NOISE_SEED = "noise_seed"
+
+
+def batch_noise_seed(batch) -> Optional[tf.Tensor]:
+  """The [2] stateless seed of a batch's step (its first example's NOISE_SEED), or None when it has none.
+
+  Every draw of a step (masks aside, which the pipeline makes) derives from it: the objective's
+  sampling and the trainer's dropout, so a step's randomness is a function of the run's seed and step.
+  """
+  if NOISE_SEED not in batch:
+    return None
+  return batch[NOISE_SEED][0]
+
+
 # Evaluation masks and noise do not depend on the run's SEED: every run sees the same eval batches.
 EVAL_SEED = 20200318
 

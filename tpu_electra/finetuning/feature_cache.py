@@ -54,7 +54,7 @@ import numpy as np
 import tpu_electra  # noqa: F401  (sets the Keras environment before TensorFlow loads)
 import tensorflow as tf
 
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
@@ -750,13 +750,9 @@ def fallback_root() -> str:
 
 def _writable(root: str) -> bool:
   try:
-    tf.io.gfile.makedirs(root)
-    probe = fileio.join(root, f".probe-{uuid.uuid4().hex}")
-    with tf.io.gfile.GFile(probe, "w") as f:
-      f.write("ok")
-    tf.io.gfile.remove(probe)
+    fileio.make_output_dir(root, "--feature_cache_dir")
     return True
-  except (tf.errors.OpError, OSError):
+  except fileio.OutputPathError:
     return False
 
 

@@ -26,7 +26,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, 
 import numpy as np
 
 from tpu_electra.finetuning import features
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 from tpu_electra.finetuning import metrics
 
 Label = Union[str, float]

@@ -1,10 +1,9 @@
 """Learning-curve plots of fine-tuning runs, as PNG files (matplotlib, headless Agg backend)."""
 import io
 import os
-import uuid
 from typing import Any, Mapping, Optional, Sequence
 
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 
 
 def plot_learning_curves(records: Sequence[Mapping[str, Any]], metric: str, path: str,
@@ -47,20 +46,4 @@ def plot_learning_curves(records: Sequence[Mapping[str, Any]], metric: str, path
   buffer = io.BytesIO()
   figure.savefig(buffer, format="png", dpi=100)
   plt.close(figure)
-  _write_bytes_atomic(path, buffer.getvalue())
-
-
-def _write_bytes_atomic(path: str, data: bytes) -> None:
-  directory = os.path.dirname(path)
-  tmp_path = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-  if fileio.is_url(path):
-    gfile = fileio._gfile()  # pylint: disable=protected-access
-    with gfile.GFile(tmp_path, "wb") as f:
-      f.write(data)
-    gfile.rename(tmp_path, path, overwrite=True)
-    return
-  if directory:
-    os.makedirs(directory, exist_ok=True)
-  with open(tmp_path, "wb") as f:
-    f.write(data)
-  os.replace(tmp_path, path)
+  fileio.write_atomic(path, buffer.getvalue())

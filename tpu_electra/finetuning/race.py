@@ -19,7 +19,7 @@ import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tpu_electra.finetuning import features
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 from tpu_electra.finetuning import metrics
 
 LEVELS = ("middle", "high")

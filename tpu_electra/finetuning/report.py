@@ -11,10 +11,11 @@ reported as 0.0, with n = 1 beside it.
 """
 import json
 import math
+import numbers
 import statistics
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 from tpu_electra.finetuning import glue
 
 STATISTICS = ("mean", "median", "std", "max", "min", "n")
@@ -81,13 +82,16 @@ def write_markdown(path: str, text: str,
 def _cell(value: Any, digits: int) -> str:
   if value is None:
     return "—"
+  if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    return str(int(value))  # Counts, steps and seeds.
   if _is_number(value):
     return f"{float(value):.{digits}f}"
   return str(value).replace("|", "\\|")
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 4) -> str:
-  """A GitHub-flavoured Markdown table; numbers get `digits` decimals, None shows as a dash.
+  """A GitHub-flavoured Markdown table; integers print as they are, other numbers with `digits`
+  decimals, None as a dash.
 
   Columns holding only numbers (or None) are right-aligned, text columns left-aligned; a column
   headed "n" is a count and printed without decimals.

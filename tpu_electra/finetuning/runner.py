@@ -36,8 +36,8 @@ import numpy as np
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
+from tpu_electra import fileio
 from tpu_electra.finetuning import feature_cache
-from tpu_electra.finetuning import fileio
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import plots
 from tpu_electra.finetuning import pretrained
@@ -48,7 +48,6 @@ from tpu_electra.training import seeding
 from tpu_electra.training import strategy as strategy_lib
 from tpu_electra.training import trainer
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 INDEX = "example_index"
 
 
@@ -287,9 +286,8 @@ def finetune(init_checkpoint: str,
   rebuilt with a warning when it does not match.
   """
   seeds = run_seeds(seed, num_seeds)
-  if precision not in PRECISIONS:
-    raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-  trainer.make_output_dir(model_dir)
+  strategy_lib.set_precision(precision)
+  fileio.make_output_dir(model_dir)
   run = pretrained.read_run(init_checkpoint)
   encoder_config = run.encoder_config()
   if max_seq_length > encoder_config.max_position_embeddings:
@@ -307,7 +305,6 @@ def finetune(init_checkpoint: str,
                "prepared" if task_data.features.get("source") == "built" else "reused",
                task_data.features.get("dir"), prepare_seconds)
 
-  tf.keras.mixed_precision.set_global_policy(precision)
   strategy = strategy_lib.get_strategy()
   logging.info("SEED=%d: fine-tuning %s with seed(s) %s (seed k = SEED + k).", seed, task_data.name,
                ", ".join(str(s) for s in seeds))
@@ -328,7 +325,7 @@ def finetune(init_checkpoint: str,
       "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
       "num_train_rows": task_data.num_train, "SEED": seed}, prepare_seconds=prepare_seconds)
   write_reports(model_dir, results, records, task_data.primary_metric)
-  trainer.write_text_atomically(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
+  fileio.write_text_atomic(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
   return results
 
 
@@ -363,7 +360,7 @@ def glue_summary(run_dirs: List[str], output_dir: str, statistic: str = "median"
   Writes `glue_results.json` and `glue_results.md` into `output_dir`; a task given twice is an
   error, a task missing leaves the summaries it feeds at None with the gap listed.
   """
-  trainer.make_output_dir(output_dir)
+  fileio.make_output_dir(output_dir)
   per_key: Dict[str, List[Dict[str, float]]] = {}
   sources: Dict[str, str] = {}
   for run_dir in run_dirs:

@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from tpu_electra.finetuning import features
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ import dataclasses
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tpu_electra.finetuning import features
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 from tpu_electra.finetuning import metrics
 
 OUTSIDE = "O"

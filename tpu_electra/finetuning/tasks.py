@@ -25,7 +25,7 @@ import numpy as np
 
 from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import features
-from tpu_electra.finetuning import fileio
+from tpu_electra import fileio
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import models
 from tpu_electra.finetuning import race

@@ -7,6 +7,8 @@ added to bfloat16 logits rounds away most of the distribution's tail.
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
+from tpu_electra.data import pretraining
+
 
 def gather_positions(sequence, positions):
   """Picks `sequence[b, positions[b, p]]`: [B, L] or [B, L, D] with [B, P] -> [B, P] or [B, P, D]."""
@@ -39,9 +41,8 @@ def noise_seed(batch, seed=None):
   """The sampling seed of a batch: its `noise_seed` feature ([B, 2] stateless seeds, the first row
   is the batch's) when the input pipeline provides one, so that a step's noise is a pure function of
   the run's seed and the step; otherwise `seed` (an int op seed, or None for unseeded draws)."""
-  if "noise_seed" in batch:
-    return batch["noise_seed"][0]
-  return seed
+  batch_seed = pretraining.batch_noise_seed(batch)
+  return seed if batch_seed is None else batch_seed
 
 
 def derive_seed(seed, index: int):

@@ -77,10 +77,3 @@ def seed_dropout_per_step(model: tf.Module) -> int:
       module._random_generator = _StepSeededDropout(count)  # pylint: disable=protected-access
       count += 1
   return count
-
-
-def step_seed(batch) -> Optional[tf.Tensor]:
-  """The [2] seed of a batch's step (its first example's `noise_seed`), or None when it has none."""
-  if "noise_seed" not in batch:
-    return None
-  return batch["noise_seed"][0]

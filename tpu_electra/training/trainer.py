@@ -11,7 +11,6 @@ batch's `noise_seed` feature, when present, seeds the step's dropout (tpu_electr
 import math
 import os
 import time
-import uuid
 from typing import Callable, Dict, Mapping, Optional
 
 import gin
@@ -19,6 +18,8 @@ from absl import logging
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
+from tpu_electra import fileio
+from tpu_electra.data import pretraining
 from tpu_electra.training import seeding
 
 OPERATIVE_CONFIG_NAME = "operative_config.gin"
@@ -27,32 +28,6 @@ EVAL_SUMMARY_DIR = "eval"
 
 class NonFiniteLossError(RuntimeError):
   """The loss became NaN or Inf; training stopped without saving the bad weights."""
-
-
-class OutputPathError(ValueError):
-  """The model dir cannot be created or written."""
-
-
-def make_output_dir(path: str, flag: str = "--model_dir") -> None:
-  """Creates `path` and checks that it takes a file, or raises OutputPathError in one line."""
-  # A name of its own: the workers of a multi-worker run probe the same directory at once.
-  probe = os.path.join(path, f".write_probe.{uuid.uuid4().hex}")
-  try:
-    tf.io.gfile.makedirs(path)
-    with tf.io.gfile.GFile(probe, "w") as f:
-      f.write("")
-    tf.io.gfile.remove(probe)
-  except (tf.errors.OpError, OSError) as e:
-    reason = getattr(e, "message", None) or str(e)
-    raise OutputPathError(f"cannot write to {flag}={path!r} ({reason.splitlines()[0] if reason else type(e).__name__}); "
-                          f"choose a directory you can write to") from None
-
-
-def write_text_atomically(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.Strategy,
@@ -66,7 +41,7 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
   loss_scale = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
 
   def gradients(batch):
-    with tf.GradientTape() as tape, seeding.dropout_seed(seeding.step_seed(batch)):
+    with tf.GradientTape() as tape, seeding.dropout_seed(pretraining.batch_noise_seed(batch)):
       outputs = model(batch, training=True)
       loss = outputs["loss"] / strategy.num_replicas_in_sync
       if loss_scale:
@@ -175,9 +150,9 @@ def train(model: tf.keras.Model,
   if evaluator is None:
     eval_every = 0
   is_chief = strategy.extended.should_checkpoint
-  make_output_dir(model_dir)
+  fileio.make_output_dir(model_dir)
   if is_chief:
-    write_text_atomically(os.path.join(model_dir, OPERATIVE_CONFIG_NAME), gin.operative_config_str())
+    fileio.write_text_atomic(os.path.join(model_dir, OPERATIVE_CONFIG_NAME), gin.operative_config_str())
 
   spec_context = tf.distribute.InputContext(num_replicas_in_sync=strategy.num_replicas_in_sync)
   build_variables(model, optimizer, strategy, dataset_fn(spec_context, 0).element_spec)

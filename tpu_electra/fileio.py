@@ -1,0 +1,123 @@
+"""The file operations the library shares, for local paths and for `gs://`-style URLs: atomic writes,
+output directories checked before any work, and the readers fine-tuning needs.
+
+Local paths go through the standard library so that readers, metrics and reports work (and are
+tested) without TensorFlow. Paths with a URL scheme go through `tf.io.gfile`, imported only then,
+because on a TPU VM the data and the run directory usually live in a bucket.
+"""
+import glob as _glob
+import os
+import re
+import uuid
+from typing import List, TextIO, Union
+
+_URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_url(path: str) -> bool:
+  return bool(_URL_SCHEME.match(path))
+
+
+def _gfile():
+  import tpu_electra  # noqa: F401  (sets the Keras environment before TensorFlow loads)
+  import tensorflow as tf
+  return tf.io.gfile
+
+
+def open_text(path: str) -> TextIO:
+  """Opens a UTF-8 text file for reading, keeping tabs and line ends as they are."""
+  if is_url(path):
+    return _gfile().GFile(path, "r")
+  # newline="" keeps "\r" inside TSV fields from being taken for a line end by csv.
+  return open(path, "r", encoding="utf-8", newline="")
+
+
+def glob(pattern: str) -> List[str]:
+  """Sorted matches, so that readers see files in the same order on every host."""
+  if is_url(pattern):
+    return sorted(_gfile().glob(pattern))
+  return sorted(_glob.glob(pattern))
+
+
+def exists(path: str) -> bool:
+  if is_url(path):
+    return _gfile().exists(path)
+  return os.path.exists(path)
+
+
+def size(path: str) -> int:
+  """Bytes in a file."""
+  if is_url(path):
+    return _gfile().stat(path).length
+  return os.path.getsize(path)
+
+
+def join(*parts: str) -> str:
+  # os.path.join is also right for URLs on POSIX, where the separator is "/".
+  return os.path.join(*parts)
+
+
+def write_atomic(path: str, data: Union[str, bytes]) -> None:
+  """Writes `data` (text as UTF-8, or bytes) to a temporary file beside `path`, then renames it over `path`.
+
+  A reader never sees a half-written file, and a preempted job leaves the previous version intact
+  rather than a truncated one. The temporary name is unique, so concurrent writers never share one.
+  """
+  directory = os.path.dirname(path)
+  tmp_path = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+  mode = "wb" if isinstance(data, bytes) else "w"
+  if is_url(path):
+    gfile = _gfile()
+    if directory:
+      gfile.makedirs(directory)
+    try:
+      with gfile.GFile(tmp_path, mode) as f:
+        f.write(data)
+      gfile.rename(tmp_path, path, overwrite=True)
+    finally:
+      if gfile.exists(tmp_path):
+        gfile.remove(tmp_path)
+    return
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+  try:
+    with open(tmp_path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
+      f.write(data)
+    os.replace(tmp_path, path)
+  finally:
+    if os.path.exists(tmp_path):
+      os.remove(tmp_path)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  write_atomic(path, text)
+
+
+class OutputPathError(ValueError):
+  """An output directory that cannot be created or written."""
+
+
+def make_output_dir(path: str, flag: str = "--model_dir") -> None:
+  """Creates `path` and checks that it takes a file, or raises OutputPathError in one line naming `flag`.
+
+  An unusable output path then fails before any work, not after an hour of it.
+  """
+  # A name of its own: the workers of a multi-worker run probe the same directory at once.
+  probe = join(path, f".write_probe.{uuid.uuid4().hex}")
+  try:
+    if is_url(path):
+      gfile = _gfile()
+      gfile.makedirs(path)
+      with gfile.GFile(probe, "w") as f:
+        f.write("")
+      gfile.remove(probe)
+    else:
+      os.makedirs(path, exist_ok=True)
+      with open(probe, "w", encoding="utf-8"):
+        pass
+      os.remove(probe)
+  except Exception as e:  # pylint: disable=broad-except  (OSError, or tf.errors.OpError for URLs)
+    reason = (getattr(e, "message", None) or str(e)).strip()
+    reason = reason.splitlines()[0] if reason else type(e).__name__
+    raise OutputPathError(f"cannot write to {flag}={path!r} ({reason}); choose a directory you can create and "
+                          "write (local or gs://), or fix its permissions") from None
