@@ -11,7 +11,7 @@ SQuAD's example and window maps, tagging's word positions, RACE's question ids).
 
 Tasks by name (what `finetune.task` takes): the nine GLUE tasks (cola, sst2, mrpc, stsb, qqp, mnli,
 qnli, rte, wnli), squad_v1, squad_v2, pos (tagging, word accuracy), ner (tagging, entity F1) and
-race (multiple choice).
+race (multiple choice); `register_task` adds one.
 """
 import collections
 import dataclasses
@@ -626,24 +626,45 @@ class RaceTask(CachedFeaturesTask):
 
 # ----------------------------------------------------------------------------------------------
 
-TASK_NAMES = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "squad_v1", "squad_v2",
-              "pos", "ner", "race")
+# Task name -> a function that makes its adapter (a CachedFeaturesTask), in the order they are listed.
+_TASK_FACTORIES: Dict[str, Callable[[], CachedFeaturesTask]] = {}
+_TASK_ALIASES: Dict[str, str] = {}
 
 
-def get_task(name: str):
+def _lookup_key(name: str) -> str:
+  return name.lower().replace("-", "").replace(".", "")
+
+
+def register_task(name: str, factory: Callable[[], CachedFeaturesTask], aliases: Sequence[str] = ()) -> None:
+  """Makes a task known to `finetune.task` (and `--gin_param="TASK = '<name>'"`) by `name` and `aliases`.
+
+  A task defined outside this package registers itself when its module is imported, e.g. by an
+  `import my_package.my_task` line in the gin file that names it.
+  """
+  keys = [_lookup_key(key) for key in [name, *aliases]]
+  for key in keys:
+    if _TASK_ALIASES.get(key, name) != name:
+      raise ValueError(f"task name {key!r} is already taken by task {_TASK_ALIASES[key]!r}")
+  _TASK_ALIASES.update({key: name for key in keys})
+  _TASK_FACTORIES[name] = factory
+
+
+def task_names() -> Tuple[str, ...]:
+  return tuple(_TASK_FACTORIES)
+
+
+def get_task(name: str) -> CachedFeaturesTask:
   """A task adapter by name; GLUE names also accept the directory spelling ("SST-2", "sts-b")."""
-  key = name.lower().replace("-", "").replace(".", "")
-  if key in ("squad_v1", "squad1", "squadv1", "squad_v11", "squad11"):
-    return SquadTask(version_2=False)
-  if key in ("squad_v2", "squad2", "squadv2", "squad_v20", "squad20"):
-    return SquadTask(version_2=True)
-  if key == "pos":
-    return TaggingTask(name="pos", chunked=False)
-  if key == "ner":
-    return TaggingTask(name="ner", chunked=True)
-  if key == "race":
-    return RaceTask()
-  try:
-    return GlueTask(name)
-  except ValueError:
-    raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}") from None
+  canonical = _TASK_ALIASES.get(_lookup_key(name))
+  if canonical is None:
+    raise ValueError(f"unknown task {name!r}; choose one of {', '.join(task_names())}")
+  return _TASK_FACTORIES[canonical]()
+
+
+for _glue_name, _glue_task in glue.TASKS.items():
+  register_task(_glue_name, lambda name=_glue_name: GlueTask(name), aliases=[_glue_task.directory])
+register_task("squad_v1", lambda: SquadTask(version_2=False), aliases=["squad1", "squadv1", "squad_v11", "squad11"])
+register_task("squad_v2", lambda: SquadTask(version_2=True), aliases=["squad2", "squadv2", "squad_v20", "squad20"])
+register_task("pos", lambda: TaggingTask(name="pos", chunked=False))
+register_task("ner", lambda: TaggingTask(name="ner", chunked=True))
+register_task("race", RaceTask)
