@@ -34,10 +34,15 @@ setuptools.setup(
     name="tpu_electra",
     version="0.1.0",
     description="TPU-first pretraining and fine-tuning of ELECTRA-style text encoders.",
-    python_requires=">=3.11,<3.12",
-    # gin/ stays at the top of the checkout; install with `pip install -e .` so it is found.
+    # 3.11-3.13: the range every pinned binary wheel (tensorflow, tensorflow-text, numpy 2.4, ...)
+    # is built for; numpy 2.4 needs >= 3.11, tensorflow 2.20 and tensorflow-text 2.20 stop at 3.13.
+    python_requires=">=3.11,<3.14",
+    # Installed import names: tpu_electra, data_prep, launch. benchmarks/ runs from a checkout
+    # (`python -m benchmarks.X`) and is not installed.
     packages=setuptools.find_packages(include=["tpu_electra", "tpu_electra.*", "data_prep", "data_prep.*",
-                                               "benchmarks", "benchmarks.*", "launch", "launch.*"]),
+                                               "launch", "launch.*"]),
+    # The gin configs are package data: a wheel install finds them by name from any directory.
+    package_data={"tpu_electra": ["gin/*.gin", "gin/**/*.gin"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
 )

@@ -2,7 +2,7 @@ r"""Every fine-tuning task config, a few steps each from one pretraining model d
 
   python -m benchmarks.finetune_tasks --init_checkpoint=runs/smoke_electra --steps=10
 
-For each `gin/finetune/<task>.gin` (its own sequence length, batch size and recipe) the benchmark
+For each `finetune/<task>.gin` (its own sequence length, batch size and recipe) the benchmark
 writes small files in the task's real layout, fine-tunes `--steps` steps through the same code as
 `python -m tpu_electra.finetune`, evaluates once, and prints a table: rows, sequence length,
 preparation, build + restore, first loop (tracing included), steady steps/s, evaluation, total,
@@ -330,7 +330,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_string("init_checkpoint", None, "Pretraining model dir to fine-tune from.", flag_values=flag_values)
-  flags.DEFINE_list("tasks", list(TASK_CONFIGS), "Task configs under gin/finetune/ to run.", flag_values=flag_values)
+  flags.DEFINE_list("tasks", list(TASK_CONFIGS), "Task configs under tpu_electra/gin/finetune/ to run.", flag_values=flag_values)
   flags.DEFINE_integer("steps", 10, "Training steps per task.", flag_values=flag_values)
   flags.DEFINE_integer("train_rows", 64, "Training rows (questions, sentences) written per task.",
                        flag_values=flag_values)

@@ -164,7 +164,7 @@ def add_job_flags(parser: argparse.ArgumentParser) -> None:
 def job_spec_from_args(args: argparse.Namespace, require_gcs_paths: bool) -> JobSpec:
   """Validates the job flags; with `require_gcs_paths`, every path must be on gs://."""
   if not args.gin_file:
-    raise LaunchError("--gin_file is required (e.g. gin/experiments/electra_small.gin)")
+    raise LaunchError("--gin_file is required (e.g. experiments/electra_small.gin)")
   if not args.model_dir:
     raise LaunchError("--model_dir is required")
   if args.job == "finetune":

@@ -83,7 +83,7 @@ def embedded_cache(request):
 
 @pytest.fixture
 def pretrain_smoke_config(token_data_dir, tmp_path):
-  """Runs `pretrain` for 3 steps of gin/smoke/<objective>.gin shrunk to the token data; returns its metrics."""
+  """Runs `pretrain` for 3 steps of smoke/<objective>.gin shrunk to the token data; returns its metrics."""
   def run(objective: str):
     import gin  # pylint: disable=g-import-not-at-top
     from tpu_electra import gin_utils, pretrain  # pylint: disable=g-import-not-at-top

@@ -1,7 +1,10 @@
 """Strict gin: typos are errors that name the binding, never silent defaults."""
+import os
+
 import gin
 import pytest
 
+import tpu_electra
 import tpu_electra.pretrain  # noqa: F401  (registers the configurables)
 from tpu_electra import gin_utils
 
@@ -34,13 +37,40 @@ def test_a_macro_no_config_reads_is_an_error_naming_it():
     gin_utils.parse(["smoke/electra.gin"], ["TRAIN_STESP = 10"])
 
 
+def test_a_misspelt_macro_names_the_closest_known_one_and_not_itself():
+  with pytest.raises(gin_utils.GinConfigError) as error:
+    gin_utils.parse(["smoke/electra.gin"], ["TRAIN_STEP = 5"])
+  message = str(error.value)
+  assert "sets macro TRAIN_STEP but no loaded gin file uses %TRAIN_STEP; did you mean TRAIN_STEPS?" in message
+  listed = message.split("(macros the loaded files use: ")[1].rstrip(")").split(", ")
+  assert "TRAIN_STEPS" in listed and "TRAIN_STEP" not in listed
+
+
+def test_a_leading_gin_directory_and_absolute_paths_resolve(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # any directory: the configs ship inside the package
+  expected = os.path.join(gin_utils.GIN_DIR, "smoke", "electra.gin")
+  assert gin_utils.resolve_gin_file("smoke/electra.gin") == expected
+  assert gin_utils.resolve_gin_file("gin/smoke/electra.gin") == expected
+  assert gin_utils.resolve_gin_file(expected) == expected
+  own = tmp_path / "own.gin"
+  own.write_text("include 'smoke/electra.gin'\nTRAIN_STEPS = 3\n")
+  gin_utils.parse([str(own)], [])  # its include is found on the search path
+  assert gin.query_parameter("TRAIN_STEPS/macro.value") == 3
+
+
+def test_configs_are_package_data():
+  assert gin_utils.GIN_DIR == os.path.join(os.path.dirname(tpu_electra.__file__), "gin")
+  for name in ("smoke/electra.gin", "experiments/electra_small.gin", "finetune/cola.gin", "pretrain.gin"):
+    assert os.path.isfile(os.path.join(gin_utils.GIN_DIR, name)), name
+
+
 def test_missing_gin_file_is_an_error_naming_it():
   with pytest.raises(gin_utils.GinConfigError, match="gin file 'smoke/nope.gin' not found"):
     gin_utils.parse(["smoke/nope.gin"], [])
 
 
 def test_every_shipped_experiment_and_smoke_config_parses():
-  import glob, os  # pylint: disable=g-import-not-at-top,multiple-imports
+  import glob  # pylint: disable=g-import-not-at-top
   for path in sorted(glob.glob(os.path.join(gin_utils.GIN_DIR, "experiments", "*.gin")) +
                      glob.glob(os.path.join(gin_utils.GIN_DIR, "smoke", "*.gin"))):
     gin.clear_config()

@@ -4,6 +4,7 @@ A typo must never fall back silently to a default: an unknown configurable or pa
 error (gin's own check), and so is a macro set on the command line that no loaded config reads.
 Errors are one line that names the offending binding or file.
 """
+import difflib
 import logging
 import os
 import re
@@ -14,8 +15,14 @@ import gin.config
 
 from tpu_electra import cli_utils
 
-REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GIN_DIR = os.path.join(REPO_DIR, "gin")
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The configs ship inside the package (package data), so they are found from any directory and
+# from a wheel install as well as from a checkout.
+GIN_DIR = os.path.join(PACKAGE_DIR, "gin")
+# The checkout root when running from one (`pip install -e .`): run artefacts may name data dirs
+# relative to it (runs/data/...). In a non-editable install it is the site-packages directory,
+# where such a relative path simply is not found.
+REPO_DIR = os.path.dirname(PACKAGE_DIR)
 _MACRO_BINDING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
 
@@ -34,10 +41,14 @@ class GinConfigError(ValueError):
 
 
 def resolve_gin_file(path: str) -> str:
-  """A gin file by path, or relative to the project's gin/ directory ('smoke/electra.gin')."""
+  """A gin file by path, or by its name in the package's gin directory ('smoke/electra.gin').
+
+  A leading 'gin/' names the same directory ('gin/smoke/electra.gin'), as the configs were once
+  at the top of the checkout.
+  """
   candidates = [path, os.path.join(GIN_DIR, path)]
   if path.startswith("gin/"):
-    candidates.append(os.path.join(REPO_DIR, path))
+    candidates.append(os.path.join(GIN_DIR, path[len("gin/"):]))
   for candidate in candidates:
     if os.path.isfile(candidate):
       return candidate
@@ -63,9 +74,12 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
     for line in binding.splitlines():
       match = _MACRO_BINDING.match(line)
       if match and match.group(1) not in used:
+        name = match.group(1)
+        close = difflib.get_close_matches(name, sorted(used), n=1)
+        hint = f"did you mean {close[0]}?" if close else "check the spelling"
         raise GinConfigError(
-            f"--gin_param sets macro {match.group(1)} but no loaded gin file uses %{match.group(1)}; "
-            f"check the spelling (known macros: {', '.join(sorted(defined_macros())) or 'none'})")
+            f"--gin_param sets macro {name} but no loaded gin file uses %{name}; {hint} "
+            f"(macros the loaded files use: {', '.join(sorted(used)) or 'none'})")
 
 
 def defined_macros() -> Set[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from launch import gpu
 
-GIN = "gin/experiments/electra_small.gin"
+GIN = "experiments/electra_small.gin"
 JOB = ["--model_dir=gs://bucket/electra_small", "--data_dir=gs://bucket/data", f"--gin_file={GIN}"]
 
 

@@ -11,7 +11,7 @@ from launch import common
 from launch import tpu
 
 TF = common.read_tf_version()
-GIN = "gin/experiments/electra_small.gin"
+GIN = "experiments/electra_small.gin"
 JOB = ["--model_dir=gs://bucket/electra_small", "--data_dir=gs://bucket/data", f"--gin_file={GIN}"]
 V3 = ["--name=electra-v3", "--zone=europe-west4-a", "--accelerator_type=v3-8", *JOB]
 V4 = ["--name=electra-pod", "--zone=us-central2-b", "--accelerator_type=v4-32", *JOB]
@@ -372,7 +372,7 @@ def test_install_cmd_replaces_the_default_install(fakes):
 
 def test_finetune_passes_checkpoint_data_and_seeds_and_needs_gcs(fakes):
   flags = ["--name=ft", "--zone=europe-west4-a", "--accelerator_type=v3-8", "--job=finetune",
-           "--gin_file=gin/finetune/mnli.gin", "--model_dir=gs://b/mnli",
+           "--gin_file=finetune/mnli.gin", "--model_dir=gs://b/mnli",
            "--init_checkpoint=gs://b/electra_small", "--data_dir=gs://b/glue/MNLI", "--seeds=5"]
   remote_checkout(fakes)
 
@@ -382,7 +382,7 @@ def test_finetune_passes_checkpoint_data_and_seeds_and_needs_gcs(fakes):
 
   assert result.returncode == 0, result.stderr
   (record,) = fakes.python_calls()
-  assert record["argv"][:3] == ["-m", "tpu_electra.finetune", "--gin_file=gin/finetune/mnli.gin"]
+  assert record["argv"][:3] == ["-m", "tpu_electra.finetune", "--gin_file=finetune/mnli.gin"]
   assert record["argv"][-4:] == ["--init_checkpoint=gs://b/electra_small",
                                  "--data_dir=gs://b/glue/MNLI", "--model_dir=gs://b/mnli",
                                  "--seeds=5"]

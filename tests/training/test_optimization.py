@@ -1,4 +1,6 @@
 """Optimizers: warmup from 0 to the peak, linear decay to 0, weight decay exclusions, clipping."""
+import logging
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,14 @@ def test_warmup_longer_than_training_is_refused():
     optimization.create_optimizer(learning_rate=1e-3, train_steps=10, warmup_steps=10)
   with pytest.raises(ValueError, match="unknown optimizer"):
     optimization.create_optimizer(name="sgd", learning_rate=1e-3, train_steps=10)
+
+
+def test_no_log_line_says_the_clipping_is_off(caplog):
+  from official.modeling.optimization import legacy_adamw  # pylint: disable=g-import-not-at-top
+  # absl's own logger level: earlier tests that parse absl flags may have set it above INFO.
+  with caplog.at_level(logging.INFO, logger="absl"):
+    optimization.create_optimizer(name="adamw", learning_rate=0.1, train_steps=10, clip_norm=1.0)
+    assert not [r for r in caplog.records if "gradient_clip_norm" in r.getMessage()]
+    legacy_adamw.AdamWeightDecay(gradient_clip_norm=0.5)  # a real legacy clip norm is still logged
+    assert [r.getMessage() for r in caplog.records if "gradient_clip_norm" in r.getMessage()] == [
+        "AdamWeightDecay gradient_clip_norm=0.500000"]

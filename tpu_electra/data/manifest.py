@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shlex
 import struct
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -161,7 +162,11 @@ def write_manifest(data_dir: str, manifest: Manifest) -> str:
 def read_manifest(data_dir: str) -> Manifest:
   path = os.path.join(data_dir, MANIFEST_NAME)
   if not tf.io.gfile.exists(path):
-    raise DataError(f"no {MANIFEST_NAME} in {data_dir!r}: build the data first with python -m data_prep.build --output_dir={data_dir} ...")
+    # The command ends the line, so that it can be copied as it is.
+    raise DataError(f"no {MANIFEST_NAME} in {data_dir!r}: build the data first (other corpora: README, Real "
+                    f"corpora; --max_seq_length is the run's SEQ_LENGTH), e.g. from the embedded Wikipedia "
+                    f"fragment: python -m data_prep.build --corpus=wikipedia:embedded --vocab=wordpiece:8192 "
+                    f"--max_seq_length=128 --output_dir={shlex.quote(data_dir)}")
   with tf.io.gfile.GFile(path) as f:
     return Manifest.from_json(f.read(), origin=path)
 

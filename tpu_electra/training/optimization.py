@@ -4,6 +4,9 @@ Schedule: linear warmup from 0 to the peak over `warmup_steps`, then linear deca
 to `end_learning_rate` (0) over the remaining steps. Weight decay is never applied to layer-norm
 parameters or biases; gradients are clipped to a global norm after cross-replica aggregation.
 """
+import logging
+
+from absl import logging as absl_logging
 import gin
 import tpu_electra  # noqa: F401
 import tensorflow as tf
@@ -11,6 +14,22 @@ from official.modeling.optimization import optimizer_factory
 from official.modeling.optimization.configs import optimization_config
 
 EXCLUDE_FROM_WEIGHT_DECAY = ["layer_norm", "LayerNorm", "bias"]
+
+
+class _DropZeroLegacyClipNorm(logging.Filter):
+  """Drops "AdamWeightDecay gradient_clip_norm=0.000000", which the legacy AdamW logs when built.
+
+  Our AdamW optimizers (here and fine-tuning's layer-wise one) turn the legacy per-replica clip
+  off and clip with `global_clipnorm` after cross-replica aggregation instead, so that line would
+  say there is no clipping while there is. A non-zero legacy clip norm is still logged.
+  """
+
+  def filter(self, record):
+    return not (record.msg == "AdamWeightDecay gradient_clip_norm=%f" and record.args
+                and record.args[0] == 0.0)
+
+
+absl_logging.get_absl_logger().addFilter(_DropZeroLegacyClipNorm())
 
 
 @gin.configurable
