@@ -8,6 +8,7 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import gin_utils
+from tpu_electra import objectives
 from tpu_electra.data import masking
 # Every benchmark prints its tables with the one Markdown table formatter of the reports.
 from tpu_electra.finetuning.report import markdown_table  # noqa: F401  pylint: disable=unused-import
@@ -53,12 +54,23 @@ def synthetic_batch(batch_size: int, seq_length: int, vocab_size: int = BERT_VOC
   return batch
 
 
+def objective_names() -> List[str]:
+  """Every registered objective (tpu_electra.objectives.register), in registration order."""
+  return objectives.names()
+
+
 def objective_and_config(objective: str, size: str, vocab_size: int = BERT_VOCAB_SIZE) -> Tuple[type, EncoderConfig]:
-  """The objective class and encoder config that gin/objectives/<objective>.gin + models/<size>.gin give."""
+  """The registered objective class and the encoder config of models/<size>.gin, with the bindings of
+  objectives/<objective>.gin when there is one (an objective registered elsewhere runs on its defaults)."""
   import tpu_electra.pretrain  # noqa: F401  pylint: disable=g-import-not-at-top  (registers configurables)
+  objective_class = objectives.get(objective)
+  files = [f"models/{size}.gin"]
+  try:
+    files.append(gin_utils.resolve_gin_file(f"objectives/{objective}.gin"))
+  except gin_utils.GinConfigError:
+    pass
   gin.clear_config()
-  gin_utils.parse([f"models/{size}.gin", f"objectives/{objective}.gin"], [])
-  objective_class = gin.query_parameter("pretrain.objective").scoped_configurable_fn
+  gin_utils.parse(files, [])
   config = EncoderConfig().with_vocab_size(vocab_size)
   return objective_class, config
 

@@ -102,7 +102,6 @@ from tpu_electra.data import pretraining
 from tpu_electra.training import seeding
 from tpu_electra.training import trainer
 
-OBJECTIVES = ("bert", "electra", "ale", "teams", "script")
 DEFAULT_CONFIG = "smoke/{objective}.gin"
 PROBE_REPLACE_RATE = 0.15
 # Newton's method on a convex problem: the ridge only keeps the Hessian well conditioned.
@@ -611,7 +610,7 @@ def plot_curves(results: Mapping[str, object], path: str) -> None:
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def compare(data_dir: str, train_flops: float, output_dir: str, objectives: Sequence[str] = OBJECTIVES,
+def compare(data_dir: str, train_flops: float, output_dir: str, objectives: Optional[Sequence[str]] = None,
             config_pattern: str = DEFAULT_CONFIG, gin_params: Sequence[str] = (), seeds: int = 3,
             eval_points: int = 5, eval_batches: Optional[int] = None, num_bootstrap: int = 1000) -> Dict[str, object]:
   """Runs the comparison and writes results.md, results.json and curves.png into `output_dir`."""
@@ -625,6 +624,7 @@ def compare(data_dir: str, train_flops: float, output_dir: str, objectives: Sequ
     raise ValueError(f"--seeds ({seeds}), --eval_points ({eval_points}) and --eval_batches ({eval_batches}) "
                      "must be >= 1")
   start = time.time()
+  objectives = list(objectives or common.objective_names())
   data_dir = _absolute(data_dir)
   manifest = heldout_manifest(data_dir)
   configs = {name: gin_utils.resolve_gin_file(config_pattern.format(objective=name)) for name in objectives}
@@ -663,7 +663,7 @@ def define_flags() -> None:
   flags.DEFINE_string("data_dir", None, "Pretraining data dir (data_prep output with a held-out split).")
   flags.DEFINE_float("train_flops", None, "The training-FLOPs budget every objective gets (TRAIN_FLOPS).")
   flags.DEFINE_string("output_dir", None, "Where the runs and the report go.")
-  flags.DEFINE_list("objectives", list(OBJECTIVES), "Objectives to compare, by gin name.")
+  flags.DEFINE_list("objectives", common.objective_names(), "Objectives to compare, by registered name.")
   flags.DEFINE_string("config", DEFAULT_CONFIG, "Gin file of each objective; {objective} is replaced by its name.")
   flags.DEFINE_integer("seeds", 3, "Runs per objective, with SEED = 0, ..., seeds - 1.")
   flags.DEFINE_integer("eval_points", 5, "Held-out evaluations per run (at most; the last at the last step): "
@@ -671,6 +671,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("eval_batches", None, "Held-out batches per evaluation (EVAL_BATCHES; default: every "
                        "complete batch of the held-out split).")
   flags.DEFINE_integer("bootstrap", 1000, "Bootstrap resamples of the test sequences for each probe's interval.")
+  flags.DEFINE_multi_string("gin_param", [], "Gin bindings applied to every objective's config, e.g. "
+                            "'BATCH_SIZE = 32' (not the ones this script sets).")
 
 
 def main(argv):
@@ -679,14 +681,10 @@ def main(argv):
   for name in ("data_dir", "train_flops", "output_dir"):
     if FLAGS[name].value is None:
       raise app.UsageError(f"--{name} is required")
-  # tpu_electra.pretrain defines these on the same FLAGS; here each objective's file and model dir
-  # come from --config and --output_dir, so a value given for them would be silently ignored.
-  for name in ("gin_file", "model_dir"):
-    if FLAGS[name].present:
-      raise app.UsageError(f"--{name} is not used here: see --config and --output_dir")
-  unknown = [name for name in FLAGS.objectives if name not in OBJECTIVES and FLAGS.config == DEFAULT_CONFIG]
+  known = common.objective_names()
+  unknown = [name for name in FLAGS.objectives if name not in known and FLAGS.config == DEFAULT_CONFIG]
   if unknown:
-    raise app.UsageError(f"unknown objective(s) {unknown}; choose from {', '.join(OBJECTIVES)}")
+    raise app.UsageError(f"unknown objective(s) {unknown}; choose from {', '.join(known)}")
   try:
     compare(FLAGS.data_dir, FLAGS.train_flops, FLAGS.output_dir, FLAGS.objectives, FLAGS.config, FLAGS.gin_param,
             FLAGS.seeds, FLAGS.eval_points, FLAGS.eval_batches, FLAGS.bootstrap)

@@ -22,11 +22,12 @@ import tensorflow as tf
 from benchmarks import common
 from tpu_electra import flops
 from tpu_electra.data import pretraining
+from tpu_electra.modeling import encoder_inputs
 from tpu_electra.training import optimization, seeding, trainer
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("objective", "electra", "electra, bert, ale, teams, script, or all.")
-flags.DEFINE_string("size", "small", "A model size from gin/models/.")
+flags.DEFINE_string("objective", "electra", "A registered objective (bert, electra, ale, teams, script, ...), or all.")
+flags.DEFINE_string("size", "small", "A model size from tpu_electra/gin/models/.")
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("seq_len", 128, "Sequence length.")
 flags.DEFINE_enum("precision", "fp32", list(common.PRECISIONS), "Compute precision.")
@@ -35,8 +36,6 @@ flags.DEFINE_integer("warmup_steps", 2, "Untimed steps (tracing, first-touch all
 flags.DEFINE_integer("rounds", 3, "Alternating timing rounds per implementation.")
 flags.DEFINE_boolean("jit_compile", False, "XLA-compile the step (both implementations).")
 flags.DEFINE_boolean("peer", True, "Also time tf-models-official's ElectraPretrainer (ELECTRA only).")
-
-OBJECTIVES = ("bert", "electra", "ale", "teams", "script")
 
 
 def ours(objective: str, size: str, batch: Dict[str, tf.Tensor], jit_compile: bool):
@@ -54,9 +53,9 @@ def ours(objective: str, size: str, batch: Dict[str, tf.Tensor], jit_compile: bo
   iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
   # Executed FLOPs: backward = 2 x forward and no lookups (the papers' budgets count backward =
   # forward and lookups as one-hot matmuls).
-  per_step_flops = flops.train_flops_per_step(objective_class, config, batch_size=FLAGS.batch_size,
-                                              seq_length=FLAGS.seq_len, backward_factor=2.0,
-                                              lookups_as_matmuls=False)
+  per_step_flops = flops.train_flops_per_step(model, config, batch_size=FLAGS.batch_size,
+                                              seq_length=FLAGS.seq_len, arguments=model.arguments,
+                                              backward_factor=2.0, lookups_as_matmuls=False)
   return (lambda n: loop(iterator, n)), model, per_step_flops
 
 
@@ -90,9 +89,8 @@ def tf_models_electra(size: str, batch: Dict[str, tf.Tensor], jit_compile: bool)
       num_classes=2, num_token_predictions=batch["masked_lm_positions"].shape[1], mlm_activation="gelu",
       mlm_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02), output_type="logits")
   optimizer = optimization.create_optimizer(name="adamw", learning_rate=1e-4, train_steps=10**6, warmup_steps=10)
-  inputs = {"input_word_ids": batch["masked_input_ids"], "input_mask": batch["input_mask"],
-            "input_type_ids": batch["segment_ids"], "masked_lm_positions": batch["masked_lm_positions"],
-            "masked_lm_ids": batch["masked_lm_ids"]}
+  inputs = dict(encoder_inputs(batch, batch["masked_input_ids"]), masked_lm_positions=batch["masked_lm_positions"],
+                masked_lm_ids=batch["masked_lm_ids"])
   weights = batch["masked_lm_weights"]
 
   def step():
@@ -132,7 +130,7 @@ def main(argv):
         f"{peak_dtype.name} matmul peak {peak / 1e9:.0f} GFLOP/s; batch {FLAGS.batch_size} x seq {FLAGS.seq_len}, "
         f"precision {FLAGS.precision}, jit_compile={FLAGS.jit_compile}")
 
-  objectives = OBJECTIVES if FLAGS.objective == "all" else (FLAGS.objective,)
+  objectives = common.objective_names() if FLAGS.objective == "all" else (FLAGS.objective,)
   runners, rows = {}, []
   for name in objectives:
     run_steps, model, per_step_flops = ours(name, FLAGS.size, batch, FLAGS.jit_compile)

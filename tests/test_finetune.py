@@ -1,4 +1,5 @@
 """Fine-tuning end to end: a pretraining-style dir read back, the CLI over seeds, every task kind."""
+import dataclasses
 import json
 import os
 import random
@@ -18,6 +19,7 @@ from data_prep import embedded_tasks
 from data_prep import vocab as vocab_lib
 from tpu_electra import finetune
 from tpu_electra import gin_utils
+from tpu_electra import run_info
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import pretrained
@@ -118,11 +120,10 @@ def test_vocab_of_another_size_is_refused(pretrained_dir, tmp_path):
 def test_checkpoint_that_does_not_fit_the_config_is_refused(pretrained_dir, tmp_path):
   copy = str(tmp_path / "edited")
   shutil.copytree(pretrained_dir[0], copy)
-  config_path = os.path.join(copy, "operative_config.gin")
-  with open(config_path) as f:
-    text = f.read()
-  with open(config_path, "w") as f:
-    f.write(text.replace("EncoderConfig.intermediate_size = 32", "EncoderConfig.intermediate_size = 48"))
+  info = run_info.read_run_info(copy)
+  info["encoder_config"]["intermediate_size"] = 48
+  with open(run_info.path_of(copy), "w") as f:
+    json.dump(info, f)
   with pytest.raises(pretrained.PretrainedModelError, match="does not fit the encoder") as error:
     pretrained.load_encoder(pretrained.read_run(copy))
   assert "\n" not in str(error.value)
@@ -231,7 +232,16 @@ def test_seed_decides_every_fine_tuning_bit_for_bit(pretrained_dir, tmp_path, ca
   # its operative config, results and log line say so.
   assert _cli(_seed_argv(pretrained_dir[0], glue_dir, runs["c"], "--gin_param=SEED = 1")) == 0
   assert sorted(os.listdir(runs["c"])) == sorted(
-      ["seed_1", "results.json", "results.md", "learning_curves.png", "operative_config.gin"])
+      ["seed_1", "results.json", "results.md", "learning_curves.png", "operative_config.gin", "run.json"])
+  info = run_info.read_run_info(runs["c"])
+  assert info["kind"] == "finetuning" and info["task"] == "sst-2" and info["SEED"] == 1 and info["seeds"] == [1]
+  assert info["max_seq_length"] == 16 and info["precision"] == "float32"
+  assert info["init_checkpoint"] == pretrained.read_run(pretrained_dir[0]).checkpoint
+  assert info["encoder_config"] == dataclasses.asdict(CONFIG)
+  assert info["features"]["dir"] == results["features"]["dir"] and info["features"]["key"]
+  assert info["train_and_evaluate"]["batch_size"] == 4 and info["train_and_evaluate"]["epochs"] == 1
+  assert info["create_finetuning_optimizer"]["learning_rate"] == 1e-3
+  assert info["versions"]["tensorflow"] == tf.__version__
   _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["a"], "seed_1")),
                         _checkpoint_tensors(os.path.join(runs["c"], "seed_1")))
   with open(os.path.join(runs["c"], "results.json")) as f:
@@ -409,7 +419,7 @@ def test_every_task_gin_file_names_a_task_and_the_papers_recipe():
     assert tasks.get_task(task).name in (task, task.replace("sst2", "sst-2").replace("stsb", "sts-b")), name
     epochs[task] = gin.query_parameter("EPOCHS/macro.value")
     assert gin.query_parameter("create_finetuning_optimizer.warmup_fraction") == 0.1
-  assert set(epochs) == set(tasks.TASK_NAMES) - {"ner"}
+  assert {tasks.get_task(t).name for t in epochs} == {tasks.get_task(n).name for n in tasks.task_names()} - {"ner"}
   # SCRIPT Table 5: 10 epochs for RTE and STS, 2 for SQuAD, 3 for the other tasks.
   assert {t for t, e in epochs.items() if e == 10} == {"rte", "stsb"}
   assert {t for t, e in epochs.items() if e == 2} == {"squad_v1", "squad_v2"}

@@ -6,8 +6,10 @@ import pytest
 
 from tpu_electra import flops
 from tpu_electra import gin_utils
-from tpu_electra import pretrain  # noqa: F401  (registers pretrain, train, create_optimizer with gin)
 from tpu_electra.modeling import EncoderConfig
+from tpu_electra.modeling.costs import (Cost, embedding_flops, encoder_flops, masked_lm_head_flops,
+                                        train_flops_per_sequence, transformer_layer_flops)
+from tpu_electra import objectives
 from tpu_electra.objectives import ale, bert, electra, script
 
 V = flops.BERT_VOCAB_SIZE
@@ -47,16 +49,16 @@ def test_ale_paper_trio_is_flops_matched_for_bert_but_not_for_ale():
   budget = _published("ELECTRA_small").counted_flops()
   assert budget == pytest.approx(_published("ELECTRA-Small").counted_flops())  # same tokens seen
   assert budget / 2.3e17 == pytest.approx(5.6, rel=0.02)
-  assert flops.train_steps_for_flops(budget, "Bert", SMALL, 1024, 128) == pytest.approx(163e3, rel=0.02)
-  ale_per_step = flops.train_flops_per_step(ale.Ale, SMALL, 1024, 128, settings={})
-  assert ale_per_step == flops.train_flops_per_step("Electra", SMALL, 1024, 128)
+  assert flops.train_steps_for_flops(budget, "bert", SMALL, 1024, 128) == pytest.approx(163e3, rel=0.02)
+  ale_per_step = flops.train_flops_per_step(ale.Ale, SMALL, 1024, 128, arguments={})
+  assert ale_per_step == flops.train_flops_per_step("electra", SMALL, 1024, 128)
   assert 162e3 * ale_per_step / budget == pytest.approx(1.3, rel=0.01)
 
 
 def test_every_network_is_counted_and_sharing_does_not_change_compute():
   seq, predictions = 128, 19
-  encoder = flops.encoder_flops(SMALL, seq)
-  head = flops.masked_lm_head_flops(SMALL, predictions)
+  encoder = encoder_flops(SMALL, seq)
+  head = masked_lm_head_flops(SMALL, predictions)
   electra_costs = flops.objective_costs(electra.Electra, SMALL, seq, predictions, {"generator_fraction": 0.25})
   assert _names(electra_costs) == ["generator", "generator_mlm_head", "sampling", "discriminator", "rtd_head"]
   assert flops.objective_costs(ale.Ale, dataclasses.replace(SMALL, share_layers=True), seq, predictions,
@@ -72,9 +74,9 @@ def test_every_network_is_counted_and_sharing_does_not_change_compute():
 
 
 def test_backward_counts_only_what_is_trained():
-  costs = [flops.Cost("net", 10.0), flops.Cost("sample", 3.0, trained=False)]
-  assert flops.train_flops_per_sequence(costs) == 10 + 10 + 3           # ELECTRA: backward = forward
-  assert flops.train_flops_per_sequence(costs, backward_factor=2.0) == 10 + 20 + 3
+  costs = [Cost("net", 10.0), Cost("sample", 3.0, trained=False)]
+  assert train_flops_per_sequence(costs) == 10 + 10 + 3           # ELECTRA: backward = forward
+  assert train_flops_per_sequence(costs, backward_factor=2.0) == 10 + 20 + 3
 
 
 def test_executed_count_leaves_out_each_networks_embedding_lookups_forward_and_backward():
@@ -89,13 +91,13 @@ def test_executed_count_leaves_out_each_networks_embedding_lookups_forward_and_b
 
 
 def test_train_steps_for_flops_stays_within_the_budget():
-  per_step = flops.train_flops_per_step("Script", SMALL, 128, 128)
-  steps = flops.train_steps_for_flops(2.3e17, "Script", SMALL, 128, 128)
+  per_step = flops.train_flops_per_step("script", SMALL, 128, 128)
+  steps = flops.train_steps_for_flops(2.3e17, "script", SMALL, 128, 128)
   assert steps * per_step <= 2.3e17 < (steps + 1) * per_step
   with pytest.raises(ValueError, match="less than one training step"):
-    flops.train_steps_for_flops(per_step / 2, "Script", SMALL, 128, 128)
-  with pytest.raises(ValueError, match="no FLOPs count"):
-    flops.objective_costs("Gpt", SMALL, 128, 19)
+    flops.train_steps_for_flops(per_step / 2, "script", SMALL, 128, 128)
+  with pytest.raises(ValueError, match="unknown objective 'gpt'"):
+    flops.objective_costs("gpt", SMALL, 128, 19)
 
 
 def test_report_from_a_gin_experiment_uses_its_objective_settings_and_macros():
@@ -105,25 +107,54 @@ def test_report_from_a_gin_experiment_uses_its_objective_settings_and_macros():
     report = flops.report_from_gin(vocab_size=V)
   finally:
     gin.clear_config()
-  assert (report.objective, report.counted_as) == ("Ale", "Electra")
+  assert (report.objective, report.objective_class) == ("ale", "Ale")
   assert (report.batch_size, report.seq_length, report.train_steps) == (1024, 128, 162000)
   generator = {c.name: c.forward for c in report.costs}["generator"]
-  assert generator == flops.encoder_flops(SMALL.scaled(0.5), 128)
+  assert generator == encoder_flops(SMALL.scaled(0.5), 128)
   assert report.total == pytest.approx(162000 * report.per_step)
   text = report.format(train_flops=1e18)
-  assert "objective Ale (counted as Electra)" in text and "steps within TRAIN_FLOPS=1e+18" in text
+  assert "objective ale (Ale)" in text and "steps within TRAIN_FLOPS=1e+18" in text
 
 
 def test_teams_counts_its_half_depth_generator_extra_rtd_layer_and_mws_head():
   from tpu_electra.modeling import EncoderConfig  # pylint: disable=g-import-not-at-top
   config = EncoderConfig(vocab_size=30522, hidden_size=256, num_layers=12, num_heads=4, intermediate_size=1024,
                          embedding_size=128)
-  costs = {c.name: c for c in flops.objective_costs("Teams", config, 128, 19, settings={})}
+  costs = {c.name: c for c in flops.objective_costs("teams", config, 128, 19, arguments={})}
   assert costs["generator"].forward == pytest.approx(
-      flops.embedding_flops(config, 128) + 6 * flops.transformer_layer_flops(config, 128))
-  assert costs["rtd_layers"].forward == pytest.approx(flops.transformer_layer_flops(config, 128))
+      embedding_flops(config, 128) + 6 * transformer_layer_flops(config, 128))
+  assert costs["rtd_layers"].forward == pytest.approx(transformer_layer_flops(config, 128))
   assert not costs["sampling"].trained
-  electra = flops.train_flops_per_step("Electra", config, 128, 128)
-  teams = flops.train_flops_per_step("Teams", config, 128, 128)
+  electra = flops.train_flops_per_step("electra", config, 128, 128)
+  teams = flops.train_flops_per_step("teams", config, 128, 128)
   # A same-width half-depth generator plus one extra layer: about 1.27x ELECTRA-small per step.
   assert 1.2 < teams / electra < 1.35
+
+
+def test_a_subclass_must_state_its_own_cost_in_one_line():
+  with pytest.raises(TypeError, match="must define training_costs itself") as error:
+    @objectives.register("electra_copy")
+    class ElectraCopy(electra.Electra):  # pylint: disable=unused-variable
+      pass
+  assert "\n" not in str(error.value) and "electra_copy" not in objectives.names()
+
+
+def test_teams_generator_depth_is_the_one_its_constructor_builds():
+  from tpu_electra.objectives import teams  # pylint: disable=g-import-not-at-top
+  config = EncoderConfig(vocab_size=60, hidden_size=16, num_layers=3, num_heads=2, intermediate_size=32)
+  model = teams.Teams(config, generator_layer_fraction=0.5)
+  generator = {c.name: c.forward for c in flops.objective_costs(model, config, 32, 5, model.arguments)}["generator"]
+  assert model.num_generator_layers == 2
+  assert generator == encoder_flops(dataclasses.replace(config, num_layers=2), 32)
+
+
+def test_cli_counts_a_gin_experiment_and_the_papers(capsys):
+  gin.clear_config()
+  try:
+    assert flops.cli(["flops", "--gin_file=experiments/teams_small.gin", "--train_flops=1e18"]) == 0
+  finally:
+    gin.clear_config()
+  out = capsys.readouterr().out
+  assert "objective teams (Teams)" in out and "steps within TRAIN_FLOPS=1e+18" in out
+  assert flops.cli(["flops", "--papers"]) == 0
+  assert "ELECTRA-Small" in capsys.readouterr().out

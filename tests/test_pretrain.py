@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-from absl import flags
 import gin
 import numpy as np
 import pytest
@@ -54,6 +53,12 @@ def test_run_leaves_checkpoints_events_and_operative_config_and_resumes_with_mor
                           "discriminator_precision", "discriminator_recall", "replaced_fraction", "examples_per_sec",
                           "eval/loss", "eval/mlm_loss", "eval/rtd_loss", "eval/discriminator_auc"}
   assert "SEED = 0" in operative and "pretrain.seed = %SEED" in operative
+  with open(os.path.join(model_dir, "run.json")) as f:
+    info = json.load(f)
+  assert info["kind"] == "pretraining" and info["objective"]["name"] == "electra"
+  assert info["objective"]["arguments"]["rtd_weight"] == 50.0 and info["encoder_config"]["vocab_size"] == 60
+  assert (info["seed"], info["batch_size"], info["seq_length"], info["train_steps"]) == (0, 8, 32, 6)
+  assert info["data"]["data_dir"] == token_data_dir and len(info["data"]["manifest_sha256"]) == 64
   assert glob.glob(model_dir + "/eval/events.out.tfevents.*")
 
   # Some entry points lower absl's verbosity when run in the same process; set it here.
@@ -121,15 +126,10 @@ def _one_line_error(params, model_dir, capsys):
   argv = ["pretrain", f"--model_dir={model_dir}"] + [f"--gin_file={f}" for f in SMOKE]
   argv += [f"--gin_param={p}" for p in params]
   gin.clear_config()
-  flags.FLAGS.unparse_flags()
-  flags.FLAGS(argv)
   try:
-    with pytest.raises(SystemExit) as exit_info:
-      pretrain.main(argv[:1])
+    assert pretrain.cli(argv) == 1
   finally:
-    flags.FLAGS.unparse_flags()
     gin.clear_config()
-  assert exit_info.value.code == 1
   error = capsys.readouterr().err.strip()
   assert "\n" not in error, error
   return error

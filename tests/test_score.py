@@ -1,4 +1,5 @@
 """N-best rescoring: WER, the n-best format, both pseudo-log-likelihoods against slow references."""
+import dataclasses
 import json
 
 import numpy as np
@@ -123,3 +124,14 @@ def test_cli_rescores_an_nbest_file_and_writes_scores_and_summary(script_model, 
   assert summary["utterances"] == 2 and summary["with_reference"] == 1
   assert 0.0 <= summary["wer_rescored"] <= 1.0
   assert "wer_first_pass" in capsys.readouterr().out
+
+
+def test_each_method_asks_for_its_capability_in_one_line():
+  from tpu_electra.objectives import teams  # pylint: disable=g-import-not-at-top
+  teams_model = teams.Teams(dataclasses.replace(CONFIG, num_layers=2))
+  with pytest.raises(ValueError, match="needs a OnePassScorer") as error:
+    score.SelfCriticScorer(teams_model, SPECIAL, max_seq_length=8, batch_size=2)
+  assert "\n" not in str(error.value)
+  # TEAMS scores masked tokens with its generator.
+  network, head = score.mlm_network(teams_model)
+  assert network is teams_model.generator and head is teams_model.mlm_head

@@ -26,7 +26,7 @@ from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
 from tpu_electra.finetuning import pretrained
-from tpu_electra.objectives import sampling
+from tpu_electra.objectives import losses
 from tpu_electra.objectives.base import DETECTION
 
 DEFAULT_EVAL_BATCHES = 8
@@ -69,7 +69,7 @@ def make_evaluator(model: tf.keras.Model, strategy: tf.distribute.Strategy, data
       count += 1
     metrics = {k: v / max(count, 1) for k, v in sums.items()}
     if tokens["scores"]:
-      metrics["discriminator_auc"] = float(sampling.binary_auc(
+      metrics["discriminator_auc"] = float(losses.binary_auc(
           np.concatenate(tokens["scores"]), np.concatenate(tokens["labels"]), np.concatenate(tokens["weights"])))
     return metrics
 
@@ -86,15 +86,14 @@ def evaluate_run(model_dir: str, checkpoint: Optional[str] = None, data_dir: Opt
                  output: Optional[str] = None) -> Dict[str, float]:
   """Evaluates one checkpoint of a pretraining run (its latest by default); writes the JSON."""
   run = pretrained.read_run(checkpoint or model_dir)
-  settings = run.parameters("pretrain")
   data_dir = data_dir or run.resolved_data_dir()
   if not data_dir:
     raise pretrained.PretrainedModelError(
         f"the run's data dir {run.data_dir!r} has no manifest here; pass --data_dir=<the pretraining data>")
   manifest = manifest_lib.read_manifest(data_dir)
-  seq_length = int(settings.get("seq_length") or manifest.max_seq_length)
-  batch_size = batch_size or int(settings.get("batch_size") or 16)
-  eval_batches = eval_batches or int(settings.get("eval_batches") or DEFAULT_EVAL_BATCHES)
+  seq_length = int(run.setting("seq_length", manifest.max_seq_length))
+  batch_size = batch_size or int(run.setting("batch_size", 16))
+  eval_batches = eval_batches or int(run.setting("eval_batches", DEFAULT_EVAL_BATCHES))
   objective = pretrained.load_objective(run)
   strategy = tf.distribute.get_strategy()
   metrics = make_evaluator(objective, strategy, data_dir, batch_size, seq_length, eval_batches)()

@@ -4,18 +4,18 @@ r"""Exports a pretrained encoder: a TensorFlow SavedModel, or Hugging Face ELECT
   python -m tpu_electra.export --model_dir=PRETRAIN_DIR --format=huggingface --output_dir=OUT
 
 --model_dir is a pretraining model dir (its latest checkpoint) or one checkpoint prefix in it; the
-model is rebuilt from the dir's operative_config.gin.
+objective is rebuilt from the dir's run.json.
 
 saved_model: one serving signature taking `input_word_ids`, `input_mask`, `input_type_ids`
-(int32 [batch, length]) and returning `sequence_output` [batch, length, H] and, for the
-discriminators of ELECTRA, ALE and TEAMS, `rtd_logits` [batch, length] (the replaced-token
-detector's logits; for TEAMS those of its RTD branch, which has a top layer of its own).
+(int32 [batch, length]) and returning `sequence_output` [batch, length, H] and, for an objective
+that is a ReplacedTokenDetector (ELECTRA, ALE, TEAMS), `rtd_logits` [batch, length] (the detector's
+logits; for TEAMS those of its RTD branch, which has a top layer of its own).
 
 huggingface: `config.json` and `model.safetensors` in the layout of transformers' ELECTRA classes:
-`ElectraForPreTraining` for ELECTRA/ALE (encoder + discriminator head), `ElectraModel` otherwise
-(BERT, SCRIPT, TEAMS: the encoder alone, as no transformers class holds TEAMS' RTD branch with its
-own layer; ELECTRA's architecture also covers an embedding projection E != H, which BertModel
-cannot hold). Cross-layer sharing (ALE) is written out as L
+`ElectraForPreTraining` when the detector is exactly its discriminator head on the last layer
+(ELECTRA/ALE), `ElectraModel` otherwise (BERT, SCRIPT, TEAMS: the encoder alone, as no transformers
+class holds TEAMS' RTD branch with its own layer; ELECTRA's architecture also covers an embedding
+projection E != H, which BertModel cannot hold). Cross-layer sharing (ALE) is written out as L
 copies of the shared layer. The WordPiece vocab is copied as `vocab.txt` with a tokenizer config
 when the pretraining data's manifest is reachable.
 
@@ -43,7 +43,7 @@ import tensorflow as tf
 from tpu_electra import cli_utils
 from tpu_electra.data import tokenization
 from tpu_electra.finetuning import pretrained
-from tpu_electra.objectives import electra
+from tpu_electra.objectives import ReplacedTokenDetector
 
 FORMATS = ("saved_model", "huggingface")
 SAFETENSORS_NAME = "model.safetensors"
@@ -53,23 +53,16 @@ class ExportError(ValueError):
   """An export that cannot be done as asked."""
 
 
-def _has_rtd_head(objective) -> bool:
-  # ELECTRA and ALE put the detector right on the encoder's output, as transformers'
-  # ElectraForPreTraining does; TEAMS' RTD branch has its own layers.
-  return isinstance(objective, electra.Electra)
-
-
 class ServingModule(tf.Module):
   """The encoder (and the objective's replaced-token detector when it has one) behind one serving function."""
 
-  def __init__(self, encoder, objective=None):
+  def __init__(self, encoder, detector: Optional[ReplacedTokenDetector] = None):
     super().__init__()
     self.encoder = encoder
-    self.detector_logits = objective.detector_logits if objective is not None else None
+    self.detector_logits = detector.detector_logits if detector is not None else None
     # Tracked so that the detector's variables (its head, TEAMS' branch layers) are saved, and not
     # the generator's.
-    self.detector_layers = [getattr(objective, name) for name in ("rtd_head", "rtd_layers")
-                            if objective is not None and hasattr(objective, name)]
+    self.detector_layers = list(detector.detector_layers()) if detector is not None else []
 
   @tf.function(input_signature=[{
       "input_word_ids": tf.TensorSpec([None, None], tf.int32, name="input_word_ids"),
@@ -106,7 +99,7 @@ def export_saved_model(model_dir: str, output_dir: str, overwrite: bool = False)
   _check_output_dir(output_dir, overwrite)
   run = pretrained.read_run(model_dir)
   objective = pretrained.load_objective(run)
-  detector = objective if hasattr(objective, "detector_logits") else None
+  detector = objective if isinstance(objective, ReplacedTokenDetector) else None
   if detector is not None:
     # Heads are built on first use; build them eagerly so the checkpoint's values land in them
     # before the serving function is traced.
@@ -272,9 +265,10 @@ def export_huggingface(model_dir: str, output_dir: str, overwrite: bool = False)
   encoder = objective.encoder
   state = encoder_state_dict(encoder)
   architecture = "ElectraModel"
-  if _has_rtd_head(objective):
-    objective.rtd_head(tf.zeros([1, 1, encoder.config.hidden_size]))
-    state.update(rtd_head_state_dict(objective.rtd_head))
+  head = objective.electra_discriminator_head() if isinstance(objective, ReplacedTokenDetector) else None
+  if head is not None:
+    head(tf.zeros([1, 1, encoder.config.hidden_size]))
+    state.update(rtd_head_state_dict(head))
     architecture = "ElectraForPreTraining"
   manifest = run.manifest()
   pad_id = manifest.special_token_ids["[PAD]"] if manifest else 0

@@ -5,14 +5,18 @@ scoring, evaluation, continued pretraining) reads this file, never the gin confi
 a run was configured, run.json what it is (the objective and its resolved arguments, the encoder
 actually built, the data, the seed and the library versions).
 """
+import dataclasses
+import hashlib
 import importlib.metadata
 import json
 import platform
 from typing import Any, Dict, Optional
 
 from tpu_electra import fileio
+from tpu_electra.data import manifest as manifest_lib
 
 RUN_INFO_NAME = "run.json"
+PRETRAINING = "pretraining"
 FORMAT_VERSION = 1
 # The distributions whose versions decide what a checkpoint means and how it was trained.
 _VERSIONED_DISTRIBUTIONS = ("tpu_electra", "tensorflow", "tf-keras", "tf-models-official", "tensorflow-text",
@@ -51,10 +55,9 @@ def read_run_info(model_dir: str) -> Optional[Dict[str, Any]]:
   path = path_of(model_dir)
   if not fileio.exists(path):
     return None
-  with fileio.open_text(path) as f:
-    text = f.read()
   try:
-    record = json.loads(text)
+    with fileio.open_text(path) as f:
+      record = json.load(f)
   except json.JSONDecodeError as e:
     raise RunInfoError(f"{path} is not valid JSON ({e}); restore it from a copy of the run") from None
   if not isinstance(record, dict):
@@ -63,3 +66,38 @@ def read_run_info(model_dir: str) -> Optional[Dict[str, Any]]:
     raise RunInfoError(f"{path} has format_version {record.get('format_version')!r}, this tpu_electra reads "
                        f"{FORMAT_VERSION}; use the tpu_electra version that wrote it")
   return record
+
+
+def objective_record(objective) -> Dict[str, Any]:
+  """A registered objective (tpu_electra.objectives) as run.json records it: its registry name, where
+  its class lives (so an objective defined outside tpu_electra is found again), its resolved arguments."""
+  cls = type(objective)
+  return {"name": objective.registry_name, "module": cls.__module__, "class": cls.__qualname__,
+          "arguments": objective.arguments}
+
+
+def data_record(data_dir: Optional[str]) -> Dict[str, Any]:
+  """The pretraining data: the dir as given and, when it has a manifest, the manifest's identity."""
+  record: Dict[str, Any] = {"data_dir": data_dir}
+  path = fileio.join(data_dir, manifest_lib.MANIFEST_NAME) if data_dir else None
+  if path and fileio.exists(path):
+    with fileio.open_text(path) as f:
+      text = f.read()
+    manifest = manifest_lib.Manifest.from_json(text, origin=path)
+    record.update(manifest_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                  settings_hash=manifest.settings_hash, vocab_size=manifest.vocab_size,
+                  vocab_type=manifest.vocab_type, do_lower_case=manifest.do_lower_case,
+                  num_examples=manifest.num_examples)
+  return record
+
+
+def pretraining_record(objective, data_dir: Optional[str], **settings) -> Dict[str, Any]:
+  """run.json of a pretraining run: the objective, the kept encoder's config, the data, and
+  `settings` (seed, batch_size, seq_length, train_steps, precision, ...)."""
+  try:
+    json.dumps(objective.arguments)
+  except TypeError as e:
+    raise ValueError(f"{type(objective).__name__}'s arguments must be JSON values to be recorded in "
+                     f"{RUN_INFO_NAME}: {e}") from None
+  return {"kind": PRETRAINING, "objective": objective_record(objective),
+          "encoder_config": dataclasses.asdict(objective.encoder_config), "data": data_record(data_dir), **settings}

@@ -24,11 +24,11 @@ rescored 1-best) is printed and written to `<output>.summary.json`.
 Methods:
 - mlm_pll: the usual masked-LM pseudo-log-likelihood (Salazar et al. 2020): for each token t,
   mask it and read log p(x_t | x without t); T forward passes per hypothesis of T tokens, batched
-  across hypotheses. Works for any objective with an MLM head: BERT and SCRIPT score with their
-  encoder, ELECTRA, ALE and TEAMS with their generator.
-- script_pll: SCRIPT's one-pass PLL (Eq. 7 of the SCRIPT paper): sum_t log p(t+ | x), where
-  p(t+ | x) = sum_v exp(s_tv) / (sum_v exp(s_tv) + 1) from the MLM head's logits s_t on the
-  unmasked sequence; computed by `tpu_electra.objectives.script.pseudo_log_likelihood`.
+  across hypotheses. Works for any objective that is a MaskedLanguageModel: BERT and SCRIPT score
+  with their encoder, ELECTRA, ALE and TEAMS with their generator.
+- script_pll: a one-pass PLL, for an objective that is a OnePassScorer: SCRIPT's Eq. 7,
+  sum_t log p(t+ | x), where p(t+ | x) = sum_v exp(s_tv) / (sum_v exp(s_tv) + 1) from the MLM
+  head's logits s_t on the unmasked sequence (`tpu_electra.objectives.script.pseudo_log_likelihood`).
 
 Word error rate: word-level Levenshtein distance (substitutions + insertions + deletions) over the
 number of reference words, summed over utterances before dividing; words are compared lower-cased
@@ -47,7 +47,8 @@ import tensorflow as tf
 from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra.finetuning import pretrained
-from tpu_electra.objectives import script
+from tpu_electra.modeling import encoder_inputs
+from tpu_electra.objectives import MaskedLanguageModel, OnePassScorer
 
 METHODS = ("mlm_pll", "script_pll")
 
@@ -178,12 +179,10 @@ def rescore(utterances: Sequence[Utterance], lm_weight: float, case_sensitive: b
 
 
 def mlm_network(objective) -> Tuple[tf.keras.Model, tf.keras.layers.Layer]:
-  """(encoder, MLM head) that predict masked tokens: the generator when there is one."""
-  head = getattr(objective, "mlm_head", None)
-  if head is None:
-    raise ValueError(f"{type(objective).__name__} has no MLM head: pseudo-log-likelihood needs a masked LM")
-  network = getattr(objective, "generator", None)
-  return (network if network is not None else objective.encoder), head
+  """(network, MLM head) that predict masked tokens (the generator when there is one)."""
+  if not isinstance(objective, MaskedLanguageModel):
+    raise ValueError(f"{type(objective).__name__} is not a masked language model: --method=mlm_pll needs one")
+  return objective.masked_lm()
 
 
 class _Batcher:
@@ -216,8 +215,7 @@ class MaskedLMScorer:
     self.batch_size = batch_size
 
     def log_probs(batch, positions, targets):
-      output = self.network({"input_word_ids": batch["input_ids"], "input_mask": batch["input_mask"],
-                             "input_type_ids": batch["segment_ids"]}, training=False)
+      output = self.network(encoder_inputs(batch), training=False)
       logits = tf.cast(self.head(output["sequence_output"], masked_positions=positions[:, None]), tf.float32)
       log_softmax = tf.nn.log_softmax(logits[:, 0, :], axis=-1)
       return tf.gather(log_softmax, targets, batch_dims=1)
@@ -250,15 +248,18 @@ class MaskedLMScorer:
 
 
 class SelfCriticScorer:
-  """SCRIPT's Eq. 7, one forward pass per hypothesis, [CLS]/[SEP] and padding weighted 0."""
+  """A OnePassScorer's pseudo-log-likelihood (SCRIPT's Eq. 7), one forward pass per hypothesis,
+  [CLS]/[SEP] and padding weighted 0."""
 
   def __init__(self, objective, special_ids: Dict[str, int], max_seq_length: int = 128, batch_size: int = 64):
-    self.network, self.head = mlm_network(objective)
+    if not isinstance(objective, OnePassScorer):
+      raise ValueError(f"{type(objective).__name__} has no one-pass pseudo-log-likelihood: --method=script_pll "
+                       "needs a OnePassScorer (SCRIPT); use --method=mlm_pll")
     self.batcher = _Batcher(special_ids, max_seq_length)
     self.batch_size = batch_size
 
     def pll(batch, weights):
-      return script.pseudo_log_likelihood(self.network, self.head, batch, token_weights=weights)
+      return objective.pseudo_log_likelihood(batch, token_weights=weights)
 
     self._eager = pll
     self._compiled = tf.function(pll)

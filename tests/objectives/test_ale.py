@@ -13,7 +13,7 @@ from tpu_electra import gin_utils
 from tpu_electra import pretrain  # noqa: F401  (registers pretrain.objective with gin)
 from tpu_electra.data import masking
 from tpu_electra.modeling import EncoderConfig
-from tpu_electra.objectives import ale, bert, electra, script
+from tpu_electra.objectives import ale, bert, electra, losses, script
 
 SPECIAL = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 CONFIG = EncoderConfig(vocab_size=40, hidden_size=16, num_layers=3, num_heads=2, intermediate_size=32,
@@ -78,7 +78,7 @@ def test_loss_is_electras_mlm_plus_50_rtd_by_hand(monkeypatch):
                             batch["masked_lm_ids"].numpy()[..., None], -1)[..., 0]
   weights = batch["masked_lm_weights"].numpy()
   mlm = (nll * weights).sum() / weights.sum()
-  fake, labels = electra.corrupt_with_samples(batch["masked_input_ids"], batch["input_ids"],
+  fake, labels = losses.corrupt_with_samples(batch["masked_input_ids"], batch["input_ids"],
                                               batch["masked_lm_positions"], batch["masked_lm_weights"],
                                               tf.constant(logits.argmax(-1), tf.int32))
   z = model.rtd_head(model.discriminator({"input_word_ids": fake, "input_mask": batch["input_mask"],

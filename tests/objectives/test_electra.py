@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tpu_electra.data import masking
 from tpu_electra.modeling import EncoderConfig
-from tpu_electra.objectives import electra
+from tpu_electra.objectives import electra, losses
 
 SPECIAL = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 CONFIG = EncoderConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
@@ -33,7 +33,7 @@ def test_rtd_labels_mark_only_tokens_that_actually_changed():
   positions = tf.constant([[1, 3, 0]])
   weights = tf.constant([[1.0, 1.0, 0.0]])
   # The sample at position 1 restores the original token; position 3 gets a different one.
-  fake, labels = electra.corrupt_with_samples(masked, original, positions, weights, tf.constant([[7, 5, 6]]))
+  fake, labels = losses.corrupt_with_samples(masked, original, positions, weights, tf.constant([[7, 5, 6]]))
   np.testing.assert_array_equal(fake.numpy(), [[2, 7, 9, 5, 3]])
   np.testing.assert_array_equal(labels.numpy(), [[0, 0, 0, 1, 0]])
 
@@ -62,7 +62,7 @@ def test_loss_matches_a_hand_computation(monkeypatch):
   mlm = (nll * weights).sum() / weights.sum()
 
   sampled = _argmax_sample(tf.constant(logits))
-  fake, labels = electra.corrupt_with_samples(batch["masked_input_ids"], batch["input_ids"],
+  fake, labels = losses.corrupt_with_samples(batch["masked_input_ids"], batch["input_ids"],
                                               batch["masked_lm_positions"], batch["masked_lm_weights"], sampled)
   disc = model.discriminator({"input_word_ids": fake, "input_mask": batch["input_mask"],
                               "input_type_ids": batch["segment_ids"]}, training=False)

@@ -4,7 +4,7 @@ import numpy as np
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra.objectives import sampling
+from tpu_electra.objectives import losses, sampling
 
 
 def _softmax(x):
@@ -52,7 +52,7 @@ def _pairwise_auc(scores, labels, weights):
 def _auc(scores, labels, weights=None):
   scores = np.asarray(scores, np.float32)
   weights = np.ones_like(scores) if weights is None else np.asarray(weights, np.float32)
-  return float(sampling.binary_auc(tf.constant(scores), tf.constant(np.asarray(labels, np.int32)),
+  return float(losses.binary_auc(tf.constant(scores), tf.constant(np.asarray(labels, np.int32)),
                                    tf.constant(weights)).numpy())
 
 
@@ -61,9 +61,9 @@ def test_binary_auc_matches_pairwise_definition():
   scores = rng.normal(size=200).astype(np.float32)
   labels = (rng.random(200) < 0.3).astype(np.float32)
   weights = (rng.random(200) < 0.8).astype(np.float32)
-  auc = sampling.binary_auc(tf.constant(scores), tf.constant(labels), tf.constant(weights)).numpy()
+  auc = losses.binary_auc(tf.constant(scores), tf.constant(labels), tf.constant(weights)).numpy()
   assert abs(auc - _pairwise_auc(scores, labels, weights)) < 1e-5
-  assert sampling.binary_auc(tf.constant(scores), tf.zeros(200), tf.ones(200)).numpy() == 0.5
+  assert losses.binary_auc(tf.constant(scores), tf.zeros(200), tf.ones(200)).numpy() == 0.5
 
 
 def test_binary_auc_of_a_constant_scorer_is_one_half():
@@ -111,6 +111,6 @@ def test_binary_auc_runs_under_xla_on_a_batch_shaped_input():
   scores = np.round(rng.normal(size=(4, 32)), 1).astype(np.float32)
   labels = (rng.random((4, 32)) < 0.2).astype(np.int32)
   weights = (rng.random((4, 32)) < 0.9).astype(np.float32)
-  auc = tf.function(sampling.binary_auc, jit_compile=True)(
+  auc = tf.function(losses.binary_auc, jit_compile=True)(
       tf.constant(scores), tf.constant(labels), tf.constant(weights))
   assert abs(float(auc) - _pairwise_auc(scores.ravel(), labels.ravel(), weights.ravel())) < 1e-6

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tpu_electra import gin_utils
 from tpu_electra.data import masking, pretraining
 from tpu_electra.modeling import EncoderConfig
-from tpu_electra.objectives import electra, sampling, teams
+from tpu_electra.objectives import losses, sampling, teams
 from tpu_electra.training import optimization, trainer
 
 SPECIAL = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
@@ -114,7 +114,7 @@ def test_losses_match_a_hand_computation(monkeypatch):
   targets, weights = batch["masked_lm_ids"].numpy(), batch["masked_lm_weights"].numpy()
   mlm = -(np.take_along_axis(_log_softmax(logits), targets[..., None], -1)[..., 0] * weights).sum() / weights.sum()
 
-  fake, labels = electra.corrupt_with_samples(batch["masked_input_ids"], batch["input_ids"], positions,
+  fake, labels = losses.corrupt_with_samples(batch["masked_input_ids"], batch["input_ids"], positions,
                                               batch["masked_lm_weights"], _argmax_sample(tf.constant(logits)))
   discriminator = model.discriminator(dict(inputs, input_word_ids=fake), training=False)
 

@@ -3,7 +3,9 @@
 A run directory holds, per seed, `seed_<seed>/metrics.json` (final and best metrics, learning curves,
 timings), `seed_<seed>/final` (the fine-tuned model and its `encoder`, a tf.train.Checkpoint),
 `seed_<seed>/best` with `keep_best`, and any prediction files the task writes (SQuAD answers); and for
-the whole run `results.json`, `results.md`, `learning_curves.png` and `operative_config.gin`.
+the whole run `run.json` (what the run is: task, seeds, the pretrained checkpoint and its encoder
+config, the feature cache, the training arguments; written before training), `results.json`,
+`results.md`, `learning_curves.png` and `operative_config.gin`.
 Re-running the same command skips seeds whose `metrics.json` exists, so a preempted run resumes.
 
 Seeds: the run's base seed (the `SEED` macro of gin/finetune/base.gin, default 0) gives the k-th of
@@ -21,10 +23,13 @@ run and seed: training reads each host's share, shuffled with the seed; evaluati
 in order.
 
 Training: AdamW with warmup and linear decay and layer-wise learning-rate decay
-(`tpu_electra.training.layerwise_decay`), the step of `tpu_electra.training.trainer`. Evaluation
-runs after every epoch (or only at the end with `eval_every_epoch=False`); rows are padded to whole
-batches so every step has a static shape (TPU), and padding rows are dropped before scoring.
+(`tpu_electra.training.layerwise_decay`), the step and the loop of `tpu_electra.training.trainer`
+(`make_train_loop`, `run_loop`: pretraining's NaN guard, timing and log lines). Evaluation runs after
+every epoch (or only at the end with `eval_every_epoch=False`); rows are padded to whole batches so
+every step has a static shape (TPU), and padding rows are dropped before scoring.
 """
+import dataclasses
+import inspect
 import math
 import os
 import time
@@ -37,6 +42,7 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import fileio
+from tpu_electra import run_info
 from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import plots
@@ -145,7 +151,8 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
                        steps_per_loop: int = 100,
                        max_train_steps: Optional[int] = None,
                        jit_compile: bool = False,
-                       save_final_checkpoint: bool = True) -> Dict[str, Any]:
+                       save_final_checkpoint: bool = True,
+                       log_every_secs: float = 10.0) -> Dict[str, Any]:
   """Fine-tunes one seed from the pretrained encoder and evaluates it; returns its record.
 
   Train steps are int(examples × epochs / batch_size) as in ELECTRA, capped by `max_train_steps`
@@ -171,63 +178,48 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
   trainer.build_variables(model, optimizer, strategy, first_batch)
   timings["build_and_restore_s"] = time.time() - start
 
-  train_loop = trainer.make_train_loop(model, optimizer, strategy, jit_compile=jit_compile)
   predictor = Predictor(model, strategy, eval_batch_size or batch_size)
-  points = eval_points(task_data.num_train, batch_size, epochs, train_steps, eval_every_epoch)
-  train_curve: List[Dict[str, float]] = []
   eval_curve: List[Dict[str, Any]] = []
   best: Optional[Dict[str, Any]] = None
-  last_files: Dict[str, Any] = {}
-  step, train_seconds, eval_seconds = 0, 0.0, 0.0
-  first_loop_seconds = None
-  for point in points:
-    while step < point:
-      num_steps = min(steps_per_loop, point - step)
-      tick = time.time()
-      outputs = {k: float(v) for k, v in train_loop(iterator, tf.constant(num_steps, tf.int32)).items()}
-      elapsed = time.time() - tick
-      if first_loop_seconds is None:
-        first_loop_seconds = elapsed
-      else:
-        train_seconds += elapsed
-      if not math.isfinite(outputs["loss"]):
-        raise trainer.NonFiniteLossError(
-            f"fine-tuning loss became {outputs['loss']} between steps {step} and {step + num_steps}; "
-            "lower the learning rate")
-      step += num_steps
-      outputs["step"] = step
-      outputs["learning_rate"] = trainer.current_learning_rate(optimizer)
-      train_curve.append(outputs)
-      logging.info("seed %d step %d/%d loss=%.4f", seed, step, train_steps, outputs["loss"])
-    tick = time.time()
+  last: Dict[str, Any] = {}
+
+  def evaluate_at(step: int) -> Dict[str, float]:
+    nonlocal best
     metrics, per_eval, files = evaluate(task_data, predictor)
-    eval_seconds += time.time() - tick
     eval_curve.append({"step": step, "epoch": step * batch_size / task_data.num_train, "metrics": metrics})
-    last_files = files
-    logging.info("seed %d step %d eval %s", seed, step, metrics)
+    last.update(step=step, metrics=metrics, per_eval=per_eval, files=files)
     primary = metrics.get(task_data.primary_metric)
     if primary is not None and (best is None or primary > best["metrics"][task_data.primary_metric]):
       best = {"step": step, "metrics": metrics, "per_eval": per_eval}
       if keep_best:
         tf.train.Checkpoint(model=model).write(os.path.join(seed_dir, "best", "model"))
+    return metrics
 
-  final = {"step": step, "metrics": metrics, "per_eval": per_eval}
-  if save_final_checkpoint:
+  def save_final(step: int) -> None:  # pylint: disable=unused-argument
     tf.train.Checkpoint(model=model, encoder=model.encoder).write(os.path.join(seed_dir, "final", "model"))
-  for eval_name, eval_files in last_files.items():
+
+  result = trainer.run_loop(
+      trainer.make_train_loop(model, optimizer, strategy, jit_compile=jit_compile), iterator, optimizer,
+      start_step=0, train_steps=train_steps, global_batch_size=batch_size, steps_per_loop=steps_per_loop,
+      log_every_secs=log_every_secs, evaluate=evaluate_at,
+      eval_at=trainer.Points(steps=eval_points(task_data.num_train, batch_size, epochs, train_steps, eval_every_epoch)),
+      save=save_final if save_final_checkpoint else None, record_curve=True, log_prefix=f"seed {seed}: ",
+      failure_hint=lambda: "; lower the learning rate")
+  final = {"step": last["step"], "metrics": last["metrics"], "per_eval": last["per_eval"]}
+  for eval_name, eval_files in last["files"].items():
     for file_name, content in eval_files.items():
-      prefix = "" if len(last_files) == 1 else f"{eval_name}_"
+      prefix = "" if len(last["files"]) == 1 else f"{eval_name}_"
       report.write_json(os.path.join(seed_dir, prefix + file_name), content)
   timings.update({
       "train_steps": train_steps,
-      "first_loop_s": first_loop_seconds or 0.0,
-      "train_s": train_seconds,
-      "eval_s": eval_seconds,
+      "first_loop_s": result.first_loop_s,
+      "train_s": result.train_s,
+      "eval_s": result.eval_s,
       "total_s": time.time() - start,
   })
-  if train_seconds > 0:
+  if result.steps_per_s is not None:
     # Steps after the first loop, whose time includes tracing.
-    timings["steps_per_s"] = (train_steps - train_curve[0]["step"]) / train_seconds
+    timings["steps_per_s"] = result.steps_per_s
   reported = best if keep_best and best is not None else final
   return {
       "seed": seed,
@@ -237,7 +229,7 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
       "final_metrics": final["metrics"],
       "best_metrics": best["metrics"] if best else None,
       "best_step": best["step"] if best else None,
-      "train_curve": train_curve,
+      "train_curve": result.curve,
       "eval_curve": eval_curve,
       "timings": timings,
   }
@@ -305,6 +297,12 @@ def finetune(init_checkpoint: str,
                "prepared" if task_data.features.get("source") == "built" else "reused",
                task_data.features.get("dir"), prepare_seconds)
 
+  run_info.write_run_info(model_dir, {
+      "kind": "finetuning", "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
+      "SEED": seed, "seeds": seeds, "init_checkpoint": run.checkpoint,
+      "encoder_config": dataclasses.asdict(encoder_config), "features": dict(task_data.features),
+      "data_dir": data_dir, "train_and_evaluate": _arguments(train_and_evaluate),
+      "create_finetuning_optimizer": _arguments(layerwise_decay.create_finetuning_optimizer)})
   strategy = strategy_lib.get_strategy()
   logging.info("SEED=%d: fine-tuning %s with seed(s) %s (seed k = SEED + k).", seed, task_data.name,
                ", ".join(str(s) for s in seeds))
@@ -327,6 +325,23 @@ def finetune(init_checkpoint: str,
   write_reports(model_dir, results, records, task_data.primary_metric)
   fileio.write_text_atomic(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
   return results
+
+
+def _arguments(configurable) -> Dict[str, Any]:
+  """A gin configurable's keyword arguments as a call now gets them: its defaults, then its gin bindings.
+
+  Arguments its callers pass (denylisted) and required ones left unbound are not listed; a value JSON
+  cannot hold is written as its repr.
+  """
+  signature = inspect.signature(configurable)
+  values = {name: p.default for name, p in signature.parameters.items()
+            if p.default is not inspect.Parameter.empty and p.default is not gin.REQUIRED}
+  try:
+    values.update(gin.get_bindings(configurable))
+  except ValueError:  # Not registered with gin in this process: its defaults.
+    pass
+  plain = (str, int, float, bool, type(None), list, tuple, dict)
+  return {name: value if isinstance(value, plain) else repr(value) for name, value in sorted(values.items())}
 
 
 def summarize(task_data: tasks_lib.TaskData, run: pretrained.PretrainingRun, records: List[Dict[str, Any]],

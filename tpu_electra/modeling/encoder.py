@@ -56,6 +56,13 @@ class Embeddings(tf.keras.layers.Layer):
     return self.dropout(x, training=training)
 
 
+def encoder_inputs(batch, word_ids=None):
+  """An encoder's inputs from a batch's `input_ids` (or `word_ids`, e.g. a corrupted copy),
+  `input_mask` and `segment_ids`."""
+  return {"input_word_ids": batch["input_ids"] if word_ids is None else word_ids,
+          "input_mask": batch["input_mask"], "input_type_ids": batch["segment_ids"]}
+
+
 def transformer_block(config: EncoderConfig, name: str) -> layers.TransformerEncoderBlock:
   """One transformer layer of the encoder's shape (also for task-specific layers, e.g. TEAMS' RTD)."""
   return layers.TransformerEncoderBlock(

@@ -8,14 +8,14 @@ compute: ALE-small costs the FLOPs of ELECTRA-small per step.
 """
 import dataclasses
 
-import gin
 import tpu_electra  # noqa: F401
 
 from tpu_electra.modeling import EncoderConfig
+from tpu_electra.objectives.base import register
 from tpu_electra.objectives.electra import Electra
 
 
-@gin.configurable
+@register("ale")
 class Ale(Electra):
   """ELECTRA with cross-layer parameter sharing forced on, whatever the encoder config says."""
 
@@ -25,3 +25,6 @@ class Ale(Electra):
     super().__init__(dataclasses.replace(encoder_config, share_layers=True),
                      generator_fraction=generator_fraction, mlm_weight=mlm_weight, rtd_weight=rtd_weight,
                      temperature=temperature, name=name)
+
+  # A layer shared across depths still runs at every depth: ALE costs what ELECTRA costs.
+  training_costs = Electra.training_costs

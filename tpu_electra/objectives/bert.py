@@ -6,13 +6,13 @@ mean NSP cross-entropy. ELECTRA's BERT baselines, and RoBERTa, train without NSP
 """
 from typing import Dict, Optional
 
-import gin
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra.modeling import EncoderConfig, TransformerEncoder, masked_lm_head
-from tpu_electra.objectives.base import PretrainingObjective
-from tpu_electra.objectives.electra import masked_lm_loss_and_accuracy
+from tpu_electra.modeling import EncoderConfig, TransformerEncoder, encoder_inputs, masked_lm_head
+from tpu_electra.modeling import costs
+from tpu_electra.objectives import losses
+from tpu_electra.objectives.base import MaskedLanguageModel, PretrainingObjective, register
 
 NEXT_SENTENCE_LABELS = "next_sentence_labels"
 
@@ -44,14 +44,13 @@ class NextSentenceHead(tf.keras.layers.Layer):
     return self.classifier(self.pooler(sequence_output[:, 0]))
 
 
-@gin.configurable
-class Bert(PretrainingObjective):
+@register("bert")
+class Bert(PretrainingObjective, MaskedLanguageModel):
   """One encoder with a tied MLM head (and an NSP head only when asked for)."""
 
   def __init__(self, encoder_config: EncoderConfig, next_sentence_prediction: bool = False,
                mlm_weight: float = 1.0, nsp_weight: float = 1.0, name: str = "bert"):
-    super().__init__(name=name)
-    self.encoder_config = encoder_config
+    super().__init__(encoder_config, name=name)
     self.next_sentence_prediction = next_sentence_prediction
     self.mlm_weight = mlm_weight
     self.nsp_weight = nsp_weight
@@ -63,19 +62,28 @@ class Bert(PretrainingObjective):
     if next_sentence_prediction:
       self.nsp_head = NextSentenceHead(encoder_config.hidden_size, encoder_config.initializer_range)
 
+  @classmethod
+  def training_costs(cls, encoder_config, seq_length, num_predictions, arguments):
+    parts = [costs.encoder_cost("encoder", encoder_config, seq_length),
+             costs.Cost("mlm_head", costs.masked_lm_head_flops(encoder_config, num_predictions))]
+    if arguments["next_sentence_prediction"]:
+      parts.append(costs.Cost("nsp_head", costs.next_sentence_flops(encoder_config)))
+    return parts
+
   @property
   def encoder(self) -> TransformerEncoder:
     return self.bert_encoder
 
+  def masked_lm(self):
+    return self.bert_encoder, self.mlm_head
+
   def call(self, batch, training: Optional[bool] = None, with_detection: bool = False) -> Dict[str, tf.Tensor]:
     del with_detection  # No replaced-token detection: nothing to add for evaluation.
-    encoder_output = self.bert_encoder({
-        "input_word_ids": batch["masked_input_ids"],
-        "input_mask": batch["input_mask"],
-        "input_type_ids": batch["segment_ids"]}, training=training)
+    encoder_output = self.bert_encoder(encoder_inputs(batch, batch["masked_input_ids"]), training=training)
     sequence_output = encoder_output["sequence_output"]
     mlm_logits = self.mlm_head(sequence_output, masked_positions=batch["masked_lm_positions"])
-    mlm_loss, mlm_accuracy = masked_lm_loss_and_accuracy(mlm_logits, batch["masked_lm_ids"], batch["masked_lm_weights"])
+    mlm_loss, mlm_accuracy = losses.masked_lm_loss_and_accuracy(
+        mlm_logits, batch["masked_lm_ids"], batch["masked_lm_weights"])
     outputs = {"loss": self.mlm_weight * mlm_loss, "mlm_loss": mlm_loss, "mlm_accuracy": mlm_accuracy}
     if self.nsp_head is not None:
       if NEXT_SENTENCE_LABELS not in batch:

@@ -20,15 +20,13 @@ exactly Eq. 3's hard sample.
 """
 from typing import Dict, Optional
 
-import gin
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra.modeling import EncoderConfig, TransformerEncoder, masked_lm_head
-from tpu_electra.objectives import sampling
-from tpu_electra.objectives.base import DETECTION, PretrainingObjective
-from tpu_electra.objectives.electra import (corrupt_with_samples, detection_outputs, discriminator_metrics,
-                                           masked_lm_loss_and_accuracy)
+from tpu_electra.modeling import EncoderConfig, TransformerEncoder, encoder_inputs, masked_lm_head
+from tpu_electra.modeling import costs
+from tpu_electra.objectives import losses, sampling
+from tpu_electra.objectives.base import MaskedLanguageModel, OnePassScorer, PretrainingObjective, register
 
 
 def critic_logits(token_logits):
@@ -49,7 +47,7 @@ def self_critic_loss(token_logits, is_original, weights):
   """Eq. 6: mean binary cross-entropy of p(t+) against "token is the original", over weighted tokens."""
   per_token = tf.nn.sigmoid_cross_entropy_with_logits(
       labels=tf.cast(is_original, tf.float32), logits=critic_logits(token_logits))
-  return sampling.weighted_mean(per_token, weights)
+  return losses.weighted_mean(per_token, weights)
 
 
 def all_positions(input_ids):
@@ -65,31 +63,43 @@ def pseudo_log_likelihood(encoder: TransformerEncoder, mlm_head, batch, token_we
   `token_weights` > 0 (default: `input_mask`; zero [CLS]/[SEP] there to score words only).
   Returns [B] float32 scores, higher = more plausible.
   """
-  output = encoder({"input_word_ids": batch["input_ids"], "input_mask": batch["input_mask"],
-                    "input_type_ids": batch["segment_ids"]}, training=training)
+  output = encoder(encoder_inputs(batch), training=training)
   logits = mlm_head(output["sequence_output"], masked_positions=all_positions(batch["input_ids"]))
   log_p_original = tf.math.log_sigmoid(critic_logits(logits))
   weights = batch["input_mask"] if token_weights is None else token_weights
   return tf.reduce_sum(log_p_original * tf.cast(weights, tf.float32), axis=-1)
 
 
-@gin.configurable
-class Script(PretrainingObjective):
+@register("script")
+class Script(PretrainingObjective, MaskedLanguageModel, OnePassScorer):
   """One encoder + tied MLM head trained as masked LM and as its own critic."""
 
   def __init__(self, encoder_config: EncoderConfig, mlm_weight: float = 1.0, disc_weight: float = 50.0,
                temperature: float = 1.0, name: str = "script"):
-    super().__init__(name=name)
-    self.encoder_config = encoder_config
+    super().__init__(encoder_config, name=name)
+    # One network and one head serve the MLM pass and the critic pass.
+    self.script_encoder = TransformerEncoder(encoder_config, name="encoder")
+    self.mlm_head = masked_lm_head(self.script_encoder.embeddings, activation=encoder_config.activation)
     self.mlm_weight = mlm_weight
     self.disc_weight = disc_weight
     self.temperature = temperature
-    self.script_encoder = TransformerEncoder(encoder_config, name="encoder")
-    self.mlm_head = masked_lm_head(self.script_encoder.embeddings, activation=encoder_config.activation)
+
+  @classmethod
+  def training_costs(cls, encoder_config, seq_length, num_predictions, arguments):
+    del arguments  # Weights and temperature change no FLOPs.
+    # The critic pass needs the log-sum-exp of the logits of every token (Eq. 4-5), not a target's.
+    return [costs.encoder_cost("mlm_pass", encoder_config, seq_length),
+            costs.Cost("mlm_head", costs.masked_lm_head_flops(encoder_config, num_predictions)),
+            costs.Cost("sampling", costs.sampling_flops(encoder_config, num_predictions), trained=False),
+            costs.encoder_cost("critic_pass", encoder_config, seq_length),
+            costs.Cost("critic_head", costs.masked_lm_head_flops(encoder_config, seq_length, with_targets=False))]
 
   @property
   def encoder(self) -> TransformerEncoder:
     return self.script_encoder
+
+  def masked_lm(self):
+    return self.script_encoder, self.mlm_head
 
   def pseudo_log_likelihood(self, batch, token_weights=None):
     return pseudo_log_likelihood(self.script_encoder, self.mlm_head, batch, token_weights)
@@ -97,39 +107,18 @@ class Script(PretrainingObjective):
   def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None,
            with_detection: bool = False) -> Dict[str, tf.Tensor]:
     seed = sampling.noise_seed(batch, seed)
-    input_mask = batch["input_mask"]
-    positions = batch["masked_lm_positions"]
-    weights = batch["masked_lm_weights"]
-
-    mlm_output = self.script_encoder({
-        "input_word_ids": batch["masked_input_ids"],
-        "input_mask": input_mask,
-        "input_type_ids": batch["segment_ids"]}, training=training)
-    mlm_logits = self.mlm_head(mlm_output["sequence_output"], masked_positions=positions)
-    mlm_loss, mlm_accuracy = masked_lm_loss_and_accuracy(mlm_logits, batch["masked_lm_ids"], weights)
-
+    mlm_logits, mlm_loss, mlm_accuracy = losses.masked_lm_pass(self.script_encoder, self.mlm_head, batch, training)
     # sample_from_logits stops the gradient: the draw is data for the critic pass.
-    sampled_ids = sampling.sample_from_logits(mlm_logits, self.temperature, seed=seed)
-    sampled_input_ids, replaced = corrupt_with_samples(
-        batch["masked_input_ids"], batch["input_ids"], positions, weights, sampled_ids)
-    critic_output = self.script_encoder({
-        "input_word_ids": sampled_input_ids,
-        "input_mask": input_mask,
-        "input_type_ids": batch["segment_ids"]}, training=training)
+    sampled_input_ids, replaced = losses.sample_and_corrupt(mlm_logits, batch, self.temperature, seed)
+    critic_output = self.script_encoder(encoder_inputs(batch, sampled_input_ids), training=training)
     token_logits = self.mlm_head(critic_output["sequence_output"], masked_positions=all_positions(sampled_input_ids))
-    disc_loss = self_critic_loss(token_logits, 1 - replaced, input_mask)
-
+    disc_loss = self_critic_loss(token_logits, 1 - replaced, batch["input_mask"])
     outputs = {
         "loss": self.mlm_weight * mlm_loss + self.disc_weight * disc_loss,
         "mlm_loss": mlm_loss,
         "disc_loss": disc_loss,
         "mlm_accuracy": mlm_accuracy,
-        "replaced_fraction": sampling.weighted_mean(
-            sampling.gather_positions(tf.cast(replaced, tf.float32), positions), weights),
     }
     # The shared metrics score "replaced": its log-odds are log p(t-) - log p(t+).
-    replaced_scores = -critic_logits(token_logits)
-    outputs.update(discriminator_metrics(replaced_scores, replaced, input_mask))
-    if with_detection:
-      outputs[DETECTION] = detection_outputs(replaced_scores, replaced, input_mask)
+    outputs.update(losses.detection_report(-critic_logits(token_logits), replaced, batch, with_detection))
     return outputs

@@ -22,16 +22,16 @@ import dataclasses
 import math
 from typing import Dict, Optional
 
-import gin
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 from official.nlp.modeling import layers
 
 from tpu_electra.modeling import (EncoderConfig, MultiWordSelectionHead, ReplacedTokenDetectionHead, TransformerEncoder,
-                                  masked_lm_head)
+                                  encoder_inputs, masked_lm_head)
+from tpu_electra.modeling import costs
 from tpu_electra.modeling.encoder import Embeddings, transformer_block
-from tpu_electra.objectives import electra, sampling
-from tpu_electra.objectives.base import DETECTION, PretrainingObjective
+from tpu_electra.objectives import losses, sampling
+from tpu_electra.objectives.base import MaskedLanguageModel, PretrainingObjective, ReplacedTokenDetector, register
 
 CANDIDATE_STRATEGIES = ("sampled", "hardest")
 
@@ -61,7 +61,7 @@ def multi_word_selection_loss_and_accuracy(logits, weights):
   logits = tf.cast(logits, tf.float32)
   per_position = -tf.nn.log_softmax(logits, axis=-1)[..., 0]
   correct = tf.cast(logits[..., 0] > tf.reduce_max(logits[..., 1:], axis=-1), tf.float32)
-  return sampling.weighted_mean(per_position, weights), sampling.weighted_mean(correct, weights)
+  return losses.weighted_mean(per_position, weights), losses.weighted_mean(correct, weights)
 
 
 def _round_half_up(x: float) -> int:
@@ -69,8 +69,13 @@ def _round_half_up(x: float) -> int:
   return int(math.floor(x + 0.5))
 
 
-@gin.configurable
-class Teams(PretrainingObjective):
+def generator_depth(num_layers: int, generator_layer_fraction: float) -> int:
+  """The generator's number of layers: the fraction of the discriminator's, rounded half up, >= 1."""
+  return max(1, _round_half_up(num_layers * generator_layer_fraction))
+
+
+@register("teams")
+class Teams(PretrainingObjective, ReplacedTokenDetector, MaskedLanguageModel):
   """Generator (MLM) + discriminator (RTD + MWS) with partial layer sharing.
 
   Args:
@@ -92,7 +97,7 @@ class Teams(PretrainingObjective):
                candidate_strategy: str = "sampled", mlm_weight: float = 1.0, rtd_weight: float = 5.0,
                mws_weight: float = 2.0, temperature: float = 1.0, name: str = "teams"):
     # No **kwargs: gin would then accept any parameter name, and a typo in a binding must fail.
-    super().__init__(name=name)
+    super().__init__(encoder_config, name=name)
     num_layers = encoder_config.num_layers
     if encoder_config.share_layers:
       raise ValueError("TEAMS shares layers between generator and discriminator; EncoderConfig.share_layers "
@@ -111,8 +116,7 @@ class Teams(PretrainingObjective):
     if temperature <= 0:
       raise ValueError(f"sampling temperature must be > 0, got {temperature}")
 
-    self.encoder_config = encoder_config
-    self.num_generator_layers = max(1, _round_half_up(num_layers * generator_layer_fraction))
+    self.num_generator_layers = generator_depth(num_layers, generator_layer_fraction)
     self.num_shared_layers = _round_half_up(self.num_generator_layers * shared_layer_fraction)
     self.generator_config = dataclasses.replace(encoder_config, num_layers=self.num_generator_layers)
     self.num_rtd_layers = num_rtd_layers
@@ -143,51 +147,60 @@ class Teams(PretrainingObjective):
         initializer_range=encoder_config.initializer_range)
     self.mws_head = MultiWordSelectionHead(self.embeddings, activation=encoder_config.activation)
 
+  @classmethod
+  def training_costs(cls, encoder_config, seq_length, num_predictions, arguments):
+    # A shared bottom layer still runs once in each network, so sharing changes no FLOPs.
+    generator = dataclasses.replace(
+        encoder_config, num_layers=generator_depth(encoder_config.num_layers, arguments["generator_layer_fraction"]))
+    num_candidates = int(arguments["num_candidates"]) + 1  # K non-originals and the original
+    return [costs.encoder_cost("generator", generator, seq_length),
+            costs.Cost("generator_mlm_head", costs.masked_lm_head_flops(generator, num_predictions)),
+            # One draw corrupts the input, a second picks the K candidates.
+            costs.Cost("sampling", 2 * costs.sampling_flops(encoder_config, num_predictions), trained=False),
+            costs.encoder_cost("discriminator", encoder_config, seq_length),
+            costs.Cost("rtd_layers",
+                       int(arguments["num_rtd_layers"]) * costs.transformer_layer_flops(encoder_config, seq_length)),
+            costs.Cost("rtd_head", costs.token_classifier_flops(encoder_config, seq_length)),
+            costs.Cost("mws_head", costs.candidate_selection_flops(encoder_config, num_predictions, num_candidates))]
+
   @property
   def encoder(self) -> TransformerEncoder:
     """The MWS path (embeddings + all L discriminator layers): what fine-tuning and export load."""
     return self.discriminator
 
-  def detector_logits(self, discriminator_output, input_mask, training: Optional[bool] = None) -> tf.Tensor:
+  def masked_lm(self):
+    return self.generator, self.mlm_head
+
+  def detector_logits(self, encoder_output, input_mask, training: Optional[bool] = None) -> tf.Tensor:
     """Replaced-token logits of the RTD branch: discriminator layer L - num_rtd_layers, then the
     branch's own layers and head (export serves these as `rtd_logits`)."""
-    hidden = discriminator_output["encoder_outputs"][self.encoder_config.num_layers - 1 - self.num_rtd_layers]
+    hidden = encoder_output["encoder_outputs"][self.encoder_config.num_layers - 1 - self.num_rtd_layers]
     if self.rtd_layers:
       attention_mask = self.rtd_attention_mask(hidden, input_mask)
       for layer in self.rtd_layers:
         hidden = layer([hidden, attention_mask], training=training)
     return self.rtd_head(hidden)
 
+  def detector_layers(self):
+    return list(self.rtd_layers) + [self.rtd_head]
+
   def call(self, batch, training: Optional[bool] = None, seed: Optional[int] = None,
            with_detection: bool = False) -> Dict[str, tf.Tensor]:
     seed = sampling.noise_seed(batch, seed)
     input_mask = batch["input_mask"]
-    positions = batch["masked_lm_positions"]
     weights = batch["masked_lm_weights"]
-
-    generator_output = self.generator({
-        "input_word_ids": batch["masked_input_ids"],
-        "input_mask": input_mask,
-        "input_type_ids": batch["segment_ids"]}, training=training)
-    mlm_logits = self.mlm_head(generator_output["sequence_output"], masked_positions=positions)
-    mlm_loss, generator_accuracy = electra.masked_lm_loss_and_accuracy(mlm_logits, batch["masked_lm_ids"], weights)
-
+    mlm_logits, mlm_loss, generator_accuracy = losses.masked_lm_pass(self.generator, self.mlm_head, batch, training)
     # Two independent draws, as in the paper: one replacement token (which may be the original,
     # as in ELECTRA) and K candidates that never are. Neither passes gradient to the generator.
-    sampled_ids = sampling.sample_from_logits(mlm_logits, self.temperature, seed=seed)
+    fake_ids, rtd_labels = losses.sample_and_corrupt(mlm_logits, batch, self.temperature, seed)
     candidates = candidate_sets(mlm_logits, batch["masked_lm_ids"], self.num_candidates, self.candidate_strategy,
                                 self.temperature, seed=sampling.derive_seed(seed, 1))
-    fake_ids, rtd_labels = electra.corrupt_with_samples(
-        batch["masked_input_ids"], batch["input_ids"], positions, weights, sampled_ids)
 
-    discriminator_output = self.discriminator({
-        "input_word_ids": fake_ids,
-        "input_mask": input_mask,
-        "input_type_ids": batch["segment_ids"]}, training=training)
+    discriminator_output = self.discriminator(encoder_inputs(batch, fake_ids), training=training)
     rtd_logits = self.detector_logits(discriminator_output, input_mask, training=training)
-    rtd_loss = electra.replaced_token_detection_loss(rtd_logits, rtd_labels, input_mask)
+    rtd_loss = losses.replaced_token_detection_loss(rtd_logits, rtd_labels, input_mask)
 
-    mws_logits = self.mws_head(discriminator_output["sequence_output"], positions, candidates)
+    mws_logits = self.mws_head(discriminator_output["sequence_output"], batch["masked_lm_positions"], candidates)
     mws_loss, mws_accuracy = multi_word_selection_loss_and_accuracy(mws_logits, weights)
 
     outputs = {
@@ -197,10 +210,6 @@ class Teams(PretrainingObjective):
         "mws_loss": mws_loss,
         "generator_accuracy": generator_accuracy,
         "mws_accuracy": mws_accuracy,
-        "replaced_fraction": sampling.weighted_mean(
-            sampling.gather_positions(tf.cast(rtd_labels, tf.float32), positions), weights),
     }
-    outputs.update(electra.discriminator_metrics(rtd_logits, rtd_labels, input_mask))
-    if with_detection:
-      outputs[DETECTION] = electra.detection_outputs(rtd_logits, rtd_labels, input_mask)
+    outputs.update(losses.detection_report(rtd_logits, rtd_labels, batch, with_detection))
     return outputs

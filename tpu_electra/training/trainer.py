@@ -1,17 +1,27 @@
-"""The custom training loop: distributed steps in tf.function, checkpoints, resume, summaries, logs.
+"""The training loop of pretraining and fine-tuning: distributed steps, checkpoints, resume, summaries, logs.
 
-It knows nothing of objectives: a model is anything whose call(batch, training=True) returns a
-dict of scalar tensors with a "loss" entry; every other entry is logged as a metric.
+It knows nothing of objectives or tasks: a model is anything whose call(batch, training=True) returns
+a dict of scalar tensors with a "loss" entry; every other entry is logged as a metric.
+
+- `make_train_loop` builds the compiled part: `train_loop(iterator, num_steps)` runs `num_steps`
+  optimizer steps in one tf.function call (with gradient accumulation as a graph loop).
+- `run_loop` drives it from a step to the last step, for both pretraining (`train`) and fine-tuning
+  (`tpu_electra.finetuning.runner`): the NaN guard, timing (the first call, which traces, is kept
+  out of the throughput), log lines with examples/s and ETA, TensorBoard summaries, evaluation at
+  given steps and checkpoints at given steps (`Points`).
+- `train` is pretraining's entry: resume from the latest checkpoint, a checkpoint every
+  CHECKPOINT_EVERY steps and at the end, evaluation every EVAL_EVERY steps and at the end.
 
 A resumed run continues exactly: the checkpoint holds the weights, the optimizer state and the step,
 and everything else a step depends on is a function of the step. `dataset_fn(input_context,
 start_step)` must return the stream from `start_step` on (tpu_electra.data.pretraining does), and a
 batch's `noise_seed` feature, when present, seeds the step's dropout (tpu_electra.training.seeding).
 """
+import dataclasses
 import math
 import os
 import time
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import gin
 from absl import logging
@@ -24,6 +34,7 @@ from tpu_electra.training import seeding
 
 OPERATIVE_CONFIG_NAME = "operative_config.gin"
 EVAL_SUMMARY_DIR = "eval"
+TRAIN_SUMMARY_DIR = "train"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -35,9 +46,13 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
   """Returns train_loop(iterator, num_steps) -> dict of per-step means of the model's outputs.
 
   With grad_accum_steps = k, each step's per-replica batch is cut into k equal micro-batches
-  whose gradients are averaged before one optimizer update (same update as one big batch when
-  the loss is a mean over equally sized micro-batches).
+  (consecutive rows) whose gradients are averaged before one optimizer update (same update as one
+  big batch when the loss is a mean over equally sized micro-batches). The micro-batches are taken
+  in a graph loop (tf.while_loop, one at a time), so the graph holds one forward and backward pass
+  whatever k is; each micro-batch's dropout draws from its own noise seed, as a step's does.
   """
+  if grad_accum_steps < 1:
+    raise ValueError(f"grad_accum_steps must be >= 1, got {grad_accum_steps}")
   loss_scale = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
 
   def gradients(batch):
@@ -51,19 +66,34 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
       grads = optimizer.get_unscaled_gradients(grads)
     return grads, outputs
 
+  def accumulated_gradients(batch):
+    """The mean of the micro-batches' gradients and outputs; graph size independent of k."""
+    k = grad_accum_steps
+    micro_batches = {name: _split_rows(value, k) for name, value in batch.items()}
+    variables = model.trainable_variables
+    # Learnt when the loop body is traced (once): which variables get a gradient, the outputs' names.
+    has_gradient: List[bool] = []
+    output_names: List[str] = []
+
+    def body(i, grad_sums, output_values):
+      grads, outputs = gradients({name: value[i] for name, value in micro_batches.items()})
+      has_gradient[:] = [g is not None for g in grads]
+      output_names[:] = list(outputs)
+      grad_sums = [s + tf.convert_to_tensor(g) if g is not None else s for s, g in zip(grad_sums, grads)]
+      output_values = output_values.write(i, tf.stack([tf.cast(outputs[n], tf.float32) for n in output_names]))
+      return i + 1, grad_sums, output_values
+
+    _, grad_sums, output_values = tf.while_loop(
+        lambda i, *_: i < k, body,
+        (tf.constant(0), [tf.zeros(v.shape, v.dtype) for v in variables],
+         tf.TensorArray(tf.float32, size=k, element_shape=tf.TensorShape([None]))),
+        parallel_iterations=1, maximum_iterations=k)  # One micro-batch at a time: that is the memory saved.
+    grads = [s / k if kept else None for s, kept in zip(grad_sums, has_gradient)]
+    means = tf.unstack(tf.reduce_mean(output_values.stack(), axis=0), num=len(output_names))
+    return grads, dict(zip(output_names, means))
+
   def replica_step(batch):
-    if grad_accum_steps == 1:
-      grads, outputs = gradients(batch)
-    else:
-      micro_batches = [dict(zip(batch, parts)) for parts in zip(
-          *[tf.split(value, grad_accum_steps, axis=0) for value in batch.values()])]
-      grads, outputs = gradients(micro_batches[0])
-      for micro_batch in micro_batches[1:]:
-        more_grads, more_outputs = gradients(micro_batch)
-        grads = [g + m if g is not None else None for g, m in zip(grads, more_grads)]
-        outputs = {k: outputs[k] + more_outputs[k] for k in outputs}
-      grads = [g / grad_accum_steps if g is not None else None for g in grads]
-      outputs = {k: v / grad_accum_steps for k, v in outputs.items()}
+    grads, outputs = gradients(batch) if grad_accum_steps == 1 else accumulated_gradients(batch)
     optimizer.apply_gradients(
         [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
     return {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
@@ -86,6 +116,15 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
     return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
 
   return train_loop
+
+
+def _split_rows(value: tf.Tensor, k: int) -> tf.Tensor:
+  """[B, ...] -> [k, B/k, ...]: micro-batch i is rows i·B/k to (i+1)·B/k - 1 (as tf.split cuts them)."""
+  shape = value.shape
+  if shape.rank is not None and shape[1:].is_fully_defined():
+    rows = shape[0] // k if shape[0] is not None else -1
+    return tf.reshape(value, [k, rows] + shape[1:].as_list())
+  return tf.reshape(value, tf.concat([[k, -1], tf.shape(value)[1:]], axis=0))
 
 
 def build_variables(model: tf.keras.Model, optimizer, strategy: tf.distribute.Strategy,
@@ -113,6 +152,129 @@ def current_learning_rate(optimizer) -> float:
   if isinstance(lr, tf.keras.optimizers.schedules.LearningRateSchedule):
     lr = lr(optimizer.iterations)
   return float(tf.convert_to_tensor(lr))
+
+
+@dataclasses.dataclass(frozen=True)
+class Points:
+  """Steps of a run at which something happens: every `every` steps (0: none), each of `steps`, and the last."""
+  every: int = 0
+  steps: Sequence[int] = ()
+
+  def includes(self, step: int, last: int) -> bool:
+    return step == last or bool(self.every and step % self.every == 0) or step in self.steps
+
+  def next_after(self, step: int, last: int) -> int:
+    candidates = [last] + [s for s in self.steps if s > step]
+    if self.every:
+      candidates.append((step // self.every + 1) * self.every)
+    return min(candidates)
+
+
+@dataclasses.dataclass
+class LoopResult:
+  """What `run_loop` measured: the last log window's metrics (and "eval/<name>" of the last evaluation),
+  each loop's means (`curve`, with `record_curve`), and timings."""
+  metrics: Dict[str, float]
+  curve: List[Dict[str, float]]
+  first_loop_s: float = 0.0  # The first train_loop call: tracing and graph optimization included.
+  train_s: float = 0.0  # The other train_loop calls.
+  timed_steps: int = 0  # The steps of those calls.
+  eval_s: float = 0.0
+
+  @property
+  def steps_per_s(self) -> Optional[float]:
+    return self.timed_steps / self.train_s if self.train_s > 0 else None
+
+
+def run_loop(train_loop: Callable, iterator, optimizer, *,
+             start_step: int,
+             train_steps: int,
+             global_batch_size: int,
+             steps_per_loop: int,
+             log_every_secs: float = 10.0,
+             summary_dir: Optional[str] = None,
+             evaluate: Optional[Callable[[int], Dict[str, float]]] = None,
+             eval_at: Points = Points(),
+             eval_summary_dir: Optional[str] = None,
+             save: Optional[Callable[[int], None]] = None,
+             save_at: Points = Points(),
+             record_curve: bool = False,
+             log_prefix: str = "",
+             failure_hint: Callable[[], str] = lambda: "") -> LoopResult:
+  """Trains from `start_step` to `train_steps` with `train_loop` (of make_train_loop) over `iterator`.
+
+  Each call runs at most `steps_per_loop` steps and stops at every evaluation and save point. After
+  a call: a NaN/Inf loss raises NonFiniteLossError (nothing saved; `failure_hint()` ends the
+  message); every `log_every_secs` (and at the end) the window's mean metrics, learning rate,
+  examples/s and ETA are logged and written as scalars in `summary_dir` (none when None); at a step
+  of `eval_at`, `evaluate(step)`'s metrics are logged and written in `eval_summary_dir`; then at a
+  step of `save_at`, `save(step)` (after the evaluation: a run killed in between evaluates that step
+  again when it resumes). With `record_curve`, each call's means with "step" and "learning_rate"
+  are kept in the result's `curve`.
+  """
+  summary_writer = tf.summary.create_file_writer(summary_dir) if summary_dir else tf.summary.create_noop_writer()
+  eval_writer = (tf.summary.create_file_writer(eval_summary_dir) if eval_summary_dir and evaluate
+                 else tf.summary.create_noop_writer())
+  result = LoopResult(metrics={}, curve=[])
+  current = start_step
+  window_sums: Dict[str, float] = {}
+  window_steps, window_seconds, last_log = 0, 0.0, time.time()
+  first_loop = True
+  try:
+    while current < train_steps:
+      stop = min(current + steps_per_loop, save_at.next_after(current, train_steps))
+      if evaluate:
+        stop = min(stop, eval_at.next_after(current, train_steps))
+      num_steps = stop - current
+      tick = time.time()
+      outputs = {k: float(v) for k, v in train_loop(iterator, tf.constant(num_steps, tf.int32)).items()}
+      elapsed = time.time() - tick
+      if not math.isfinite(outputs["loss"]):
+        raise NonFiniteLossError(f"{log_prefix}loss became {outputs['loss']} between steps {current} and {stop}; "
+                                 f"stopped without saving{failure_hint()}")
+      current = stop
+      if record_curve:
+        result.curve.append({**outputs, "step": current, "learning_rate": current_learning_rate(optimizer)})
+      if first_loop:
+        first_loop, result.first_loop_s, last_log = False, elapsed, time.time()
+        logging.info("%sstep %d/%d  loss=%.4g  (first %d step(s), tracing included, took %.1f s)", log_prefix,
+                     current, train_steps, outputs["loss"], num_steps, elapsed)
+        result.metrics = dict(outputs)
+        _write_scalars(summary_writer, current, outputs)
+      else:
+        result.train_s += elapsed
+        result.timed_steps += num_steps
+        window_steps += num_steps
+        window_seconds += elapsed
+        for k, v in outputs.items():
+          window_sums[k] = window_sums.get(k, 0.0) + v * num_steps
+
+      now = time.time()
+      if window_steps and (now - last_log >= log_every_secs or current >= train_steps):
+        # Throughput over the train_loop calls only: evaluations and checkpoints are not training.
+        steps_per_sec = window_steps / max(window_seconds, 1e-9)
+        result.metrics = {k: v / window_steps for k, v in window_sums.items()}
+        result.metrics["learning_rate"] = current_learning_rate(optimizer)
+        result.metrics["examples_per_sec"] = steps_per_sec * global_batch_size
+        _log_progress(log_prefix, current, train_steps, result.metrics, steps_per_sec)
+        _write_scalars(summary_writer, current, result.metrics)
+        window_sums, window_steps, window_seconds, last_log = {}, 0, 0.0, now
+
+      if evaluate and eval_at.includes(current, train_steps):
+        tick = time.time()
+        eval_metrics = evaluate(current)
+        result.eval_s += time.time() - tick
+        logging.info("%seval at step %d (%.1f s): %s", log_prefix, current, time.time() - tick,
+                     "  ".join(f"{k}={v:.4g}" for k, v in sorted(eval_metrics.items())))
+        _write_scalars(eval_writer, current, eval_metrics)
+        result.metrics.update({f"{EVAL_SUMMARY_DIR}/{k}": v for k, v in eval_metrics.items()})
+
+      if save and save_at.includes(current, train_steps):
+        save(current)
+  finally:
+    summary_writer.close()
+    eval_writer.close()
+  return result
 
 
 @gin.configurable(denylist=["model", "optimizer", "dataset_fn", "strategy", "model_dir", "train_steps",
@@ -147,8 +309,6 @@ def train(model: tf.keras.Model,
   if global_batch_size % (grad_accum_steps * strategy.num_replicas_in_sync):
     raise ValueError(f"BATCH_SIZE={global_batch_size} must divide by grad_accum_steps × replicas "
                      f"= {grad_accum_steps} × {strategy.num_replicas_in_sync}")
-  if evaluator is None:
-    eval_every = 0
   is_chief = strategy.extended.should_checkpoint
   fileio.make_output_dir(model_dir)
   if is_chief:
@@ -159,105 +319,53 @@ def train(model: tf.keras.Model,
   # After building: tf-models-official's layers create their Dropout layers in build().
   logging.info("%d dropout layer(s) draw from each step's seed.", seeding.seed_dropout_per_step(model))
   with strategy.scope():
-    step_counter = optimizer.iterations
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **dict(checkpoint_items or {}))
     # Under MultiWorkerMirroredStrategy every worker takes part in saving; only the chief's copy
     # is kept, the others write to a scratch directory of their own that is removed afterwards.
     save_dir = model_dir if is_chief else os.path.join(model_dir, f"worker_scratch_{_task_id(strategy)}")
-    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoint_max, step_counter=step_counter)
+    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoint_max,
+                                         step_counter=optimizer.iterations)
   latest = tf.train.latest_checkpoint(model_dir)
   if latest:
     checkpoint.restore(latest).assert_existing_objects_matched()
-    logging.info("Resuming from checkpoint %s at step %d.", latest, int(step_counter.numpy()))
+    logging.info("Resuming from checkpoint %s at step %d.", latest, int(optimizer.iterations.numpy()))
   else:
     logging.info("No checkpoint in %s: training from scratch.", model_dir)
 
-  current = int(step_counter.numpy())
+  current = int(optimizer.iterations.numpy())
   if current >= train_steps:
     logging.info("Step %d already reaches TRAIN_STEPS=%d: nothing to train.", current, train_steps)
     return {}
 
+  def save(step: int) -> None:
+    save_start = time.time()
+    path = manager.save(checkpoint_number=step)
+    if is_chief:
+      logging.info("Saved checkpoint %s (%.2f s)", path, time.time() - save_start)
+
   # The stream starts at the first batch this run has not trained on (none is re-read or skipped).
   iterator = iter(strategy.distribute_datasets_from_function(
       lambda input_context: dataset_fn(input_context, current)))
-  train_loop = make_train_loop(model, optimizer, strategy, jit_compile=jit_compile, grad_accum_steps=grad_accum_steps)
-  summary_writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train")) if is_chief
-                    else tf.summary.create_noop_writer())
-  eval_writer = (tf.summary.create_file_writer(os.path.join(model_dir, EVAL_SUMMARY_DIR)) if is_chief and eval_every
-                 else tf.summary.create_noop_writer())
-
-  window_sums: Dict[str, float] = {}
-  window_steps = 0
-  window_start = time.time()
-  last_log = window_start
-  last_metrics: Dict[str, float] = {}
-  first_loop = True
-  while current < train_steps:
-    next_checkpoint = (current // checkpoint_every + 1) * checkpoint_every
-    num_steps = min(steps_per_loop, train_steps - current, next_checkpoint - current)
-    if eval_every:
-      num_steps = min(num_steps, (current // eval_every + 1) * eval_every - current)
-    outputs = {k: float(v) for k, v in train_loop(iterator, tf.constant(num_steps, tf.int32)).items()}
-    if not math.isfinite(outputs["loss"]):
-      raise NonFiniteLossError(
-          f"loss became {outputs['loss']} between steps {current} and {current + num_steps}; stopped without "
-          f"saving, last good checkpoint: {tf.train.latest_checkpoint(model_dir) or 'none'} (lower LEARNING_RATE or check the data)")
-    current += num_steps
-    if first_loop:
-      # The first loop includes tracing and graph optimization: kept out of the throughput.
-      logging.info("step %d/%d  loss=%.4g  (first %d step(s), tracing included, took %.1f s)", current, train_steps,
-                   outputs["loss"], num_steps, time.time() - window_start)
-      first_loop, window_start, last_log = False, time.time(), time.time()
-      last_metrics = dict(outputs)
-      with summary_writer.as_default(step=current):
-        for k, v in outputs.items():
-          tf.summary.scalar(k, v)
-    else:
-      window_steps += num_steps
-      for k, v in outputs.items():
-        window_sums[k] = window_sums.get(k, 0.0) + v * num_steps
-
-    now = time.time()
-    if window_steps and (now - last_log >= log_every_secs or current >= train_steps):
-      steps_per_sec = window_steps / max(now - window_start, 1e-9)
-      last_metrics = {k: v / window_steps for k, v in window_sums.items()}
-      last_metrics["learning_rate"] = current_learning_rate(optimizer)
-      last_metrics["examples_per_sec"] = steps_per_sec * global_batch_size
-      _log_progress(current, train_steps, last_metrics, steps_per_sec)
-      with summary_writer.as_default(step=current):
-        for k, v in last_metrics.items():
-          tf.summary.scalar(k, v)
-      summary_writer.flush()
-      window_sums, window_steps, window_start, last_log = {}, 0, now, now
-
-    # Before the checkpoint: a run killed in between evaluates this step again when it resumes.
-    if eval_every and (current % eval_every == 0 or current >= train_steps):
-      eval_metrics = run_evaluation(evaluator, current, eval_writer)
-      last_metrics.update({f"{EVAL_SUMMARY_DIR}/{k}": v for k, v in eval_metrics.items()})
-
-    if current % checkpoint_every == 0 or current >= train_steps:
-      save_start = time.time()
-      path = manager.save(checkpoint_number=current)
-      if is_chief:
-        logging.info("Saved checkpoint %s (%.2f s)", path, time.time() - save_start)
-  summary_writer.close()
-  eval_writer.close()
+  result = run_loop(
+      make_train_loop(model, optimizer, strategy, jit_compile=jit_compile, grad_accum_steps=grad_accum_steps),
+      iterator, optimizer, start_step=current, train_steps=train_steps, global_batch_size=global_batch_size,
+      steps_per_loop=steps_per_loop, log_every_secs=log_every_secs,
+      summary_dir=os.path.join(model_dir, TRAIN_SUMMARY_DIR) if is_chief else None,
+      evaluate=(lambda step: evaluator()) if evaluator and eval_every else None, eval_at=Points(every=eval_every),
+      eval_summary_dir=os.path.join(model_dir, EVAL_SUMMARY_DIR) if is_chief else None,
+      save=save, save_at=Points(every=checkpoint_every),
+      failure_hint=lambda: (f", last good checkpoint: {tf.train.latest_checkpoint(model_dir) or 'none'} "
+                            "(lower LEARNING_RATE or check the data)"))
   if not is_chief:
     tf.io.gfile.rmtree(save_dir)
-  return last_metrics
+  return result.metrics
 
 
-def run_evaluation(evaluator: Callable[[], Dict[str, float]], step: int, writer) -> Dict[str, float]:
-  """Runs the evaluator, logs its metrics in one line and writes them as scalars at `step`."""
-  start = time.time()
-  metrics = evaluator()
-  logging.info("eval at step %d (%.1f s): %s", step, time.time() - start,
-               "  ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+def _write_scalars(writer, step: int, metrics: Mapping[str, float]) -> None:
   with writer.as_default(step=step):
     for k, v in metrics.items():
       tf.summary.scalar(k, v)
   writer.flush()
-  return metrics
 
 
 def _task_id(strategy: tf.distribute.Strategy) -> int:
@@ -265,9 +373,10 @@ def _task_id(strategy: tf.distribute.Strategy) -> int:
   return int(getattr(resolver, "task_id", 0) or 0)
 
 
-def _log_progress(step: int, train_steps: int, metrics: Mapping[str, float], steps_per_sec: float) -> None:
+def _log_progress(prefix: str, step: int, train_steps: int, metrics: Mapping[str, float],
+                  steps_per_sec: float) -> None:
   eta = (train_steps - step) / max(steps_per_sec, 1e-9)
   hours, rest = divmod(int(eta), 3600)
   shown = "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("examples_per_sec", "learning_rate"))
-  logging.info("step %d/%d  %s  lr=%.3g  examples/s=%.1f  ETA %d:%02d:%02d", step, train_steps, shown,
+  logging.info("%sstep %d/%d  %s  lr=%.3g  examples/s=%.1f  ETA %d:%02d:%02d", prefix, step, train_steps, shown,
                metrics["learning_rate"], metrics["examples_per_sec"], hours, rest // 60, rest % 60)

@@ -1,0 +1,134 @@
+"""Losses, metrics and the generator -> sample -> corrupt steps that the pretraining objectives share.
+
+Everything is float32 whatever the compute dtype, and works on dense, statically shaped tensors.
+"""
+from typing import Dict, Optional, Tuple
+
+import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+
+from tpu_electra.modeling import encoder_inputs
+from tpu_electra.objectives import sampling
+from tpu_electra.objectives.base import DETECTION
+
+
+def weighted_mean(values, weights):
+  values = tf.cast(values, tf.float32)
+  weights = tf.cast(weights, tf.float32)
+  return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))
+
+
+def masked_lm_loss_and_accuracy(logits, target_ids, weights):
+  """Mean cross-entropy and accuracy over the weighted (real) masked positions; float32."""
+  logits = tf.cast(logits, tf.float32)
+  per_position = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(target_ids, tf.int32), logits=logits)
+  correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), tf.cast(target_ids, tf.int32)), tf.float32)
+  return weighted_mean(per_position, weights), weighted_mean(correct, weights)
+
+
+def replaced_token_detection_loss(logits, labels, weights):
+  """Mean sigmoid cross-entropy over the weighted (non-padding) tokens; float32."""
+  per_token = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=tf.cast(logits, tf.float32))
+  return weighted_mean(per_token, weights)
+
+
+def discriminator_metrics(logits, labels, weights) -> Dict[str, tf.Tensor]:
+  """Accuracy, precision and recall of replaced-token detection (positive = replaced).
+
+  Cheap enough for every training step; the exact AUC, which sorts every token, is computed by
+  held-out evaluation (tpu_electra.evaluate) from `detection_outputs` instead.
+  """
+  logits = tf.cast(logits, tf.float32)
+  labels = tf.cast(labels, tf.float32)
+  weights = tf.cast(weights, tf.float32)
+  predicted = tf.cast(logits > 0.0, tf.float32)
+  true_positives = tf.reduce_sum(predicted * labels * weights)
+  return {
+      "discriminator_accuracy": weighted_mean(tf.cast(tf.equal(predicted, labels), tf.float32), weights),
+      "discriminator_precision": tf.math.divide_no_nan(true_positives, tf.reduce_sum(predicted * weights)),
+      "discriminator_recall": tf.math.divide_no_nan(true_positives, tf.reduce_sum(labels * weights)),
+  }
+
+
+def detection_outputs(logits, labels, weights) -> Dict[str, tf.Tensor]:
+  """Per-token replaced-token scores, labels and weights, for metrics over a whole evaluation set."""
+  return {"scores": tf.cast(logits, tf.float32), "labels": tf.cast(labels, tf.int32),
+          "weights": tf.cast(weights, tf.float32)}
+
+
+def replaced_fraction(labels, positions, weights):
+  """The fraction of the real masked positions whose sample differs from the original token."""
+  return weighted_mean(sampling.gather_positions(tf.cast(labels, tf.float32), positions), weights)
+
+
+def detection_report(scores, labels, batch, with_detection: bool) -> Dict[str, tf.Tensor]:
+  """What every objective that detects replaced tokens logs: the replaced fraction, accuracy,
+  precision and recall of `scores` (log-odds of "replaced") over the real tokens, and with
+  `with_detection` the per-token DETECTION entry for the held-out AUC."""
+  input_mask = batch["input_mask"]
+  outputs = {"replaced_fraction": replaced_fraction(labels, batch["masked_lm_positions"],
+                                                    batch["masked_lm_weights"])}
+  outputs.update(discriminator_metrics(scores, labels, input_mask))
+  if with_detection:
+    outputs[DETECTION] = detection_outputs(scores, labels, input_mask)
+  return outputs
+
+
+def binary_auc(scores, labels, weights):
+  """Exact ROC AUC of `scores` against 0/1 `labels` over entries with weight > 0 (Mann-Whitney U).
+
+  A positive scored above a negative counts 1, a tie between them counts 1/2 (mid ranks), so a
+  constant scorer gets 0.5. 0.5 is also returned when one class is absent. O(n log n) tf ops
+  with static shapes (one sort, one segment sum), so it runs in a graph and under XLA. Exact up to
+  float32 summation: each term is a half-integer count of negatives.
+  """
+  scores = tf.reshape(tf.cast(scores, tf.float32), [-1])
+  labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
+  valid = tf.cast(tf.reshape(tf.cast(weights, tf.float32), [-1]) > 0, tf.float32)
+  # In increasing score order, entries with equal scores form one group. Entries with weight 0
+  # count as neither class, so they may sit in any group without changing a count.
+  order = tf.argsort(scores, stable=True)
+  sorted_scores = tf.gather(scores, order)
+  positive = tf.gather(valid * labels, order)
+  negative = tf.gather(valid * (1.0 - labels), order)
+  starts = tf.concat([tf.ones_like(sorted_scores[:1], tf.bool),
+                     sorted_scores[1:] != sorted_scores[:-1]], axis=0)
+  group = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+  size = scores.shape[0] if scores.shape[0] is not None else tf.size(scores)
+  negatives_in_group = tf.math.unsorted_segment_sum(negative, group, size)
+  # Groups are numbered in score order, so the negatives below a group are those of lower groups.
+  negatives_below = tf.cumsum(negatives_in_group, exclusive=True)
+  wins = tf.gather(negatives_below + 0.5 * negatives_in_group, group)
+  u_statistic = tf.reduce_sum(positive * wins)
+  num_pos = tf.reduce_sum(positive)
+  num_neg = tf.reduce_sum(negative)
+  auc = tf.math.divide_no_nan(u_statistic, num_pos * num_neg)
+  return tf.where(num_pos * num_neg > 0, auc, 0.5)
+
+
+# ------------------------------------------------------------------------------------------------
+# Generator -> sample -> corrupt -> second pass
+
+
+def masked_lm_pass(network, mlm_head, batch, training: Optional[bool] = None):
+  """The network and its tied MLM head on the masked input: (logits at the masked positions, mean
+  MLM loss, MLM accuracy)."""
+  output = network(encoder_inputs(batch, batch["masked_input_ids"]), training=training)
+  logits = mlm_head(output["sequence_output"], masked_positions=batch["masked_lm_positions"])
+  loss, accuracy = masked_lm_loss_and_accuracy(logits, batch["masked_lm_ids"], batch["masked_lm_weights"])
+  return logits, loss, accuracy
+
+
+def corrupt_with_samples(masked_input_ids, original_ids, positions, weights, sampled_ids):
+  """Puts the generator's samples at the masked positions; labels mark tokens that now differ."""
+  fake_ids = sampling.scatter_positions(masked_input_ids, positions, sampled_ids, weights)
+  labels = tf.cast(tf.not_equal(fake_ids, tf.cast(original_ids, fake_ids.dtype)), tf.int32)
+  return fake_ids, labels
+
+
+def sample_and_corrupt(mlm_logits, batch, temperature: float, seed=None) -> Tuple[tf.Tensor, tf.Tensor]:
+  """One draw per masked position from the MLM distribution (no gradient), put into the masked input:
+  (corrupted ids [B, L], labels [B, L] with 1 where a token now differs from the original)."""
+  sampled_ids = sampling.sample_from_logits(mlm_logits, temperature, seed=seed)
+  return corrupt_with_samples(batch["masked_input_ids"], batch["input_ids"], batch["masked_lm_positions"],
+                              batch["masked_lm_weights"], sampled_ids)
