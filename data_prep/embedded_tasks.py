@@ -22,7 +22,6 @@ import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 import json
 from typing import Dict, List, Sequence, Tuple
 
-from absl import app
 from absl import flags
 import tensorflow as tf
 
@@ -113,10 +112,8 @@ def run(flag_values: flags.FlagValues) -> int:
   return 0
 
 
-def cli(argv: Sequence[str]) -> int:
-  return cli_utils.run_on_own_flags(define_flags, run, argv)
+cli = cli_utils.command_line(define_flags, run)
 
 
 if __name__ == "__main__":
-  define_flags(flags.FLAGS)
-  app.run(cli_utils.absl_main(run))
+  cli_utils.run_as_program(define_flags, run)

@@ -1,4 +1,13 @@
-"""What the command-line entry points share: one-line errors and running on flags of their own."""
+"""What the command-line entry points share: one-line errors and running on flags of their own.
+
+Every entry point has `define_flags(flag_values)` and `run(flag_values) -> exit status`, then
+
+  cli = cli_utils.command_line(define_flags, run)
+
+  if __name__ == "__main__":
+    cli_utils.run_as_program(define_flags, run)
+"""
+import functools
 import sys
 from typing import Callable, Sequence
 
@@ -32,3 +41,18 @@ def absl_main(run: Callable[[flags.FlagValues], int]) -> Callable[[Sequence[str]
       raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     sys.exit(run(flags.FLAGS))
   return main
+
+
+def command_line(define_flags: Callable[[flags.FlagValues], None],
+                 run: Callable[[flags.FlagValues], int]) -> Callable[[Sequence[str]], int]:
+  """`cli(argv) -> exit status`: the entry point on flags of its own, e.g. `cli(["evaluate", "--model_dir=D"])`.
+
+  Importing an entry point defines no flag, so several share a process (tests, notebooks).
+  """
+  return functools.partial(run_on_own_flags, define_flags, run)
+
+
+def run_as_program(define_flags: Callable[[flags.FlagValues], None], run: Callable[[flags.FlagValues], int]) -> None:
+  """`python -m <entry point>`: its flags on absl's FLAGS, and run's return as the exit status."""
+  define_flags(flags.FLAGS)
+  app.run(absl_main(run))

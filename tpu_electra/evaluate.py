@@ -14,9 +14,9 @@ import json
 import os
 import re
 import sys
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional
 
-from absl import app, flags, logging
+from absl import flags, logging
 import numpy as np
 import tpu_electra  # noqa: F401
 import tensorflow as tf
@@ -136,14 +136,8 @@ def run(flag_values: flags.FlagValues) -> int:
   return 0
 
 
-def cli(argv: Sequence[str]) -> int:
-  """The command line, on flags of its own: `cli(["evaluate", ...])`."""
-  return cli_utils.run_on_own_flags(define_flags, run, argv)
-
-
-main = cli_utils.absl_main(run)
+cli = cli_utils.command_line(define_flags, run)
 
 
 if __name__ == "__main__":
-  define_flags(flags.FLAGS)
-  app.run(main)
+  cli_utils.run_as_program(define_flags, run)

@@ -25,9 +25,7 @@ combines finished GLUE task runs into glue_results.json / .md: per-task seed sta
 ELECTRA-style 8-task average and the official GLUE score (tpu_electra.finetuning.report).
 """
 import sys
-from typing import Sequence
-
-from absl import app, flags
+from absl import flags
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from tpu_electra import cli_utils
@@ -107,14 +105,8 @@ def _summarize_glue(flag_values: flags.FlagValues) -> int:
   return 0
 
 
-def cli(argv: Sequence[str]) -> int:
-  """The command line, on flags of its own: `cli(["finetune", ...])`."""
-  return cli_utils.run_on_own_flags(define_flags, run, argv)
-
-
-main = cli_utils.absl_main(run)
+cli = cli_utils.command_line(define_flags, run)
 
 
 if __name__ == "__main__":
-  define_flags(flags.FLAGS)
-  app.run(main)
+  cli_utils.run_as_program(define_flags, run)

@@ -15,9 +15,9 @@ ELECTRA costs. This module adds up those parts per step and per budget, and hold
 comparison with the papers' published figures.
 """
 import dataclasses
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional
 
-from absl import app, flags
+from absl import flags
 import gin
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -228,14 +228,8 @@ def run(flag_values: flags.FlagValues) -> int:
   return 0
 
 
-def cli(argv: Sequence[str]) -> int:
-  """The command line, on flags of its own: `cli(["flops", ...])`."""
-  return cli_utils.run_on_own_flags(define_flags, run, argv)
-
-
-main = cli_utils.absl_main(run)
+cli = cli_utils.command_line(define_flags, run)
 
 
 if __name__ == "__main__":
-  define_flags(flags.FLAGS)
-  app.run(main)
+  cli_utils.run_as_program(define_flags, run)

@@ -13,9 +13,9 @@ A model dir written before run.json existed gets one with
 """
 import os
 import sys
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
-from absl import app, flags, logging
+from absl import flags, logging
 import gin
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
@@ -221,14 +221,8 @@ def run(flag_values: flags.FlagValues) -> int:
   return 0
 
 
-def cli(argv: Sequence[str]) -> int:
-  """The command line, on flags of its own: `cli(["pretrain", ...])`."""
-  return cli_utils.run_on_own_flags(define_flags, run, argv)
-
-
-main = cli_utils.absl_main(run)
+cli = cli_utils.command_line(define_flags, run)
 
 
 if __name__ == "__main__":
-  define_flags(flags.FLAGS)
-  app.run(main)
+  cli_utils.run_as_program(define_flags, run)

@@ -39,7 +39,7 @@ import json
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
@@ -350,14 +350,8 @@ def run(flag_values: flags.FlagValues) -> int:
   return 0
 
 
-def cli(argv: Sequence[str]) -> int:
-  """The command line, on flags of its own: `cli(["score", ...])`."""
-  return cli_utils.run_on_own_flags(define_flags, run, argv)
-
-
-main = cli_utils.absl_main(run)
+cli = cli_utils.command_line(define_flags, run)
 
 
 if __name__ == "__main__":
-  define_flags(flags.FLAGS)
-  app.run(main)
+  cli_utils.run_as_program(define_flags, run)
