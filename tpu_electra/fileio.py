@@ -6,10 +6,11 @@ tested) without TensorFlow. Paths with a URL scheme go through `tf.io.gfile`, im
 because on a TPU VM the data and the run directory usually live in a bucket.
 """
 import glob as _glob
+import json
 import os
 import re
 import uuid
-from typing import List, TextIO, Union
+from typing import Any, Dict, List, TextIO, Type, Union
 
 _URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -121,3 +122,15 @@ def make_output_dir(path: str, flag: str = "--model_dir") -> None:
     reason = reason.splitlines()[0] if reason else type(e).__name__
     raise OutputPathError(f"cannot write to {flag}={path!r} ({reason}); choose a directory you can create and "
                           "write (local or gs://), or fix its permissions") from None
+
+
+def parse_json_object(text: str, origin: str, error: Type[Exception], remedy: str = "") -> Dict[str, Any]:
+  """The JSON object in `text`, or `error` in one line: what is wrong with `origin`, then `remedy`."""
+  remedy = f"; {remedy}" if remedy else ""
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise error(f"{origin} is not valid JSON ({e}){remedy}") from None
+  if not isinstance(value, dict):
+    raise error(f"{origin} is not a JSON object{remedy}")
+  return value

@@ -55,13 +55,8 @@ def read_run_info(model_dir: str) -> Optional[Dict[str, Any]]:
   path = path_of(model_dir)
   if not fileio.exists(path):
     return None
-  try:
-    with fileio.open_text(path) as f:
-      record = json.load(f)
-  except json.JSONDecodeError as e:
-    raise RunInfoError(f"{path} is not valid JSON ({e}); restore it from a copy of the run") from None
-  if not isinstance(record, dict):
-    raise RunInfoError(f"{path} is not a JSON object; restore it from a copy of the run")
+  with fileio.open_text(path) as f:
+    record = fileio.parse_json_object(f.read(), path, RunInfoError, "restore it from a copy of the run")
   if record.get("format_version") != FORMAT_VERSION:
     raise RunInfoError(f"{path} has format_version {record.get('format_version')!r}, this tpu_electra reads "
                        f"{FORMAT_VERSION}; use the tpu_electra version that wrote it")

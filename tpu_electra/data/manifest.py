@@ -100,12 +100,7 @@ class Manifest:
 
   @classmethod
   def from_json(cls, text: str, origin: str = "manifest") -> "Manifest":
-    try:
-      fields = json.loads(text)
-    except json.JSONDecodeError as e:
-      raise DataError(f"{origin} is not valid JSON ({e}); rebuild the data with python -m data_prep.build") from None
-    if not isinstance(fields, dict):
-      raise DataError(f"{origin} is not a JSON object; rebuild the data with python -m data_prep.build")
+    fields = fileio.parse_json_object(text, origin, DataError, "rebuild the data with python -m data_prep.build")
     version = fields.get("format_version", FORMAT_VERSION)
     if version not in READABLE_FORMAT_VERSIONS:
       raise DataError(f"{origin} has format_version {version}, this tpu_electra reads "

@@ -643,13 +643,7 @@ def _read_index(directory: str) -> Optional[Dict[str, Any]]:
     return None
   with tf.io.gfile.GFile(path, "r") as f:
     text = f.read()
-  try:
-    index = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise FeatureCacheError(f"{path} is not valid JSON ({e})") from None
-  if not isinstance(index, dict):
-    raise FeatureCacheError(f"{path} is not a JSON object")
-  return index
+  return fileio.parse_json_object(text, path, FeatureCacheError)
 
 
 def _check_file(path: str, num_bytes: int, crc32: Optional[int], verify_checksums: bool) -> None:
