@@ -30,6 +30,7 @@ from official.modeling.optimization import legacy_adamw
 from official.modeling.optimization import optimizer_factory
 from official.modeling.optimization.configs import optimization_config
 
+from tpu_electra.training import optimization
 from tpu_electra.training.optimization import EXCLUDE_FROM_WEIGHT_DECAY
 
 HEAD = "head"
@@ -162,15 +163,7 @@ def warmup_linear_decay(learning_rate: float, train_steps: int, warmup_steps: in
     raise ValueError(f"warmup_steps={warmup_steps} must be in [0, train_steps={train_steps})")
   config = optimization_config.OptimizationConfig({
       "optimizer": {"type": "adamw"},
-      "learning_rate": {"type": "polynomial", "polynomial": {
-          "initial_learning_rate": learning_rate,
-          "decay_steps": max(1, train_steps - warmup_steps),
-          "end_learning_rate": end_learning_rate,
-          "power": 1.0,
-          "offset": warmup_steps}},
-      "warmup": ({"type": "linear", "linear": {"warmup_steps": warmup_steps, "warmup_learning_rate": 0.0}}
-                 if warmup_steps > 0 else {"type": None}),
-  })
+      **optimization.schedule_config(learning_rate, train_steps, warmup_steps, end_learning_rate)})
   return optimizer_factory.OptimizerFactory(config).build_learning_rate()
 
 

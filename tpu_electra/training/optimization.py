@@ -59,15 +59,21 @@ def _factory(name, learning_rate, train_steps, warmup_steps, end_learning_rate, 
         exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY, gradient_clip_norm=0.0)}
   else:
     raise ValueError(f"unknown optimizer {name!r}; choose lamb, adamw or adam")
-  config = optimization_config.OptimizationConfig({
-      "optimizer": optimizer,
+  config = optimization_config.OptimizationConfig(
+      {"optimizer": optimizer, **schedule_config(learning_rate, train_steps, warmup_steps, end_learning_rate)})
+  return optimizer_factory.OptimizerFactory(config)
+
+
+def schedule_config(learning_rate: float, train_steps: int, warmup_steps: int, end_learning_rate: float = 0.0):
+  """tf-models-official's "learning_rate" and "warmup" configs: linear warmup from 0 over `warmup_steps`,
+  then linear decay to `end_learning_rate` at `train_steps`."""
+  return {
       "learning_rate": {"type": "polynomial", "polynomial": {
           "initial_learning_rate": learning_rate,
           "decay_steps": max(1, train_steps - warmup_steps),
           "end_learning_rate": end_learning_rate,
           "power": 1.0,
           "offset": warmup_steps}},
-      "warmup": {"type": "linear", "linear": {"warmup_steps": warmup_steps, "warmup_learning_rate": 0.0}}
-                if warmup_steps > 0 else {"type": None},
-  })
-  return optimizer_factory.OptimizerFactory(config)
+      "warmup": ({"type": "linear", "linear": {"warmup_steps": warmup_steps, "warmup_learning_rate": 0.0}}
+                 if warmup_steps > 0 else {"type": None}),
+  }
