@@ -7,7 +7,7 @@ r"""Fine-tunes a pretrained encoder on one task and evaluates it over one or mor
 it; the encoder's shape comes from the dir's operative_config.gin and its vocab from the
 pretraining data's manifest (or --vocab). --data_dir is the task's data: the GLUE root (holding
 CoLA/, SST-2/, ...), the directory with the SQuAD JSON files, with train.txt/dev.txt for tagging,
-or the RACE root (train/, dev/). Per-task hyper-parameters are macros in gin/finetune/<task>.gin.
+or the RACE root (train/, dev/). Per-task hyper-parameters are macros in finetune/<task>.gin (tpu_electra/gin/).
 
 The task's tokenized, packed features are prepared once (batched, with a progress line) into
 TFRecord shards under --feature_cache_dir (default: beside the data), keyed by the task files,
@@ -41,7 +41,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   Only `python -m tpu_electra.finetune` puts them on absl's global FLAGS: importing this module
   defines nothing, so it can share a process with other entry points that use the same names.
   """
-  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order (path, or relative to gin/).",
+  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order: a path, or a name in tpu_electra/gin/ such as smoke/electra.gin.",
                             flag_values=flag_values)
   flags.DEFINE_multi_string("gin_param", [], "Gin bindings applied after the files, e.g. 'LEARNING_RATE = 1e-4'.",
                             flag_values=flag_values)

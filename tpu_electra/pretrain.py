@@ -193,7 +193,7 @@ def upgrade_run_dir(model_dir: str) -> str:
 
 def define_flags(flag_values: flags.FlagValues) -> None:
   """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order (path, or relative to gin/).",
+  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order: a path, or a name in tpu_electra/gin/ such as smoke/electra.gin.",
                             flag_values=flag_values)
   flags.DEFINE_multi_string("gin_param", [], "Gin bindings applied after the files, e.g. 'TRAIN_STEPS = 1000'.",
                             flag_values=flag_values)

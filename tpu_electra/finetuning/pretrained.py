@@ -16,6 +16,7 @@ A model dir written before run.json existed is refused with the command that wri
 import dataclasses
 import importlib
 import os
+import shlex
 from typing import Any, Dict, Optional, Tuple
 
 import tpu_electra  # noqa: F401
@@ -117,8 +118,9 @@ def resolve_checkpoint(path: str) -> Tuple[str, str]:
   if tf.io.gfile.isdir(path):
     checkpoint = tf.train.latest_checkpoint(path)
     if checkpoint is None:
-      raise PretrainedModelError(f"no checkpoint in {path!r}: pretrain first (python -m tpu_electra.pretrain "
-                                 f"--model_dir={path} ...) or pass a directory that has one")
+      raise PretrainedModelError(f"no checkpoint in {path!r}: pass a directory that has one, or pretrain into it "
+                                 f"first, e.g. python -m tpu_electra.pretrain --gin_file=smoke/electra.gin "
+                                 f"--model_dir={shlex.quote(path)}")
     return path, checkpoint
   if tf.io.gfile.exists(path + ".index"):
     return os.path.dirname(path), path

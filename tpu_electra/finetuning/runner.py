@@ -8,7 +8,7 @@ config, the feature cache, the training arguments; written before training), `re
 `results.md`, `learning_curves.png` and `operative_config.gin`.
 Re-running the same command skips seeds whose `metrics.json` exists, so a preempted run resumes.
 
-Seeds: the run's base seed (the `SEED` macro of gin/finetune/base.gin, default 0) gives the k-th of
+Seeds: the run's base seed (the `SEED` macro of finetune/base.gin, default 0) gives the k-th of
 `--seeds=N` fine-tunings the seed SEED + k (`run_seeds`), and that seed alone decides everything
 random in it: the task head's initial weights, dropout and the order of the training data
 (`seeding.seed_everything` before the model is built; the shuffle is seeded with it). Its directory
