@@ -4,8 +4,9 @@ Importing this package registers the built-in objectives (one import line per mo
 defined elsewhere registers itself with `@tpu_electra.objectives.register(name)` when its module is
 imported, e.g. by an `import` line of a gin file). See base.py for what an objective declares.
 """
-from tpu_electra.objectives.base import (CAPABILITIES, DETECTION, MaskedLanguageModel, OnePassScorer,  # noqa: F401
-                                         PretrainingObjective, ReplacedTokenDetector, get, names, of, register)
+from tpu_electra.objectives.base import (CAPABILITIES, DETECTION, GeneratorDiscriminator,  # noqa: F401
+                                         MaskedLanguageModel, OnePassScorer, PretrainingObjective,
+                                         ReplacedTokenDetector, get, names, of, register)
 from tpu_electra.objectives import bert  # noqa: F401
 from tpu_electra.objectives import electra  # noqa: F401
 from tpu_electra.objectives import ale  # noqa: F401

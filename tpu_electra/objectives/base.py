@@ -132,6 +132,22 @@ class OnePassScorer:
 
 
 CAPABILITIES = (ReplacedTokenDetector, MaskedLanguageModel, OnePassScorer)
+
+
+class GeneratorDiscriminator(PretrainingObjective, ReplacedTokenDetector, MaskedLanguageModel):
+  """ELECTRA's shape (ELECTRA, ALE, TEAMS): a generator with a tied MLM head corrupts the input and a
+  discriminator, the network that is kept, detects the replaced tokens.
+
+  Subclasses set `generator`, `mlm_head` and `discriminator`, and say how the detector reads the
+  discriminator (`detector_logits`, `detector_layers`).
+  """
+
+  @property
+  def encoder(self) -> tf.keras.Model:
+    return self.discriminator
+
+  def masked_lm(self) -> Tuple[tf.keras.Model, tf.keras.layers.Layer]:
+    return self.generator, self.mlm_head
 # Capability methods with a default that fits most objectives.
 _OPTIONAL_METHODS = ("electra_discriminator_head",)
 

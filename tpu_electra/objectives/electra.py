@@ -13,11 +13,11 @@ from tpu_electra.modeling import (EncoderConfig, ReplacedTokenDetectionHead, Tra
 from tpu_electra.modeling import costs
 from tpu_electra.modeling.encoder import Embeddings
 from tpu_electra.objectives import losses, sampling
-from tpu_electra.objectives.base import MaskedLanguageModel, PretrainingObjective, ReplacedTokenDetector, register
+from tpu_electra.objectives.base import GeneratorDiscriminator, register
 
 
 @register("electra")
-class Electra(PretrainingObjective, ReplacedTokenDetector, MaskedLanguageModel):
+class Electra(GeneratorDiscriminator):
   """Generator + discriminator, trained jointly; the discriminator is the encoder that is kept."""
 
   def __init__(self, encoder_config: EncoderConfig, generator_fraction: float = 0.25,
@@ -47,14 +47,6 @@ class Electra(PretrainingObjective, ReplacedTokenDetector, MaskedLanguageModel):
             costs.Cost("sampling", costs.sampling_flops(encoder_config, num_predictions), trained=False),
             costs.encoder_cost("discriminator", encoder_config, seq_length),
             costs.Cost("rtd_head", costs.token_classifier_flops(encoder_config, seq_length))]
-
-  @property
-  def encoder(self) -> TransformerEncoder:
-    """The network that fine-tuning and export load."""
-    return self.discriminator
-
-  def masked_lm(self):
-    return self.generator, self.mlm_head
 
   def detector_logits(self, encoder_output, input_mask, training: Optional[bool] = None) -> tf.Tensor:
     """Replaced-token logits [batch, length] from the discriminator's outputs (export uses it too)."""

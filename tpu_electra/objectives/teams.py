@@ -31,7 +31,7 @@ from tpu_electra.modeling import (EncoderConfig, MultiWordSelectionHead, Replace
 from tpu_electra.modeling import costs
 from tpu_electra.modeling.encoder import Embeddings, transformer_block
 from tpu_electra.objectives import losses, sampling
-from tpu_electra.objectives.base import MaskedLanguageModel, PretrainingObjective, ReplacedTokenDetector, register
+from tpu_electra.objectives.base import GeneratorDiscriminator, register
 
 CANDIDATE_STRATEGIES = ("sampled", "hardest")
 
@@ -75,7 +75,7 @@ def generator_depth(num_layers: int, generator_layer_fraction: float) -> int:
 
 
 @register("teams")
-class Teams(PretrainingObjective, ReplacedTokenDetector, MaskedLanguageModel):
+class Teams(GeneratorDiscriminator):
   """Generator (MLM) + discriminator (RTD + MWS) with partial layer sharing.
 
   Args:
@@ -162,14 +162,6 @@ class Teams(PretrainingObjective, ReplacedTokenDetector, MaskedLanguageModel):
                        int(arguments["num_rtd_layers"]) * costs.transformer_layer_flops(encoder_config, seq_length)),
             costs.Cost("rtd_head", costs.token_classifier_flops(encoder_config, seq_length)),
             costs.Cost("mws_head", costs.candidate_selection_flops(encoder_config, num_predictions, num_candidates))]
-
-  @property
-  def encoder(self) -> TransformerEncoder:
-    """The MWS path (embeddings + all L discriminator layers): what fine-tuning and export load."""
-    return self.discriminator
-
-  def masked_lm(self):
-    return self.generator, self.mlm_head
 
   def detector_logits(self, encoder_output, input_mask, training: Optional[bool] = None) -> tf.Tensor:
     """Replaced-token logits of the RTD branch: discriminator layer L - num_rtd_layers, then the
