@@ -41,6 +41,7 @@ import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 import tensorflow as tf
 
 from tpu_electra import cli_utils
+from tpu_electra import convert
 from tpu_electra.data import tokenization
 from tpu_electra.finetuning import pretrained
 from tpu_electra.objectives import ReplacedTokenDetector
@@ -120,18 +121,6 @@ def export_saved_model(model_dir: str, output_dir: str, overwrite: bool = False)
 # Hugging Face
 
 
-def _relative_weights(layer) -> Dict[str, np.ndarray]:
-  """A layer's weights by their name below the layer ("self_attention/query/kernel")."""
-  out = {}
-  marker = layer.name + "/"
-  for weight in layer.weights:
-    name = weight.name.split(":")[0]
-    if marker not in name:
-      raise ExportError(f"weight {weight.name} is not named under its layer {layer.name}")
-    out[name.split(marker, 1)[1]] = weight.numpy()
-  return out
-
-
 def _linear(kernel: np.ndarray) -> np.ndarray:
   """A Keras Dense kernel [in, out] as a torch Linear weight [out, in]."""
   return np.ascontiguousarray(kernel.T)
@@ -139,8 +128,6 @@ def _linear(kernel: np.ndarray) -> np.ndarray:
 
 def encoder_state_dict(encoder, prefix: str = "electra.") -> Dict[str, np.ndarray]:
   """Hugging Face ELECTRA tensor names → float32 arrays for a built TransformerEncoder."""
-  config = encoder.config
-  hidden = config.hidden_size
   embeddings = encoder.embeddings
   state = {
       f"{prefix}embeddings.word_embeddings.weight": embeddings.word_embeddings.embeddings.numpy(),
@@ -153,23 +140,7 @@ def encoder_state_dict(encoder, prefix: str = "electra.") -> Dict[str, np.ndarra
     state[f"{prefix}embeddings_project.weight"] = _linear(encoder.embedding_projection.kernel.numpy())
     state[f"{prefix}embeddings_project.bias"] = encoder.embedding_projection.bias.numpy()
   for index, layer in enumerate(encoder.transformer_layers):
-    weights = _relative_weights(layer)
-    out = f"{prefix}encoder.layer.{index}."
-    for part in ("query", "key", "value"):
-      kernel = weights[f"self_attention/{part}/kernel"]
-      state[f"{out}attention.self.{part}.weight"] = _linear(kernel.reshape(hidden, -1))
-      state[f"{out}attention.self.{part}.bias"] = weights[f"self_attention/{part}/bias"].reshape(-1)
-    state[f"{out}attention.output.dense.weight"] = _linear(
-        weights["self_attention/attention_output/kernel"].reshape(-1, hidden))
-    state[f"{out}attention.output.dense.bias"] = weights["self_attention/attention_output/bias"]
-    state[f"{out}attention.output.LayerNorm.weight"] = weights["self_attention_layer_norm/gamma"]
-    state[f"{out}attention.output.LayerNorm.bias"] = weights["self_attention_layer_norm/beta"]
-    state[f"{out}intermediate.dense.weight"] = _linear(weights["intermediate/kernel"])
-    state[f"{out}intermediate.dense.bias"] = weights["intermediate/bias"]
-    state[f"{out}output.dense.weight"] = _linear(weights["output/kernel"])
-    state[f"{out}output.dense.bias"] = weights["output/bias"]
-    state[f"{out}output.LayerNorm.weight"] = weights["output_layer_norm/gamma"]
-    state[f"{out}output.LayerNorm.bias"] = weights["output_layer_norm/beta"]
+    state.update(convert.layer_state_dict(layer, f"{prefix}encoder.layer.{index}."))
   return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in state.items()}
 
 
@@ -194,7 +165,7 @@ def huggingface_config(encoder_config, architecture: str, pad_token_id: int = 0)
       "num_hidden_layers": encoder_config.num_layers,
       "num_attention_heads": encoder_config.num_heads,
       "intermediate_size": encoder_config.intermediate_size,
-      "hidden_act": encoder_config.activation,
+      "hidden_act": convert.huggingface_activation(encoder_config.activation),
       "hidden_dropout_prob": encoder_config.dropout_rate,
       "attention_probs_dropout_prob": encoder_config.attention_dropout_rate,
       "max_position_embeddings": encoder_config.max_position_embeddings,
