@@ -101,12 +101,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.mark_flag_as_required("output_dir", flag_values=flag_values)
 
 
+@cli_utils.one_line_errors(embedded.EmbeddedCorpusError, TaskDataError, OSError, tf.errors.OpError)
 def run(flag_values: flags.FlagValues) -> int:
-  try:
-    counts = write(flag_values.output_dir)
-  except (embedded.EmbeddedCorpusError, TaskDataError, OSError, tf.errors.OpError) as e:
-    cli_utils.print_error(e)
-    return 1
+  counts = write(flag_values.output_dir)
   for name, count in counts.items():
     print(f"{flag_values.output_dir.rstrip('/')}/{name}: {count} {'questions' if name.endswith('.json') else 'rows'}")
   return 0

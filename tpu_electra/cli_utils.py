@@ -1,6 +1,13 @@
 """What the command-line entry points share: one-line errors and running on flags of their own.
 
-Every entry point has `define_flags(flag_values)` and `run(flag_values) -> exit status`, then
+Every entry point has `define_flags(flag_values)` and
+
+  @cli_utils.one_line_errors(ValueError, OSError)
+  def run(flag_values) -> int:  # the exit status
+    cli_utils.require(flag_values, "model_dir")
+    ...
+
+then
 
   cli = cli_utils.command_line(define_flags, run)
 
@@ -9,7 +16,7 @@ Every entry point has `define_flags(flag_values)` and `run(flag_values) -> exit 
 """
 import functools
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Type
 
 from absl import app, flags
 
@@ -23,6 +30,32 @@ def first_line(error: BaseException) -> str:
 
 def print_error(error: BaseException) -> None:
   print(f"error: {first_line(error)}", file=sys.stderr)
+
+
+class MissingFlagError(ValueError):
+  """A flag that the command needs was not given."""
+
+
+def require(flag_values: flags.FlagValues, *names: str, why: str = "") -> None:
+  """Raises MissingFlagError naming the first of `names` that is unset (`why`: what it is for)."""
+  for name in names:
+    if not flag_values[name].value:
+      raise MissingFlagError(f"--{name} is required{f' ({why})' if why else ''}")
+
+
+def one_line_errors(*errors: Type[BaseException]):
+  """Decorates `run(flag_values) -> exit status`: an error of these kinds, or a missing flag, is
+  printed as one line (`error: ...`) and the exit status is 1, with no traceback."""
+  def decorate(run: Callable[[flags.FlagValues], int]) -> Callable[[flags.FlagValues], int]:
+    @functools.wraps(run)
+    def run_with_one_line_errors(flag_values: flags.FlagValues) -> int:
+      try:
+        return run(flag_values)
+      except (MissingFlagError, *errors) as e:  # pylint: disable=catching-non-exception
+        print_error(e)
+        return 1
+    return run_with_one_line_errors
+  return decorate
 
 
 def run_on_own_flags(define_flags: Callable[[flags.FlagValues], None], run: Callable[[flags.FlagValues], int],

@@ -53,7 +53,6 @@ import os
 import pickle
 import re
 import struct
-import sys
 import uuid
 import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -1271,18 +1270,12 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_boolean("overwrite", False, "Replace an existing --output_dir.", flag_values=flag_values)
 
 
+@cli_utils.one_line_errors(ValueError, OSError)
 def run(flag_values: flags.FlagValues) -> int:
   """Runs the conversion the parsed flags ask for; returns the exit status (errors: one line)."""
-  for name in ("source", "output_dir"):
-    if not flag_values[name].value:
-      print(f"error: --{name} is required", file=sys.stderr)
-      return 1
-  try:
-    path = convert(flag_values.source, flag_values.output_dir, generator=flag_values.generator,
-                   overwrite=flag_values.overwrite)
-  except (ValueError, OSError) as e:
-    cli_utils.print_error(e)
-    return 1
+  cli_utils.require(flag_values, "source", "output_dir")
+  path = convert(flag_values.source, flag_values.output_dir, generator=flag_values.generator,
+                 overwrite=flag_values.overwrite)
   print(f"wrote converted run directory {path}")
   return 0
 

@@ -13,7 +13,6 @@ The command prints the metrics and writes them as JSON (default: DIR/eval/metric
 import json
 import os
 import re
-import sys
 from typing import Callable, Dict, Optional
 
 from absl import flags, logging
@@ -121,17 +120,13 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                       flag_values=flag_values)
 
 
+@cli_utils.one_line_errors(ValueError, OSError, tf.errors.OpError)
 def run(flag_values: flags.FlagValues) -> int:
   """Evaluates what the parsed flags ask for; returns the exit status (errors: one line)."""
-  if not flag_values.model_dir and not flag_values.checkpoint:
-    print("error: --model_dir (or --checkpoint) is required", file=sys.stderr)
-    return 1
-  try:
-    result = evaluate_run(flag_values.model_dir, flag_values.checkpoint, flag_values.data_dir,
-                          flag_values.eval_batches, flag_values.batch_size, flag_values.output)
-  except (ValueError, OSError, tf.errors.OpError) as e:
-    cli_utils.print_error(e)
-    return 1
+  if not flag_values.checkpoint:
+    cli_utils.require(flag_values, "model_dir", why="or --checkpoint")
+  result = evaluate_run(flag_values.model_dir, flag_values.checkpoint, flag_values.data_dir,
+                        flag_values.eval_batches, flag_values.batch_size, flag_values.output)
   print(json.dumps(result, indent=2, sort_keys=True))
   return 0
 

@@ -31,7 +31,6 @@ renamed into place at the end, so a failed export never leaves a half-written OU
 import json
 import os
 import struct
-import sys
 import uuid
 from typing import Dict, Mapping, Optional
 
@@ -272,18 +271,12 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_boolean("overwrite", False, "Replace an existing --output_dir.", flag_values=flag_values)
 
 
+@cli_utils.one_line_errors(ValueError, OSError)
 def run(flag_values: flags.FlagValues) -> int:
   """Runs the export the parsed flags ask for; returns the exit status (errors: one line)."""
-  for name in ("model_dir", "output_dir"):
-    if not flag_values[name].value:
-      print(f"error: --{name} is required", file=sys.stderr)
-      return 1
+  cli_utils.require(flag_values, "model_dir", "output_dir")
   exporter = export_saved_model if flag_values.format == "saved_model" else export_huggingface
-  try:
-    path = exporter(flag_values.model_dir, flag_values.output_dir, overwrite=flag_values.overwrite)
-  except (ValueError, OSError) as e:
-    cli_utils.print_error(e)
-    return 1
+  path = exporter(flag_values.model_dir, flag_values.output_dir, overwrite=flag_values.overwrite)
   print(f"wrote {flag_values.format} export to {path}")
   return 0
 

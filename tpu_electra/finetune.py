@@ -24,7 +24,6 @@ command with the same SEED gives bit-identical checkpoints on CPU.
 combines finished GLUE task runs into glue_results.json / .md: per-task seed statistics, the
 ELECTRA-style 8-task average and the official GLUE score (tpu_electra.finetuning.report).
 """
-import sys
 from absl import flags
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -69,39 +68,23 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                     flag_values=flag_values)
 
 
+# Gin appends the configurable's name on further lines of its errors; the first line says what is wrong.
+@cli_utils.one_line_errors(ValueError, OSError, trainer.NonFiniteLossError)
 def run(flag_values: flags.FlagValues) -> int:
   """Runs the fine-tuning the parsed flags ask for; returns the exit status (errors: one line)."""
   if flag_values.glue_runs:
-    return _summarize_glue(flag_values)
-  for name in ("init_checkpoint", "data_dir", "model_dir"):
-    if not flag_values[name].value:
-      print(f"error: --{name} is required", file=sys.stderr)
-      return 1
-  try:
-    gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
-    results = runner.finetune(
-        init_checkpoint=flag_values.init_checkpoint, data_dir=flag_values.data_dir,
-        model_dir=flag_values.model_dir, num_seeds=flag_values.seeds, vocab=flag_values.vocab,
-        vocab_type=flag_values.vocab_type, do_lower_case=flag_values.do_lower_case,
-        feature_cache_dir=flag_values.feature_cache_dir)
-  except (ValueError, OSError, trainer.NonFiniteLossError) as e:
-    # Gin appends the configurable's name on further lines; the first line says what is wrong.
-    cli_utils.print_error(e)
-    return 1
-  print(runner.results_markdown(results))
-  return 0
-
-
-def _summarize_glue(flag_values: flags.FlagValues) -> int:
-  if not flag_values.model_dir:
-    print("error: --model_dir is required (where the GLUE report goes)", file=sys.stderr)
-    return 1
-  try:
+    cli_utils.require(flag_values, "model_dir", why="where the GLUE report goes")
     glue_results = runner.glue_summary(flag_values.glue_runs, flag_values.model_dir, flag_values.glue_statistic)
-  except (ValueError, OSError) as e:
-    cli_utils.print_error(e)
-    return 1
-  print(report.glue_markdown(glue_results))
+    print(report.glue_markdown(glue_results))
+    return 0
+  cli_utils.require(flag_values, "init_checkpoint", "data_dir", "model_dir")
+  gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
+  results = runner.finetune(
+      init_checkpoint=flag_values.init_checkpoint, data_dir=flag_values.data_dir,
+      model_dir=flag_values.model_dir, num_seeds=flag_values.seeds, vocab=flag_values.vocab,
+      vocab_type=flag_values.vocab_type, do_lower_case=flag_values.do_lower_case,
+      feature_cache_dir=flag_values.feature_cache_dir)
+  print(runner.results_markdown(results))
   return 0
 
 

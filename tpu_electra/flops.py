@@ -213,18 +213,14 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                     flag_values=flag_values)
 
 
+@cli_utils.one_line_errors(ValueError)
 def run(flag_values: flags.FlagValues) -> int:
   """Prints the count the parsed flags ask for; returns the exit status (errors: one line)."""
   if flag_values.papers:
     print(published_comparison())
     return 0
-  try:
-    gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
-    report = report_from_gin(flag_values.vocab_size, flag_values.backward_factor)
-    print(report.format(flag_values.train_flops))
-  except ValueError as e:
-    cli_utils.print_error(e)
-    return 1
+  gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
+  print(report_from_gin(flag_values.vocab_size, flag_values.backward_factor).format(flag_values.train_flops))
   return 0
 
 

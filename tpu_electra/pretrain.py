@@ -12,7 +12,6 @@ A model dir written before run.json existed gets one with
   python -m tpu_electra.pretrain --upgrade_run_dir=DIR
 """
 import os
-import sys
 from typing import Dict, Optional
 
 from absl import flags, logging
@@ -203,21 +202,16 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                       "written before runs recorded one.", flag_values=flag_values)
 
 
+# Gin appends the configurable's name on further lines of its errors; the first line says what is wrong.
+@cli_utils.one_line_errors(ValueError, trainer.NonFiniteLossError)
 def run(flag_values: flags.FlagValues) -> int:
   """Pretrains (or upgrades a model dir) as the parsed flags ask; returns the exit status (errors: one line)."""
-  try:
-    if flag_values.upgrade_run_dir:
-      print(f"wrote {upgrade_run_dir(flag_values.upgrade_run_dir)}")
-      return 0
-    if not flag_values.model_dir:
-      print("error: --model_dir is required", file=sys.stderr)
-      return 1
-    gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
-    pretrain(model_dir=flag_values.model_dir)
-  except (ValueError, trainer.NonFiniteLossError) as e:
-    # Gin appends the configurable's name on further lines; the first line says what is wrong.
-    cli_utils.print_error(e)
-    return 1
+  if flag_values.upgrade_run_dir:
+    print(f"wrote {upgrade_run_dir(flag_values.upgrade_run_dir)}")
+    return 0
+  cli_utils.require(flag_values, "model_dir")
+  gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
+  pretrain(model_dir=flag_values.model_dir)
   return 0
 
 

@@ -36,7 +36,6 @@ unless --case_sensitive.
 """
 import dataclasses
 import json
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import flags
@@ -332,20 +331,14 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_boolean("case_sensitive", False, "Compare words case-sensitively for WER.", flag_values=flag_values)
 
 
+@cli_utils.one_line_errors(ValueError, OSError)
 def run(flag_values: flags.FlagValues) -> int:
   """Runs the scoring the parsed flags ask for; returns the exit status (errors: one line)."""
-  for name in ("model_dir", "nbest", "output"):
-    if not flag_values[name].value:
-      print(f"error: --{name} is required", file=sys.stderr)
-      return 1
-  try:
-    summary = score_file(flag_values.model_dir, flag_values.nbest, flag_values.output, flag_values.method,
-                         flag_values.lm_weight, flag_values.batch_size, flag_values.max_seq_length,
-                         flag_values.vocab, flag_values.vocab_type, flag_values.do_lower_case,
-                         flag_values.case_sensitive)
-  except (ValueError, OSError) as e:
-    cli_utils.print_error(e)
-    return 1
+  cli_utils.require(flag_values, "model_dir", "nbest", "output")
+  summary = score_file(flag_values.model_dir, flag_values.nbest, flag_values.output, flag_values.method,
+                       flag_values.lm_weight, flag_values.batch_size, flag_values.max_seq_length,
+                       flag_values.vocab, flag_values.vocab_type, flag_values.do_lower_case,
+                       flag_values.case_sensitive)
   print(json.dumps(summary, indent=2))
   return 0
 

@@ -1,6 +1,5 @@
 """Learning-curve plots of fine-tuning runs, as PNG files (matplotlib, headless Agg backend)."""
 import io
-import os
 from typing import Any, Mapping, Optional, Sequence
 
 from tpu_electra import fileio

@@ -11,7 +11,7 @@
 """
 import contextlib
 import threading
-from typing import Iterator, Optional
+from typing import Iterator
 
 import tpu_electra  # noqa: F401
 import tensorflow as tf
