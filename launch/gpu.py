@@ -37,12 +37,7 @@ _HOST = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(
-      prog="python -m launch.gpu", description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-  p.add_argument("action", choices=ACTIONS)
-  p.add_argument("--dry_run", action="store_true",
-                 help="Print the exact commands and run nothing.")
+  p = common.action_parser("launch.gpu", __doc__, ACTIONS)
   hosts = p.add_argument_group("hosts")
   hosts.add_argument("--hosts", default="",
                      help="Comma-separated ssh destinations ([user@]host); empty runs here.")

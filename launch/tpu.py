@@ -76,12 +76,7 @@ def default_runtime_version(accelerator_type: str, tf_version: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(
-      prog="python -m launch.tpu", description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-  p.add_argument("action", choices=ACTIONS)
-  p.add_argument("--dry_run", action="store_true",
-                 help="Print the exact commands and run nothing.")
+  p = common.action_parser("launch.tpu", __doc__, ACTIONS)
   tpu = p.add_argument_group("TPU")
   tpu.add_argument("--name", help="TPU VM name (lowercase letters, digits, '-').")
   tpu.add_argument("--zone", help="e.g. europe-west4-a (v3), us-central2-b (v4).")

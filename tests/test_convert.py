@@ -13,6 +13,7 @@ import tpu_electra  # noqa: F401,E402
 import tensorflow as tf  # noqa: E402
 
 from tpu_electra import convert  # noqa: E402
+from tpu_electra import fileio  # noqa: E402
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB = SPECIALS + [f"w{i}" for i in range(len(SPECIALS), 97)]
@@ -386,7 +387,7 @@ def test_cli_writes_a_run_directory_that_loads_as_a_run(tmp_path, capsys):
   assert record["kind"] == "pretraining" and record["objective"]["name"] == "electra"
   assert record["source"]["kind"] == "huggingface" and record["source"]["architecture"] == "ElectraForPreTraining"
   assert record["source"]["path"] == os.path.abspath(directory)
-  assert record["source"]["sha256"] == convert.sha256_of_file(os.path.join(directory, "model.safetensors"))
+  assert record["source"]["sha256"] == fileio.file_sha256(os.path.join(directory, "model.safetensors"))
   assert record["data"] == {"data_dir": None, "vocab_file": "vocab.txt", "vocab_type": "wordpiece",
                             "do_lower_case": True, "vocab_size": len(VOCAB)}
   assert record["conversion"]["checkpoint_items"] == ["encoder", "model"]

@@ -32,6 +32,21 @@ def print_error(error: BaseException) -> None:
   print(f"error: {first_line(error)}", file=sys.stderr)
 
 
+def define_gin_flags(flag_values: flags.FlagValues, example_binding: str) -> None:
+  """--gin_file and --gin_param, as every gin-configured entry point takes them."""
+  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order: a path, or a name in "
+                            "tpu_electra/gin/ such as smoke/electra.gin.", flag_values=flag_values)
+  flags.DEFINE_multi_string("gin_param", [], f"Gin bindings applied after the files, e.g. {example_binding!r}.",
+                            flag_values=flag_values)
+
+
+def define_output_flags(flag_values: flags.FlagValues, what: str) -> None:
+  """--output_dir (written whole into a temporary sibling, then renamed) and --overwrite."""
+  flags.DEFINE_string("output_dir", None, f"Where to write {what} (must not exist unless --overwrite).",
+                      flag_values=flag_values)
+  flags.DEFINE_boolean("overwrite", False, "Replace an existing --output_dir.", flag_values=flag_values)
+
+
 class MissingFlagError(ValueError):
   """A flag that the command needs was not given."""
 

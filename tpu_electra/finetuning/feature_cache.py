@@ -349,17 +349,6 @@ def evaluation_dataset(split: SplitFeatures, global_batch_size: int, index_name:
 # Keys
 
 
-def file_sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, "rb") as f:
-    while True:
-      block = f.read(_READ_BLOCK)
-      if not block:
-        break
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def file_crc32(path: str) -> Tuple[int, int]:
   """(CRC32, size in bytes) of a file, read in blocks."""
   crc, size = 0, 0
@@ -429,7 +418,7 @@ class FileDigests:
         and isinstance(entry.get("sha256"), str)):
       return entry["sha256"]
     hashed_at = time.time_ns()
-    digest = file_sha256(path)
+    digest = fileio.file_sha256(path)
     if stat.mtime_nsec + self.RACY_NS < hashed_at and tf.io.gfile.stat(path).mtime_nsec == stat.mtime_nsec:
       self.entries[name] = {"size": stat.length, "mtime_ns": stat.mtime_nsec, "sha256": digest}
       self.changed = True
