@@ -18,17 +18,9 @@ import tensorflow as tf
 
 from tpu_electra.finetuning import features
 from tpu_electra.modeling import task_heads
+from tpu_electra.objectives import losses
 
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
-
-
-def _encoder_inputs(batch) -> Dict[str, tf.Tensor]:
-  return {name: batch[name] for name in ENCODER_INPUTS}
-
-
-def _weighted_mean(values, weights):
-  weights = tf.cast(weights, tf.float32)
-  return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))
 
 
 def _sparse_cross_entropy(logits, labels):
@@ -38,7 +30,7 @@ def _sparse_cross_entropy(logits, labels):
   safe_labels = tf.maximum(labels, 0)
   per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
   correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), safe_labels), tf.float32)
-  return _weighted_mean(per_example, weights), _weighted_mean(correct, weights)
+  return losses.weighted_mean(per_example, weights), losses.weighted_mean(correct, weights)
 
 
 class TaskModel(tf.keras.Model):
@@ -54,6 +46,10 @@ class TaskModel(tf.keras.Model):
 
   def task_outputs(self, batch, training=None) -> Dict[str, tf.Tensor]:
     raise NotImplementedError
+
+  def sequence_output(self, batch, training=None) -> tf.Tensor:
+    """The encoder's last layer [B, L, H] for the batch's `input_word_ids`, `input_mask`, `input_type_ids`."""
+    return self.encoder({name: batch[name] for name in ENCODER_INPUTS}, training=training)["sequence_output"]
 
   def losses_and_metrics(self, batch, outputs) -> Dict[str, tf.Tensor]:
     raise NotImplementedError
@@ -73,7 +69,7 @@ class ClassificationModel(TaskModel):
                                               config.initializer_range)
 
   def task_outputs(self, batch, training=None):
-    sequence = self.encoder(_encoder_inputs(batch), training=training)["sequence_output"]
+    sequence = self.sequence_output(batch, training)
     return {"logits": self.head(sequence, training=training)}
 
   def losses_and_metrics(self, batch, outputs):
@@ -91,7 +87,7 @@ class RegressionModel(TaskModel):
                                               config.initializer_range)
 
   def task_outputs(self, batch, training=None):
-    sequence = self.encoder(_encoder_inputs(batch), training=training)["sequence_output"]
+    sequence = self.sequence_output(batch, training)
     return {"scores": tf.squeeze(self.head(sequence, training=training), axis=-1)}
 
   def losses_and_metrics(self, batch, outputs):
@@ -111,7 +107,7 @@ class SpanModel(TaskModel):
     self.head = task_heads.SpanHead(encoder.config.initializer_range)
 
   def task_outputs(self, batch, training=None):
-    sequence = self.encoder(_encoder_inputs(batch), training=training)["sequence_output"]
+    sequence = self.sequence_output(batch, training)
     start_logits, end_logits = self.head(sequence, batch["input_mask"])
     return {"start_logits": start_logits, "end_logits": end_logits}
 
@@ -129,7 +125,7 @@ class TaggingModel(TaskModel):
     self.head = task_heads.TaggingHead(num_labels, dropout_rate, encoder.config.initializer_range)
 
   def task_outputs(self, batch, training=None):
-    sequence = self.encoder(_encoder_inputs(batch), training=training)["sequence_output"]
+    sequence = self.sequence_output(batch, training)
     return {"logits": self.head(sequence, training=training)}
 
   def losses_and_metrics(self, batch, outputs):
