@@ -15,6 +15,8 @@ INSTALL_REQUIRES = [
     "numpy==2.4.6",
     "pillow==12.3.0",
     "mwparserfromhell==0.7.2",
+    # TFRecord framing (masked CRC32C) without TensorFlow: data_prep's workers never import it.
+    "google-crc32c==1.9.0",
 ]
 
 EXTRAS_REQUIRE = {
@@ -24,7 +26,6 @@ EXTRAS_REQUIRE = {
     "hf": ["torch==2.13.0", "transformers==4.57.6"],
     "beam": [
         "apache-beam[tfrecord]==2.77.0",
-        "google-crc32c==1.9.0",
         "pyarrow==25.0.1",
         "python-dateutil==2.9.0.post0",
     ],

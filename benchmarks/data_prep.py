@@ -22,6 +22,11 @@ The peer, with --reference_dir, is google-research/electra's build_pretraining_d
 same files and vocab (its pure-Python WordPiece tokenizer and per-example protos), with
 --num-processes equal to the worker count; run from its own checkout, nothing of it is copied here.
 It is slow (about a minute for 40 MB on 2 cores), so it runs --reference_rounds times.
+
+With --profile, a table of where one process spends its CPU seconds follows: a build of the same
+corpus, and one of the embedded Wikipedia dump (bz2 decompression, XML, wikitext cleaning), each in
+a process of its own with every stage's parts timed (exclusive CPU seconds: a part's own time,
+without the parts it calls). Timing the parts costs a little; the end-to-end tables are untouched.
 """
 import hashlib
 import os
@@ -39,6 +44,8 @@ from typing import Dict, List, Optional, Sequence
 from absl import app
 from absl import flags
 
+from tpu_electra.finetuning.report import markdown_table
+
 FLAGS = flags.FLAGS
 flags.DEFINE_float("corpus_mb", 40.0, "Corpus size in MiB (at least; whole copies of the fragment).")
 flags.DEFINE_integer("corpus_files", 8, "Files the corpus is spread over.")
@@ -49,6 +56,8 @@ flags.DEFINE_integer("rounds", 3, "Alternating rounds of every worker count.")
 flags.DEFINE_string("work_dir", "/tmp/tpu_electra_data_prep_bench", "Where the corpus and the outputs go.")
 flags.DEFINE_string("reference_dir", None, "A checkout of google-research/electra: also time its builder.")
 flags.DEFINE_integer("reference_rounds", 1, "Rounds of the reference builder per worker count.")
+flags.DEFINE_bool("profile", False, "Also print where one process spends its CPU time, stage by stage.")
+flags.DEFINE_string("profile_child", None, "Internal: profile one build of this --corpus spec and print its JSON.")
 
 STAGES = ("extract", "examples", "shards")
 STAGE_LINE = re.compile(r"stage times: [0-9.]+ s after startup \((.*)\)")
@@ -168,7 +177,6 @@ def machine() -> str:
 
 def end_to_end_table(ours: Dict[int, List[Dict]], reference: Dict[int, List[Dict]], corpus_bytes: int) -> str:
   """Wall time, MB/s and ratios; CPU seconds only for one process (pool workers are not the build's children)."""
-  from benchmarks import common  # pylint: disable=g-import-not-at-top
   rows = []
   mib = corpus_bytes / MB
   one = median(ours[min(ours)], "wall")
@@ -189,13 +197,12 @@ def end_to_end_table(ours: Dict[int, List[Dict]], reference: Dict[int, List[Dict
     wall = median(runs, "wall")
     rows.append(["google-research/electra build_pretraining_dataset.py", workers, f"{wall:.1f}", cpu(runs, workers),
                  f"{mib / wall:.2f}", "", "1.0x"])
-  return common.markdown_table(
+  return markdown_table(
       ["builder", "workers", "end-to-end s", "CPU s", "MB/s end to end", "vs 1 worker", "vs electra (same workers)"],
       rows)
 
 
 def stage_table(ours: Dict[int, List[Dict]], corpus_bytes: int) -> str:
-  from benchmarks import common  # pylint: disable=g-import-not-at-top
   rows = []
   mib = corpus_bytes / MB
   for workers, runs in sorted(ours.items()):
@@ -206,13 +213,155 @@ def stage_table(ours: Dict[int, List[Dict]], corpus_bytes: int) -> str:
                  f"{write:.2f} ({mib / write:.1f} / {examples / write:,.0f})",
                  f"{shards:.2f} ({examples / shards:,.0f})",
                  f"{stages:.2f} ({mib / stages:.1f})"])
-  return common.markdown_table(
+  return markdown_table(
       ["workers", "startup s", "extract s (MB/s)", "examples s (MB/s / examples/s)", "shards s (examples/s)",
        "all stages s (MB/s)"], rows)
 
 
+# Profile: the parts timed, as (label, module, attribute); class attributes as "Class.method". Each is
+# counted in the stage that calls it.
+PROFILED = (
+    ("read + decode (text files)", "data_prep.sources", "read_text_documents"),
+    ("bz2 decompression", "data_prep.sources", "_bz2_chunks"),
+    ("XML pull parsing (dumps)", "data_prep.sources", "read_wikipedia_dump"),
+    ("wikitext cleaning (mwparserfromhell)", "data_prep.wikitext", "to_paragraphs"),
+    ("sentence splitting", "data_prep.segment", "split_document"),
+    ("held-out bucket (sha256 per document)", "data_prep.pipeline", "_bucket_of_bytes"),
+    ("tokenization (data_prep.wordpiece)", "data_prep.wordpiece", "WordpieceTokenizer.tokenize_text"),
+    ("packing: plan (per sentence)", "data_prep.examples", "plan_documents"),
+    ("packing: assemble (numpy)", "data_prep.examples", "assemble"),
+    ("serialization (tf.train.Example)", "data_prep.tfexample", "serialize_batch"),
+    ("read unit records", "data_prep.shards", "read_records"),
+    ("TFRecord framing (crc32c)", "data_prep.shards", "_tfrecord_bytes"),
+)
+OTHER = "other (Python glue, file reads and writes)"
+
+
+class _Clock:
+  """Exclusive CPU seconds of nested calls (and of generators, each step): a call's own time, less its callees'."""
+
+  def __init__(self):
+    self.exclusive: Dict[str, float] = {}
+    self.stage = "startup"
+    self._stack: List[List] = []
+
+  def enter(self, label: str) -> None:
+    self._stack.append([f"{self.stage}:{label}", time.process_time(), 0.0])
+
+  def leave(self) -> None:
+    name, start, inner = self._stack.pop()
+    spent = time.process_time() - start
+    self.exclusive[name] = self.exclusive.get(name, 0.0) + spent - inner
+    if self._stack:
+      self._stack[-1][2] += spent
+
+  def wrap(self, name: str, fn):
+    import functools  # pylint: disable=g-import-not-at-top
+    import inspect  # pylint: disable=g-import-not-at-top
+    clock = self
+    if inspect.isgeneratorfunction(fn):
+      @functools.wraps(fn)
+      def generator(*args, **kwargs):
+        iterator = fn(*args, **kwargs)
+        while True:
+          clock.enter(name)
+          try:
+            value = next(iterator)
+          except StopIteration:
+            return
+          finally:
+            clock.leave()
+          yield value
+      return generator
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+      clock.enter(name)
+      try:
+        return fn(*args, **kwargs)
+      finally:
+        clock.leave()
+    return call
+
+
+def profile_child(corpus: str) -> None:
+  """One build of `corpus` in this process with its parts timed; prints a JSON line of CPU seconds."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  vocab, max_seq_length, work_dir = FLAGS.vocab, FLAGS.max_seq_length, FLAGS.work_dir
+  for name in ("vocab", "max_seq_length"):  # data_prep.build defines flags of these names too.
+    delattr(FLAGS, name)
+  start = time.process_time()
+  from data_prep import build  # pylint: disable=g-import-not-at-top
+  from data_prep import pipeline  # pylint: disable=g-import-not-at-top
+  imports = time.process_time() - start
+  clock = _Clock()
+  for label, module_name, attribute in PROFILED:
+    owner = importlib.import_module(module_name)
+    if "." in attribute:
+      owner_name, attribute = attribute.split(".")
+      owner = getattr(owner, owner_name)
+    setattr(owner, attribute, clock.wrap(label, getattr(owner, attribute)))
+  run_stage = pipeline.run_stage
+
+  def timed_stage(stage, *args, **kwargs):
+    clock.stage = stage
+    clock.enter(OTHER)
+    try:
+      return run_stage(stage, *args, **kwargs)
+    finally:
+      clock.leave()
+      clock.stage = "manifest"
+
+  pipeline.run_stage = timed_stage
+  output_dir = os.path.join(work_dir, "profile-out")
+  shutil.rmtree(output_dir, ignore_errors=True)
+  config = build.BuildConfig(corpus=(corpus,), vocab=vocab, do_lower_case=True, max_seq_length=max_seq_length,
+                             output_dir=output_dir)
+  timings: Dict[str, float] = {}
+  begin = time.process_time()
+  build.build(config, timings)
+  total = time.process_time() - begin
+  with open(os.path.join(output_dir, "manifest.json")) as f:
+    manifest = json.load(f)
+  print("PROFILE " + json.dumps({"imports": imports, "total": total, "parts": clock.exclusive,
+                                 "examples": manifest["num_examples"] + manifest["num_eval_examples"],
+                                 "tensorflow_imported": "tensorflow" in sys.modules}))
+
+
+def run_profile(corpus: str) -> Dict:
+  import json  # pylint: disable=g-import-not-at-top
+  command = [sys.executable, "-m", "benchmarks.data_prep", f"--profile_child={corpus}", f"--vocab={FLAGS.vocab}",
+             f"--max_seq_length={FLAGS.max_seq_length}", f"--work_dir={FLAGS.work_dir}"]
+  done = _timed(command)
+  line = next(l for l in done["stderr"].splitlines() if l.startswith("PROFILE "))
+  return {**json.loads(line[len("PROFILE "):]), "wall": done["wall"], "cpu": done["cpu"]}
+
+
+def profile_table(profile: Dict, text_bytes: int) -> str:
+  """CPU seconds per part, stage by stage; MB/s of the corpus text (MiB) at that part's speed."""
+  rows = [["startup", "interpreter, imports and exit", f"{profile['cpu'] - profile['total']:.2f}",
+           f"{100 * (profile['cpu'] - profile['total']) / profile['cpu']:.0f}%", ""]]
+  for stage in STAGES:
+    parts = {k.split(":", 1)[1]: v for k, v in profile["parts"].items() if k.startswith(stage + ":")}
+    for label, seconds in sorted(parts.items(), key=lambda kv: (kv[0] == OTHER, -kv[1])):
+      if seconds < 0.005:
+        continue
+      rows.append([stage, label, f"{seconds:.2f}", f"{100 * seconds / profile['cpu']:.0f}%",
+                   f"{text_bytes / MB / seconds:.0f}"])
+  rest = profile["total"] - sum(profile["parts"].values())
+  rows.append(["other", "planning, manifest, removing _work", f"{rest:.2f}", f"{100 * rest / profile['cpu']:.0f}%", ""])
+  rows.append(["all", f"process total ({profile['examples']:,} examples; TensorFlow imported: "
+               f"{'yes' if profile['tensorflow_imported'] else 'no'})", f"{profile['cpu']:.2f}", "100%",
+               f"{text_bytes / MB / profile['cpu']:.1f}"])
+  return markdown_table(["stage", "part", "CPU s", "share", "MB/s (text)"], rows)
+
+
 def main(argv):
   del argv
+  if FLAGS.profile_child:
+    profile_child(FLAGS.profile_child)
+    return
   corpus_dir = os.path.join(FLAGS.work_dir, f"corpus-{FLAGS.corpus_mb:g}mb-{FLAGS.corpus_files}files")
   corpus_bytes = make_corpus(corpus_dir, FLAGS.corpus_mb, FLAGS.corpus_files)
   workers = [int(w) for w in FLAGS.workers]
@@ -241,6 +390,19 @@ def main(argv):
   print(end_to_end_table(ours, reference, corpus_bytes))
   print()
   print(stage_table(ours, corpus_bytes))
+  if FLAGS.profile:
+    from data_prep import embedded  # pylint: disable=g-import-not-at-top
+    from data_prep import sources  # pylint: disable=g-import-not-at-top
+    dump = embedded.fetch()
+    dump_text = sum(len("\n".join(d.paragraphs).encode("utf-8")) for d in sources.read_wikipedia_dump(dump))
+    for title, corpus, text_bytes in (
+        (f"the {corpus_bytes / MB:.1f} MiB text corpus above", f"text:{corpus_dir}", corpus_bytes),
+        (f"the embedded Wikipedia dump ({os.path.getsize(dump) / MB:.1f} MiB of bz2, {dump_text / MB:.1f} MiB of "
+         "article text)", "wikipedia:embedded", dump_text)):
+      print()
+      print(f"Where one process (--num_workers=1) spends its CPU seconds on {title}:")
+      print()
+      print(profile_table(run_profile(corpus), text_bytes))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ shard's size, record count and sha256; `python -m data_prep.verify --data_dir=DI
 import sys
 
 if __name__ == "__main__":
-  # Before the imports below, so that the worker pool's fork server imports TensorFlow while this
+  # Before the imports below, so that the worker pool's fork server does its imports while this
   # process does rather than after (see data_prep.fork_server).
   from data_prep import fork_server
   fork_server.start_early(sys.argv[1:])
@@ -45,17 +45,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from absl import app
 from absl import flags
 from absl import logging
-import tensorflow as tf
 
 from data_prep import embedded
 from data_prep import examples as examples_lib
 from data_prep import pipeline
 from data_prep import sources
 from data_prep import vocab as vocab_lib
+from data_prep import wordpiece
 from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
-from tpu_electra.data import tokenization
 
 BuildConfig = pipeline.BuildConfig
 BuildError = pipeline.BuildError
@@ -146,7 +145,7 @@ def plan_parts(inputs: Sequence[InputFile], split_bytes: int) -> List[sources.Pa
 
 def _file_digest(path: str) -> str:
   digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, "rb") as f:
+  with fileio.open_file(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
       digest.update(block)
   return digest.hexdigest()
@@ -218,16 +217,16 @@ def _shard_and_vocab_paths(manifest: manifest_lib.Manifest, output_dir: str) -> 
 
 def _complete(manifest: manifest_lib.Manifest, output_dir: str) -> bool:
   paths = _shard_and_vocab_paths(manifest, output_dir)
-  return all(tf.io.gfile.exists(p) for p in paths)
+  return all(fileio.exists(p) for p in paths)
 
 
 def _remove_previous(manifest: manifest_lib.Manifest, output_dir: str, keep: str) -> None:
   """Deletes finished data, except `keep` (a vocab the new build reuses)."""
   # The manifest goes first: a directory without one is never mistaken for finished data.
-  tf.io.gfile.remove(os.path.join(output_dir, manifest_lib.MANIFEST_NAME))
+  fileio.remove(os.path.join(output_dir, manifest_lib.MANIFEST_NAME))
   for path in _shard_and_vocab_paths(manifest, output_dir):
-    if tf.io.gfile.exists(path) and not pipeline._same_file(path, keep):  # pylint: disable=protected-access
-      tf.io.gfile.remove(path)
+    if fileio.exists(path) and not pipeline._same_file(path, keep):  # pylint: disable=protected-access
+      fileio.remove(path)
 
 
 def prepare(config: BuildConfig) -> Tuple[Optional[manifest_lib.Manifest], Dict[str, object], str, List[sources.Part]]:
@@ -274,9 +273,7 @@ def build(config: BuildConfig, timings: Optional[Dict[str, float]] = None) -> ma
   timings["prepare"] = time.monotonic() - start
   with pipeline.Executor(config.num_workers) as executor:
     executor.warm_up()
-    summaries = pipeline.run_stage(
-        "extract", executor, pipeline.extract_part, pipeline.extract_tasks(parts, config), [p.size for p in parts],
-        "B", lambda s: {"documents": s["documents"], "sentences": s["sentences"]}, timings)
+    summaries = pipeline.run_extract(executor, pipeline.extract_tasks(parts, config), timings)
     if not sum(s["documents"] for s in summaries):
       raise BuildError(f"the corpus {list(config.corpus)} produced no documents")
     vocab_start = time.monotonic()
@@ -336,21 +333,27 @@ def config_from_flags() -> BuildConfig:
 
 
 EXPECTED_ERRORS = (BuildError, sources.SourceError, embedded.EmbeddedCorpusError, vocab_lib.VocabError,
-                   tokenization.TokenizerError, manifest_lib.DataError)
+                   wordpiece.WordpieceError, manifest_lib.DataError)
+
+
+def expected_errors() -> Tuple[type, ...]:
+  """EXPECTED_ERRORS, and tokenization.TokenizerError once that module (TensorFlow) is imported."""
+  tokenization = sys.modules.get("tpu_electra.data.tokenization")
+  return EXPECTED_ERRORS + ((tokenization.TokenizerError,) if tokenization is not None else ())
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
-  # The objects of the imports (TensorFlow's are many) live as long as the process: kept out of
-  # every garbage collection, they no longer cost each full collection and the interpreter's
-  # shutdown most of a second.
+  # The objects of the imports (TensorFlow's are many, when a SentencePiece vocab or static masking
+  # imports it) live as long as the process: kept out of every garbage collection, they no longer
+  # cost each full collection and the interpreter's shutdown most of a second.
   gc.freeze()
   try:
     build(config_from_flags())
-  except EXPECTED_ERRORS as e:
+  except expected_errors() as e:
     sys.exit(f"data_prep.build: {e}")
-  except (tf.errors.OpError, OSError) as e:
+  except fileio.errors() as e:
     # A read or write that failed mid-way (disk full, permissions, a vanished bucket): say which, in one line.
     sys.exit(f"data_prep.build: {type(e).__name__}: {cli_utils.first_line(e)}; check the paths and space of --corpus and "
              f"--output_dir={FLAGS.output_dir}, then run again (finished work is kept)")

@@ -27,7 +27,6 @@ import random
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
 
 from tpu_electra.data import manifest as manifest_lib
 
@@ -80,7 +79,8 @@ class Example:
 
 
 def serialize_features(features: Dict[str, Union[Sequence[int], Sequence[float], int]]) -> bytes:
-  """A tf.train.Example; a plain int becomes a one-value (scalar) feature."""
+  """A tf.train.Example; a plain int becomes a one-value (scalar) feature (the reference for data_prep.tfexample)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (the builder serializes with data_prep.tfexample)
   proto = {}
   for name, value in features.items():
     values = [value] if isinstance(value, int) else value

@@ -1,6 +1,8 @@
 """The stages of a build as functions of files, shared by the local runner and the Beam runner.
 
-  parts ──extract_part──▶ _work/text/part-N.txt (+ .json)         one task per input part
+  parts ──extract_part──▶ _work/text/part-N.txt (+ .json)         one task per input part (with
+                                                                   several local workers, one per
+                                                                   file of a part, then joined)
         ──learn_vocab───▶ _work/vocab/<vocab>                      one task (probes in parallel)
         ──write_unit────▶ _work/examples/unit-N-B.rec,             one task per ~work_unit text
                           held-out-N-B.rec (+ .json)
@@ -22,11 +24,16 @@ a killed build resumable. Every random choice is seeded from the build seed and 
 identity (part, block, shard), never from the order or the process tasks run in, so the output
 is the same for any number of workers and for either runner.
 
-A unit's examples are made in batches, with no Python step per token: its sentences go through
-the tokenizer op a few thousand at a time and stay numpy arrays (ids, sentence lengths), packing
-(examples.pack_documents) walks sentence lengths only, and the records of thousands of examples
-are written by numpy (data_prep.tfexample). Per 40 MB of plain text and one process, tokenizing is
-about 2 s; reading, sentence splitting, packing, serializing and the shards about 2 s together.
+A unit's examples are made in batches, with no Python step per token: with a WordPiece vocab its
+staged bytes go to data_prep.wordpiece whole (the ids of tensorflow_text's FastBertTokenizer,
+computed with numpy and a table of the tokens seen, without TensorFlow) and stay numpy arrays (ids,
+sentence lengths); SentencePiece goes through its tensorflow_text op a few thousand sentences at
+a time. Packing (examples.pack_documents) walks sentence lengths only, and the records of
+thousands of examples are written by numpy (data_prep.tfexample). A build with a WordPiece vocab
+and without --static_masking never imports TensorFlow (tpu_electra.fileio does the file
+operations): that import cost each process 3-5 s of CPU, as much as all the rest of a 40 MB build.
+Per 40 MB of plain text and one process (benchmarks.data_prep --profile): tokenizing about 1.1 s,
+serializing 0.4 s, packing 0.4 s, reading and sentence splitting 0.5 s, the shards 0.4 s.
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tpu_electra import fileio
@@ -39,6 +46,7 @@ import multiprocessing
 import os
 import queue
 import random
+import shutil
 import threading
 import time
 import zlib
@@ -46,7 +54,6 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
 from data_prep import examples as examples_lib
 from data_prep import segment
@@ -54,9 +61,8 @@ from data_prep import shards as shards_lib
 from data_prep import sources
 from data_prep import tfexample
 from data_prep import vocab as vocab_lib
+from data_prep import wordpiece
 from tpu_electra.data import manifest as manifest_lib
-from tpu_electra.data import masking
-from tpu_electra.data import tokenization
 
 DATA_PREP_VERSION = 3
 WORK_DIR = "_work"
@@ -129,9 +135,11 @@ class BuildConfig:
       raise BuildError(f"--held_out_fraction={self.held_out_fraction} must be at least 0 and below 1")
     if self.runner not in ("local", "beam"):
       raise BuildError(f"--runner={self.runner!r} is not local or beam")
-    self.masking_config()
+    if self.static_masking or self.mask_rate != BuildConfig.mask_rate or self.max_predictions_per_seq is not None:
+      self.masking_config()  # Checks the flags (the masking module imports TensorFlow: only when they matter).
 
-  def masking_config(self) -> masking.MaskingConfig:
+  def masking_config(self) -> "masking.MaskingConfig":
+    from tpu_electra.data import masking  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
     try:
       return masking.MaskingConfig(mask_rate=self.mask_rate, max_predictions_per_seq=self.max_predictions_per_seq)
     except ValueError as e:
@@ -180,7 +188,7 @@ def _write_json(path: str, value) -> None:
 
 
 def _read_json(path: str):
-  with tf.io.gfile.GFile(path) as f:
+  with fileio.open_file(path, "r") as f:
     return json.load(f)
 
 
@@ -192,19 +200,19 @@ def prepare_work_dir(output_dir: str, settings_hash: str) -> bool:
   """
   directory = work_dir(output_dir)
   marker = os.path.join(directory, "settings.json")
-  if tf.io.gfile.exists(marker):
+  if fileio.exists(marker):
     try:
       if _read_json(marker).get("settings_hash") == settings_hash:
         return True
-    except (ValueError, tf.errors.OpError):
+    except (ValueError, *fileio.errors()):
       pass
-  if tf.io.gfile.exists(directory):
-    tf.io.gfile.rmtree(directory)
+  if fileio.exists(directory):
+    fileio.rmtree(directory)
   for prefix in (SHARD_PREFIX, EVAL_SHARD_PREFIX):
-    for leftover in tf.io.gfile.glob(os.path.join(output_dir, f"{prefix}-*")):
-      tf.io.gfile.remove(leftover)
+    for leftover in fileio.glob(os.path.join(output_dir, f"{prefix}-*")):
+      fileio.remove(leftover)
   for sub in ("text", "vocab", "examples", "shards"):
-    tf.io.gfile.makedirs(os.path.join(directory, sub))
+    fileio.makedirs(os.path.join(directory, sub))
   _write_json(marker, {"settings_hash": settings_hash})
   return False
 
@@ -219,7 +227,12 @@ def extract_tasks(parts: Sequence[sources.Part], config: BuildConfig) -> List[Ex
 
 def document_bucket(sentences: Sequence[str]) -> int:
   """The held-out bucket of a document: a hash of its text, the same wherever and whenever it is read."""
-  digest = hashlib.sha256("\n".join(sentences).encode("utf-8")).digest()
+  return _bucket_of_bytes("\n".join(sentences).encode("utf-8"))
+
+
+def _bucket_of_bytes(text: bytes) -> int:
+  """document_bucket of the document whose sentences joined by newlines are `text` (UTF-8)."""
+  digest = hashlib.sha256(text).digest()
   return int.from_bytes(digest[:8], "big") * HELD_OUT_BUCKETS >> 64
 
 
@@ -236,7 +249,7 @@ def extract_part(task: ExtractTask) -> Dict:
   """
   path = staged_path(task.work_dir, task.index)
   summary_path = path[:-len(".txt")] + ".json"
-  if tf.io.gfile.exists(summary_path):
+  if fileio.exists(summary_path):
     return _read_json(summary_path)
   bad: Optional[List[str]] = [] if task.skip_bad_files else None
   summary = {"index": task.index, "path": path, "documents": 0, "sentences": 0, "blocks": [0], "bytes": 0,
@@ -245,25 +258,13 @@ def extract_part(task: ExtractTask) -> Dict:
   tmp = path + shards_lib.TMP_SUFFIX
   try:
     with sources.open_file(tmp, "wb") as out:
-      offset = block_start = 0
-      for document in sources.read_part(task.part, bad):
-        sentences = segment.split_document(document.paragraphs)
-        if not sentences:
-          continue
-        if offset - block_start >= task.unit_bytes:
-          summary["blocks"].append(offset)
-          block_start = offset
-        data = ("\n".join(sentences) + "\n\n").encode("utf-8")
-        out.write(data)
-        offset += len(data)
-        bucket = document_bucket(sentences)
-        buckets[bucket] = buckets.get(bucket, 0) + len(data)
-        summary["documents"] += 1
-        summary["sentences"] += len(sentences)
-      summary["bytes"] = offset
+      staged = _stage_documents(sources.read_part(task.part, bad), out)
+    summary.update(documents=len(staged.sizes), sentences=staged.sentences, bytes=sum(staged.sizes),
+                   blocks=_block_starts(staged.sizes, task.unit_bytes))
+    buckets = staged.buckets
   except sources.SourceError as e:
     if not task.skip_bad_files:
-      tf.io.gfile.remove(tmp)
+      fileio.remove(tmp)
       raise
     # The whole part is dropped: what it wrote before the error is not kept.
     logging.warning("skipping bad input: %s", e)
@@ -273,17 +274,174 @@ def extract_part(task: ExtractTask) -> Dict:
     buckets = {}
     bad = list(bad or []) + [task.part.paths[0]]
   except BaseException:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.remove(tmp)
+    if fileio.exists(tmp):
+      fileio.remove(tmp)
     raise
   else:
     for name in bad or []:
       logging.warning("skipped bad input %s", name)
   summary["bad_files"] = sorted(set(bad or []))
   summary["buckets"] = sorted([b, n] for b, n in buckets.items())
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  fileio.rename(tmp, path)
   _write_json(summary_path, summary)
   return summary
+
+
+@dataclasses.dataclass
+class _Staged:
+  sizes: List[int]  # Bytes of each document staged.
+  sentences: int
+  buckets: Dict[int, int]  # Held-out bucket -> bytes.
+
+
+def _stage_documents(documents: Iterable[sources.Document], out) -> _Staged:
+  """Writes the sentences of each document, a newline after each and a blank line after the document."""
+  staged = _Staged([], 0, {})
+  for document in documents:
+    sentences = segment.split_document(document.paragraphs)
+    if not sentences:
+      continue
+    data = ("\n".join(sentences) + "\n\n").encode("utf-8")
+    out.write(data)
+    staged.sizes.append(len(data))
+    staged.sentences += len(sentences)
+    bucket = _bucket_of_bytes(data[:-2])
+    staged.buckets[bucket] = staged.buckets.get(bucket, 0) + len(data)
+  return staged
+
+
+def _block_starts(sizes: Sequence[int], unit_bytes: int) -> List[int]:
+  """Offsets of the work units: a unit ends at the first document boundary at least unit_bytes after its start."""
+  blocks = [0]
+  offset = 0
+  for size in sizes:
+    if offset - blocks[-1] >= unit_bytes:
+      blocks.append(offset)
+    offset += size
+  return blocks
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractPiece:
+  """One file of a part of several files: extracted on its own, then joined with the others (join_pieces)."""
+  task: ExtractTask
+  file_index: int
+
+
+def extract_work(tasks: Sequence[ExtractTask]) -> List:
+  """What run_extract hands to workers: a part of one file whole, a part of several files file by file.
+
+  Small files are grouped into parts of --input_split_mb, so a corpus of a few dozen files has few
+  parts of very different sizes; file by file, workers share the work evenly. The staged text and
+  summary of a part are the same bytes either way (tests/data_prep/test_pipeline.py).
+  """
+  work: List = []
+  for task in tasks:
+    if len(task.part.paths) > 1 and not fileio.exists(_summary_path(task)):
+      work.extend(ExtractPiece(task, i) for i in range(len(task.part.paths)))
+    else:
+      work.append(task)
+  return work
+
+
+def _summary_path(task: ExtractTask) -> str:
+  return staged_path(task.work_dir, task.index)[:-len(".txt")] + ".json"
+
+
+def _piece_path(piece: ExtractPiece) -> str:
+  return staged_path(piece.task.work_dir, piece.task.index)[:-len(".txt")] + f".file-{piece.file_index:05d}.txt"
+
+
+def extract_work_item(item) -> Dict:
+  """extract_part of an ExtractTask, extract_piece of an ExtractPiece (a top-level function: workers run it)."""
+  return extract_piece(item) if isinstance(item, ExtractPiece) else extract_part(item)
+
+
+def extract_piece(piece: ExtractPiece) -> Dict:
+  """Stages the documents of one file of a part, as extract_part would within the part."""
+  path = _piece_path(piece)
+  summary_path = path[:-len(".txt")] + ".json"
+  if fileio.exists(summary_path):
+    return _read_json(summary_path)
+  task = piece.task
+  name = task.part.paths[piece.file_index]
+  bad: Optional[List[str]] = [] if task.skip_bad_files else None
+  try:
+    # As sources.read_part reads a file of a part of several: whole, or skipped when bad.
+    documents = list(sources.read_part(sources.Part(task.part.kind, (name,)), bad))
+  except sources.SourceError:
+    if bad is None:
+      raise
+    bad.append(name)
+    documents = []
+  tmp = path + shards_lib.TMP_SUFFIX
+  try:
+    with sources.open_file(tmp, "wb") as out:
+      staged = _stage_documents(documents, out)
+  except BaseException:
+    if fileio.exists(tmp):
+      fileio.remove(tmp)
+    raise
+  fileio.rename(tmp, path)
+  summary = {"piece": path, "part": task.index, "file_index": piece.file_index, "documents": len(staged.sizes),
+             "sentences": staged.sentences, "sizes": staged.sizes, "bad_files": bad or [],
+             "buckets": sorted([b, n] for b, n in staged.buckets.items())}
+  _write_json(summary_path, summary)
+  return summary
+
+
+def join_pieces(task: ExtractTask, pieces: Sequence[Dict]) -> Dict:
+  """The staged text and summary of a part from those of its files, as extract_part writes them."""
+  path = staged_path(task.work_dir, task.index)
+  if fileio.exists(_summary_path(task)):
+    return _read_json(_summary_path(task))
+  pieces = sorted(pieces, key=lambda p: p["file_index"])
+  tmp = path + shards_lib.TMP_SUFFIX
+  with sources.open_file(tmp, "wb") as out:
+    for piece in pieces:
+      with sources.open_file(piece["piece"], "rb") as f:
+        shutil.copyfileobj(f, out, 1 << 20)
+  sizes = [size for piece in pieces for size in piece["sizes"]]
+  buckets: Dict[int, int] = {}
+  for piece in pieces:
+    for bucket, size in piece["buckets"]:
+      buckets[bucket] = buckets.get(bucket, 0) + size
+  bad = [name for piece in pieces for name in piece["bad_files"]]
+  for name in bad:
+    logging.warning("skipped bad input %s", name)
+  summary = {"index": task.index, "path": path, "documents": len(sizes), "sentences": sum(p["sentences"] for p in pieces),
+             "blocks": _block_starts(sizes, task.unit_bytes), "bytes": sum(sizes), "bad_files": sorted(set(bad)),
+             "input_bytes": task.part.size, "buckets": sorted([b, n] for b, n in buckets.items())}
+  fileio.rename(tmp, path)
+  _write_json(_summary_path(task), summary)
+  for piece in pieces:
+    fileio.remove(piece["piece"])
+    fileio.remove(piece["piece"][:-len(".txt")] + ".json")
+  return summary
+
+
+def run_extract(executor: "Executor", tasks: Sequence[ExtractTask], timings: Optional[Dict[str, float]] = None
+                ) -> List[Dict]:
+  """The summaries of all parts, in order; several workers share the parts of several files file by file."""
+  work = extract_work(tasks) if executor.num_workers > 1 else list(tasks)
+  weights = [w.part.size if isinstance(w, ExtractTask) else sources.file_size(w.task.part.paths[w.file_index])
+             for w in work]
+  results = run_stage("extract", executor, extract_work_item, work, weights, "B",
+                      lambda s: {"documents": s["documents"], "sentences": s["sentences"]}, timings)
+  pieces: Dict[int, List[Dict]] = {}
+  summaries: Dict[int, Dict] = {}
+  for item, result in zip(work, results):
+    if isinstance(item, ExtractPiece):
+      pieces.setdefault(item.task.index, []).append(result)
+    else:
+      summaries[item.index] = result
+  start = time.monotonic()
+  for task in tasks:
+    if task.index in pieces:
+      summaries[task.index] = join_pieces(task, pieces[task.index])
+  if timings is not None:
+    timings["extract"] += time.monotonic() - start
+  return [summaries[task.index] for task in tasks]
 
 
 def held_out_below(config: BuildConfig, summaries: Sequence[Dict]) -> int:
@@ -331,7 +489,7 @@ def learn_vocab(config: BuildConfig, summaries: Sequence[Dict], map_fn: Callable
     return VocabInfo(spec.path, os.path.basename(spec.path), spec.vocab_type)
   directory = os.path.join(work_dir(config.output_dir), "vocab")
   info_path = os.path.join(directory, "vocab.json")
-  if tf.io.gfile.exists(info_path):
+  if fileio.exists(info_path):
     return VocabInfo(**_read_json(info_path))
   sample = vocab_lib.SentenceSample(config.vocab_sample_sentences, config.seed)
   # Learned from training documents only: held-out text must not shape the vocab either.
@@ -340,7 +498,7 @@ def learn_vocab(config: BuildConfig, summaries: Sequence[Dict], map_fn: Callable
   start = time.monotonic()
   logging.info("vocab: learning %d %s tokens from %d of %d sentences", spec.size, spec.model_type or spec.vocab_type,
                len(sample.sentences), sample.seen)
-  if spec.vocab_type == tokenization.SENTENCEPIECE:
+  if spec.vocab_type == vocab_lib.SENTENCEPIECE:
     name = vocab_lib.SENTENCEPIECE_FILE_NAME
     model = vocab_lib.learn_sentencepiece(sample.sentences, spec.size, config.do_lower_case, spec.model_type)
     vocab_lib.write_bytes(model, os.path.join(directory, name))
@@ -370,14 +528,22 @@ def unit_tasks(config: BuildConfig, summaries: Sequence[Dict], vocab: VocabInfo)
   return tasks
 
 
-_TOKENIZERS: Dict[Tuple[str, str, bool], tokenization.Tokenizer] = {}
+_TOKENIZERS: Dict[Tuple[str, str, bool], "tokenization.Tokenizer"] = {}
 
 
-def _tokenizer(vocab: VocabInfo, do_lower_case: bool) -> tokenization.Tokenizer:
-  """One tokenizer per process and vocab: workers run many units."""
+def _tokenizer(vocab: VocabInfo, do_lower_case: bool) -> "tokenization.Tokenizer":
+  """One tokenizer per process and vocab: workers run many units.
+
+  WordPiece: data_prep.wordpiece (the ids of tensorflow_text's op, without TensorFlow); SentencePiece:
+  the tensorflow_text op of tpu_electra.data.tokenization.
+  """
   key = (vocab.path, vocab.vocab_type, do_lower_case)
   if key not in _TOKENIZERS:
-    _TOKENIZERS[key] = tokenization.load_tokenizer(vocab.path, vocab.vocab_type, do_lower_case)
+    if vocab.vocab_type == vocab_lib.WORDPIECE:
+      _TOKENIZERS[key] = wordpiece.load_tokenizer(vocab.path, do_lower_case)
+    else:
+      from tpu_electra.data import tokenization  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+      _TOKENIZERS[key] = tokenization.load_tokenizer(vocab.path, vocab.vocab_type, do_lower_case)
   return _TOKENIZERS[key]
 
 
@@ -400,20 +566,29 @@ class TokenizedDocuments:
     return [sentences[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def tokenize_documents(documents: Sequence[Sequence[str]], tokenizer: tokenization.Tokenizer) -> TokenizedDocuments:
-  """All sentences through the tokenizer op, TOKENIZE_BATCH_SENTENCES per call, kept as flat arrays.
+def tokenize_documents(documents: Sequence[Sequence[str]], tokenizer: "tokenization.Tokenizer") -> TokenizedDocuments:
+  """All sentences through the tokenizer, TOKENIZE_BATCH_SENTENCES per call, kept as flat arrays.
 
-  The op's ragged result is taken apart with numpy (values and row lengths) instead of becoming
-  Python lists, which cost as much as the tokenizing itself.
+  data_prep.wordpiece gives arrays itself; the ragged result of a tensorflow_text op is taken apart
+  with numpy (values and row lengths) instead of becoming Python lists, which cost as much as the
+  tokenizing itself.
   """
   sentences = [s for document in documents for s in document]
   tokens, lengths = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+  tokenize = getattr(tokenizer, "tokenize_sentences", None) or (lambda batch: _tokenize_with_op(tokenizer, batch))
   for start in range(0, len(sentences), TOKENIZE_BATCH_SENTENCES):
-    ragged = tokenizer.tokenize_tensor(tf.constant(sentences[start:start + TOKENIZE_BATCH_SENTENCES], tf.string))
-    tokens.append(ragged.flat_values.numpy().astype(np.int64, copy=False))
-    lengths.append(ragged.row_lengths().numpy().astype(np.int64, copy=False))
+    ids, counts = tokenize(sentences[start:start + TOKENIZE_BATCH_SENTENCES])
+    tokens.append(ids)
+    lengths.append(counts)
   sizes = np.array([len(document) for document in documents], np.int64)
   return TokenizedDocuments(np.concatenate(tokens), np.concatenate(lengths), sizes)
+
+
+def _tokenize_with_op(tokenizer: "tokenization.Tokenizer", sentences: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (loaded by the tokenizer already)
+  ragged = tokenizer.tokenize_tensor(tf.constant(list(sentences), tf.string))
+  return (ragged.flat_values.numpy().astype(np.int64, copy=False),
+          ragged.row_lengths().numpy().astype(np.int64, copy=False))
 
 
 def _stable_seed(*parts) -> int:
@@ -433,14 +608,17 @@ def write_unit(task: UnitTask) -> Dict:
   """
   path = unit_path(task)
   summary_path = path[:-len(".rec")] + ".json"
-  if tf.io.gfile.exists(summary_path):
+  if fileio.exists(summary_path):
     return _read_json(summary_path)
   config = task.config
   tokenizer = _tokenizer(task.vocab, config.do_lower_case)
-  texts = [d.paragraphs for d in sources.read_text_documents(task.staged_path, task.start, task.end)]
-  held = [document_bucket(text) < task.held_out_below for text in texts]
-  training = tokenize_documents([t for t, h in zip(texts, held) if not h], tokenizer)
-  held_out = tokenize_documents([t for t, h in zip(texts, held) if h], tokenizer)
+  if hasattr(tokenizer, "tokenize_text"):
+    training, held_out = _tokenize_staged_text(task, tokenizer)
+  else:
+    texts = [d.paragraphs for d in sources.read_text_documents(task.staged_path, task.start, task.end)]
+    held = [document_bucket(text) < task.held_out_below for text in texts]
+    training = tokenize_documents([t for t, h in zip(texts, held) if not h], tokenizer)
+    held_out = tokenize_documents([t for t, h in zip(texts, held) if h], tokenizer)
   summary = _write_examples(path, training, task, tokenizer, held_out=False)
   # One copy of each held-out example: evaluation gains nothing from differently masked copies.
   summary["eval"] = _write_examples(unit_path(task, held_out=True), held_out, task, tokenizer, held_out=True)
@@ -459,7 +637,38 @@ def _pack(documents: TokenizedDocuments, packing: examples_lib.PackingConfig, ne
   return examples_lib.ExampleBatch.from_examples(packed, packing.max_seq_length, next_sentence=True)
 
 
-def _write_examples(path: str, documents: TokenizedDocuments, task: UnitTask, tokenizer: tokenization.Tokenizer,
+def _tokenize_staged_text(task: UnitTask, tokenizer: wordpiece.WordpieceTokenizer
+                          ) -> Tuple[TokenizedDocuments, TokenizedDocuments]:
+  """The training and the held-out documents of a unit, tokenized straight from the bytes of its staged text.
+
+  What tokenize_documents gives for the documents of sources.read_text_documents, without a Python
+  step per sentence: the staged text is each document's sentences, a newline after each, then a
+  blank line (extract_part), so a blank line ends a document and every other line is a sentence.
+  """
+  with fileio.open_file(task.staged_path, "rb") as f:
+    f.seek(task.start)
+    data = f.read(task.end - task.start)
+  documents = [d for d in data.split(b"\n\n") if d]
+  held = np.array([_bucket_of_bytes(d) < task.held_out_below for d in documents], bool)
+  ids, per_line = tokenizer.tokenize_text(data)
+  text = np.frombuffer(data, np.uint8)
+  line_ends = np.append(np.flatnonzero(text == 10), len(text))
+  blank = np.diff(line_ends, prepend=-1) == 1  # Lines of no bytes.
+  document_of_sentence = np.cumsum(blank)[~blank]
+  sentence_lengths = per_line[~blank]
+  document_sizes = np.bincount(document_of_sentence, minlength=len(documents))[:len(documents)]
+  if document_sizes.sum() != len(sentence_lengths):
+    raise ValueError(f"{task.staged_path}[{task.start}:{task.end}] is not staged text of whole documents")
+
+  def split(in_split: np.ndarray) -> TokenizedDocuments:
+    sentences = in_split[document_of_sentence]
+    return TokenizedDocuments(ids[np.repeat(sentences, sentence_lengths)], sentence_lengths[sentences],
+                              document_sizes[in_split])
+
+  return split(~held), split(held)
+
+
+def _write_examples(path: str, documents: TokenizedDocuments, task: UnitTask, tokenizer: "tokenization.Tokenizer",
                     held_out: bool) -> Dict:
   config = task.config
   packing = examples_lib.PackingConfig(
@@ -487,12 +696,13 @@ def _write_examples(path: str, documents: TokenizedDocuments, task: UnitTask, to
           "bytes": writer.num_bytes, "tokens": packed.num_tokens * dupe_factor}
 
 
-def _masked_records(packed: examples_lib.ExampleBatch, task: UnitTask, tokenizer: tokenization.Tokenizer,
+def _masked_records(packed: examples_lib.ExampleBatch, task: UnitTask, tokenizer: "tokenization.Tokenizer",
                     dupe_factor: int, held_out: bool) -> Iterator[tfexample.RecordBatch]:
   """Each example `dupe_factor` times, each copy with masks of its own (stateless seeds: reproducible).
 
   Records come MASK_BATCH examples at a time, every copy of a batch before the next batch.
   """
+  from tpu_electra.data import masking  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
   config = task.config
   continuation = np.array(tokenizer.word_continuation(), bool) if config.whole_word_masking else None
   masking_cfg = config.masking_config()
@@ -558,14 +768,14 @@ def finish(config: BuildConfig, settings: Dict, settings_hash: str, part_summari
   `written` is (name, info) of every shard, training and held-out, in any order.
   """
   manifest_path = os.path.join(config.output_dir, manifest_lib.MANIFEST_NAME)
-  if tf.io.gfile.exists(manifest_path):
+  if fileio.exists(manifest_path):
     # A retried final step (Beam may retry a bundle): the first attempt finished the data.
     existing = manifest_lib.read_manifest(config.output_dir)
     if existing.settings_hash == settings_hash:
       return existing
   destination = os.path.join(config.output_dir, vocab.file_name)
   if not _same_file(vocab.path, destination):
-    tf.io.gfile.copy(vocab.path, destination, overwrite=True)
+    fileio.copy(vocab.path, destination)
   tokenizer = _tokenizer(vocab, config.do_lower_case)
   bad_files = sorted({name for s in part_summaries for name in s["bad_files"]})
   settings = dict(settings)
@@ -605,7 +815,7 @@ def finish(config: BuildConfig, settings: Dict, settings_hash: str, part_summari
       shard_info={name: info[name] for name in training + evaluation})
   manifest_lib.write_manifest(config.output_dir, manifest)
   if not config.keep_work:
-    tf.io.gfile.rmtree(work_dir(config.output_dir))
+    fileio.rmtree(work_dir(config.output_dir))
   return manifest
 
 
@@ -663,13 +873,12 @@ def _duration(seconds: float) -> str:
 class Executor:
   """Runs tasks in this process (one worker) or in a pool of local worker processes.
 
-  Workers come from a fork server that has imported this module (TensorFlow included) once, so a
-  worker starts in well under a second instead of importing TensorFlow itself; the fork server
-  never runs a TensorFlow op, so no runtime threads are forked. The command line starts the fork
+  Workers come from a fork server that has imported this module once, so a worker starts without
+  importing anything itself; the fork server never runs a TensorFlow op (nor, for WordPiece
+  builds, imports TensorFlow), so no runtime threads are forked. The command line starts the fork
   server before its own imports (data_prep.fork_server), so that both import at once; otherwise the
-  pool starts in the background on first use. Until it is up (the import takes seconds, about what
-  a 40 MB build takes after startup), this process runs a stage's tasks itself rather than wait.
-  Which process runs a task never changes its output.
+  pool starts in the background on first use. Until it is up, this process runs a stage's tasks
+  itself rather than wait. Which process runs a task never changes its output.
   """
 
   def __init__(self, num_workers: int):

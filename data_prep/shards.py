@@ -14,8 +14,6 @@ Each shard's size, record count and sha256 (a `manifest.ShardInfo`) are taken fr
 they are written, not by reading the file back, and kept beside the work files, so that a resumed
 build knows them for shards it finished before.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import dataclasses
 import hashlib
 import json
@@ -24,12 +22,11 @@ import os
 import random
 import struct
 import uuid
-from typing import Iterator, List, Optional, Sequence, Tuple
-
-import tensorflow as tf
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from data_prep import sources
 from data_prep import tfexample
+from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 
 SHARD_PATTERN = "{prefix}-{index:05d}-of-{count:05d}.tfrecord"
@@ -42,7 +39,7 @@ class RecordWriter:
 
   def __init__(self, path: str):
     self._path = path
-    self._file = tf.io.gfile.GFile(path + TMP_SUFFIX, "wb") if "://" in path else open(path + TMP_SUFFIX, "wb")
+    self._file = fileio.open_file(path + TMP_SUFFIX, "wb")
     self.num_records = 0
     self.num_bytes = 0
 
@@ -64,12 +61,12 @@ class RecordWriter:
 
   def close(self) -> None:
     self._file.close()
-    tf.io.gfile.rename(self._path + TMP_SUFFIX, self._path, overwrite=True)
+    fileio.rename(self._path + TMP_SUFFIX, self._path)
 
   def abort(self) -> None:
     self._file.close()
-    if tf.io.gfile.exists(self._path + TMP_SUFFIX):
-      tf.io.gfile.remove(self._path + TMP_SUFFIX)
+    if fileio.exists(self._path + TMP_SUFFIX):
+      fileio.remove(self._path + TMP_SUFFIX)
 
 
 def read_records(path: str, start: int = 0, end: int = -1) -> Iterator[bytes]:
@@ -144,8 +141,45 @@ def plan_shards(units: Sequence[UnitRecords], prefix: str, target_bytes: int, mi
   return tasks
 
 
+def _crc32c() -> Optional[Callable[[bytes], int]]:
+  """google_crc32c's CRC-32C (C, hardware-accelerated), or None where it is not installed."""
+  try:
+    import google_crc32c  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  return google_crc32c.value if google_crc32c.implementation == "c" else None
+
+
+_MASK_DELTA = 0xA282EAD8
+_RECORD_LENGTH = struct.Struct("<Q")
+_RECORD_CRC = struct.Struct("<I")
+
+
+def _masked(crc: int) -> int:
+  """TFRecord's masked CRC (tensorflow/core/lib/hash/crc32c.h)."""
+  return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
 def _tfrecord_bytes(records: Sequence[bytes]) -> bytes:
-  """The TFRecord file of `records`, framed (with its CRCs) by TensorFlow's own writer, in memory."""
+  """The TFRecord file of `records`, in memory: length, masked CRC-32C of the length, data, masked CRC-32C of the data.
+
+  Framed here with google_crc32c when it is installed (no TensorFlow import), else by TensorFlow's
+  own writer; tests/data_prep/test_shards.py pins the two to the same bytes.
+  """
+  crc = _crc32c()
+  if crc is None:
+    return _tfrecord_bytes_tf(records)
+  parts = []
+  for record in records:
+    length = _RECORD_LENGTH.pack(len(record))
+    parts += (length, _RECORD_CRC.pack(_masked(crc(length))), record, _RECORD_CRC.pack(_masked(crc(record))))
+  return b"".join(parts)
+
+
+def _tfrecord_bytes_tf(records: Sequence[bytes]) -> bytes:
+  """The TFRecord file of `records`, framed by TensorFlow's own writer, in memory."""
+  import tpu_electra  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   staging = f"ram://data_prep-{uuid.uuid4().hex}.tfrecord"
   try:
     with tf.io.TFRecordWriter(staging) as writer:
@@ -163,19 +197,16 @@ def _info_path(info_dir: str, name: str) -> str:
 
 
 def _read_info(info_dir: Optional[str], name: str) -> Optional[manifest_lib.ShardInfo]:
-  if info_dir is None or not tf.io.gfile.exists(_info_path(info_dir, name)):
+  if info_dir is None or not fileio.exists(_info_path(info_dir, name)):
     return None
-  with tf.io.gfile.GFile(_info_path(info_dir, name)) as f:
+  with fileio.open_file(_info_path(info_dir, name), "r") as f:
     return manifest_lib.ShardInfo(**json.load(f))
 
 
 def _write_info(info_dir: Optional[str], name: str, info: manifest_lib.ShardInfo) -> None:
   if info_dir is None:
     return
-  path = _info_path(info_dir, name)
-  with tf.io.gfile.GFile(path + TMP_SUFFIX, "w") as f:
-    json.dump(dataclasses.asdict(info), f, sort_keys=True)
-  tf.io.gfile.rename(path + TMP_SUFFIX, path, overwrite=True)
+  fileio.write_atomic(_info_path(info_dir, name), json.dumps(dataclasses.asdict(info), sort_keys=True))
 
 
 def write_shard(output_dir: str, task: ShardTask, info_dir: Optional[str] = None) -> Tuple[str, manifest_lib.ShardInfo]:
@@ -185,7 +216,7 @@ def write_shard(output_dir: str, task: ShardTask, info_dir: Optional[str] = None
   has it; without one (or for a shard from elsewhere) a finished shard is read once to get it.
   """
   path = os.path.join(output_dir, task.name)
-  if tf.io.gfile.exists(path):
+  if fileio.exists(path):
     return task.name, _read_info(info_dir, task.name) or manifest_lib.shard_info(path)
   records = [r for unit_path, a, b in task.slices for r in read_records(unit_path, a, b)]
   random.Random(f"{task.seed}:shard:{task.index}").shuffle(records)
@@ -194,12 +225,12 @@ def write_shard(output_dir: str, task: ShardTask, info_dir: Optional[str] = None
   info = manifest_lib.ShardInfo(num_bytes=len(data), num_records=sum(b - a for _, a, b in task.slices),
                                 sha256=hashlib.sha256(data).hexdigest())
   try:
-    with tf.io.gfile.GFile(path + TMP_SUFFIX, "wb") as f:
+    with fileio.open_file(path + TMP_SUFFIX, "wb") as f:
       f.write(data)
   except BaseException:
-    if tf.io.gfile.exists(path + TMP_SUFFIX):
-      tf.io.gfile.remove(path + TMP_SUFFIX)
+    if fileio.exists(path + TMP_SUFFIX):
+      fileio.remove(path + TMP_SUFFIX)
     raise
   _write_info(info_dir, task.name, info)
-  tf.io.gfile.rename(path + TMP_SUFFIX, path, overwrite=True)
+  fileio.rename(path + TMP_SUFFIX, path)
   return task.name, info

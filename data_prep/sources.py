@@ -23,8 +23,6 @@ Bad input is reported by file name in one line (`SourceError`). Inside a part of
 and inside an archive, a bad file or member can instead be skipped and named through a list the
 caller passes, so one corrupt book does not cost its neighbours.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import bz2
 import dataclasses
 import io
@@ -35,9 +33,9 @@ import xml.etree.ElementTree as ElementTree
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from absl import logging
-import tensorflow as tf
 
 from data_prep import embedded
+from tpu_electra import fileio
 from data_prep import wikitext
 
 WIKIPEDIA = "wikipedia"
@@ -109,35 +107,28 @@ def parse_corpus_spec(spec: str) -> CorpusSpec:
   return CorpusSpec(kind, location)
 
 
-def open_file(path: str, mode: str = "rb"):
-  """Python's own file for local paths (faster line reading), tf.io.gfile for gs:// and friends."""
-  if "://" in path:
-    return tf.io.gfile.GFile(path, mode)
-  return open(path, mode)  # pylint: disable=unspecified-encoding
-
-
-def file_size(path: str) -> int:
-  return tf.io.gfile.stat(path).length
+open_file = fileio.open_file
+file_size = fileio.size
 
 
 def _walk(directory: str, suffixes: Tuple[str, ...]) -> List[str]:
   """Files below `directory` (hidden ones skipped), sorted by path so that builds are deterministic."""
   found = []
-  for root, dirs, files in tf.io.gfile.walk(directory):
+  for root, dirs, files in fileio.walk(directory):
     dirs[:] = [d for d in dirs if not d.startswith(".")]
     found.extend(os.path.join(root, f) for f in files if not f.startswith(".") and f.endswith(suffixes))
   return sorted(found)
 
 
 def _expand(location: str, suffixes: Tuple[str, ...], recursive: bool) -> List[str]:
-  if tf.io.gfile.isdir(location):
+  if fileio.isdir(location):
     if recursive:
       return _walk(location, suffixes)
-    names = sorted(tf.io.gfile.listdir(location))
+    names = sorted(fileio.listdir(location))
     files = [os.path.join(location, n) for n in names if not n.startswith(".")]
-    files = [f for f in files if not tf.io.gfile.isdir(f)]
+    files = [f for f in files if not fileio.isdir(f)]
     return [f for f in files if f.endswith(suffixes)] if suffixes else files
-  return sorted(p for p in tf.io.gfile.glob(location) if not tf.io.gfile.isdir(p))
+  return sorted(p for p in fileio.glob(location) if not fileio.isdir(p))
 
 
 def resolve_files(spec: CorpusSpec) -> List[str]:
@@ -411,7 +402,7 @@ def read_wikipedia_dump(path: str, start: int = 0, end: Optional[int] = None) ->
           paragraphs = wikitext.to_paragraphs(text)
           if paragraphs:
             yield Document(id=page_id, title=title, paragraphs=tuple(paragraphs))
-  except (OSError, EOFError, ElementTree.ParseError, tf.errors.OpError) as e:
+  except (EOFError, ElementTree.ParseError, *fileio.errors()) as e:
     raise SourceError(
         f"{path} is truncated or corrupt ({type(e).__name__}: {_first_line(e)}); fetch it again or pass --skip_bad_files") from None
 
@@ -446,7 +437,7 @@ def read_book(path: str) -> Iterator[Document]:
   try:
     with open_file(path, "rb") as f:
       data = f.read()
-  except (OSError, tf.errors.OpError) as e:
+  except fileio.errors() as e:
     raise SourceError(f"{path} cannot be read ({_first_line(e)})") from None
   document = _lines_to_document(_decode(data, path), os.path.basename(path))
   if document is not None:
@@ -499,7 +490,7 @@ def read_openwebtext(path: str, bad: Optional[List[str]] = None) -> Iterator[Doc
   try:
     with open_file(path, "rb") as f, tarfile.open(fileobj=f, mode=mode) as archive:
       yield from _archive_documents(archive, os.path.basename(path), bad)
-  except (lzma.LZMAError, EOFError, tarfile.TarError, OSError, tf.errors.OpError) as e:
+  except (lzma.LZMAError, EOFError, tarfile.TarError, *fileio.errors()) as e:
     raise SourceError(
         f"{path} is truncated or corrupt ({type(e).__name__}: {_first_line(e)}); fetch it again or pass --skip_bad_files") from None
 
@@ -555,7 +546,7 @@ def read_text_documents(path: str, start: int = 0, end: Optional[int] = None) ->
             yield Document(id=f"{name}:{index}", title="", paragraphs=tuple(paragraphs))
             index += 1
             paragraphs = []
-  except (OSError, tf.errors.OpError) as e:
+  except fileio.errors() as e:
     raise SourceError(f"{path} cannot be read ({_first_line(e)})") from None
   if paragraphs:
     yield Document(id=f"{name}:{index}", title="", paragraphs=tuple(paragraphs))

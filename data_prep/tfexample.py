@@ -74,7 +74,10 @@ def _unsigned(values: np.ndarray) -> Tuple[np.ndarray, int]:
     return unsigned, int(unsigned.max())
   largest = int(signed.max())
   # The narrowest unsigned type that holds them keeps the shifts below cheap.
-  return (signed.astype(np.uint32) if largest < (1 << 32) else signed.view(np.uint64)), largest
+  for kind in (np.uint8, np.uint16, np.uint32):
+    if largest < (1 << (8 * np.dtype(kind).itemsize)):
+      return signed.astype(kind), largest
+  return signed.view(np.uint64), largest
 
 
 def varint_sizes(values: np.ndarray) -> np.ndarray:
@@ -99,6 +102,8 @@ def _varint_part(values: np.ndarray) -> Tuple[_Part, np.ndarray]:
     return (data, np.broadcast_to(True, data.shape), np.full(num_rows, count, np.int64)), None
   sizes = _sizes(unsigned, largest)
   width = int(sizes.max())
+  if width <= 8:
+    return _packed_varint_part(unsigned, sizes, width), sizes
   groups = np.empty((num_rows, count, width), np.uint8)
   kind = unsigned.dtype.type
   for k in range(width):
@@ -108,6 +113,26 @@ def _varint_part(values: np.ndarray) -> Tuple[_Part, np.ndarray]:
   keep = np.arange(width, dtype=np.uint8) < sizes[:, :, None]
   shape = (num_rows, count * width)
   return (groups.reshape(shape), keep.reshape(shape), sizes.sum(axis=1, dtype=np.int64)), sizes
+
+
+def _packed_varint_part(unsigned: np.ndarray, sizes: np.ndarray, width: int) -> _Part:
+  """_varint_part for varints of up to 8 bytes: each value's bytes packed into one little-endian
+  integer of 2, 4 or 8 bytes, which numpy builds with whole-array operations and which are then
+  read as bytes (the slot is as wide as the container; bytes past a varint's end are not kept)."""
+  num_rows, count = unsigned.shape
+  slot = 2 if width <= 2 else 4 if width <= 4 else 8
+  kind = np.dtype(f"<u{slot}")
+  values = unsigned.astype(kind, copy=False)
+  packed = np.zeros(values.shape, kind)
+  kept = np.zeros(values.shape, kind)
+  for k in range(width):
+    byte = (values >> kind.type(7 * k)) & kind.type(0x7F)
+    if k < width - 1:
+      byte |= (sizes > k + 1).astype(kind) << kind.type(7)  # The continuation bit: more bytes follow.
+    packed |= byte << kind.type(8 * k)
+    kept |= (sizes > k).astype(kind) << kind.type(8 * k)
+  shape = (num_rows, count * slot)
+  return packed.view(np.uint8).reshape(shape), kept.view(np.bool_).reshape(shape), sizes.sum(axis=1, dtype=np.int64)
 
 
 def _length_part(lengths: np.ndarray) -> _Part:

@@ -18,14 +18,14 @@ import os
 import random
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import tensorflow as tf
-from tensorflow_text.python.ops import bert_tokenizer
-from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
-import sentencepiece
+from data_prep import wordpiece
 
-from tpu_electra.data import tokenization
+# TensorFlow, tensorflow_text and sentencepiece are imported by the functions that learn a vocab:
+# a build with a given vocab never needs them (see data_prep.storage).
 
-RESERVED_TOKENS = list(tokenization.SPECIAL_TOKENS)
+WORDPIECE = "wordpiece"  # tpu_electra.data.tokenization.WORDPIECE
+SENTENCEPIECE = "sentencepiece"  # tpu_electra.data.tokenization.SENTENCEPIECE
+RESERVED_TOKENS = list(wordpiece.SPECIAL_TOKENS)
 UNUSED_TOKEN = "[unused{}]"
 VOCAB_FILE_NAME = "vocab.txt"
 SENTENCEPIECE_FILE_NAME = "spm.model"
@@ -71,12 +71,12 @@ def parse_vocab_spec(spec: str) -> VocabSpec:
     if size <= len(RESERVED_TOKENS):
       raise VocabError(f"--vocab={spec}: a vocab needs more than the {len(RESERVED_TOKENS)} special tokens")
     if kind in SENTENCEPIECE_MODEL_TYPES:
-      return VocabSpec(tokenization.SENTENCEPIECE, size, None, SENTENCEPIECE_MODEL_TYPES[kind])
-    return VocabSpec(tokenization.WORDPIECE, size, None)
-  if not tf.io.gfile.exists(spec):
+      return VocabSpec(SENTENCEPIECE, size, None, SENTENCEPIECE_MODEL_TYPES[kind])
+    return VocabSpec(WORDPIECE, size, None)
+  if not fileio.exists(spec):
     raise VocabError(f"--vocab={spec!r} is neither wordpiece:SIZE, sentencepiece[_bpe|_unigram]:SIZE nor an "
                      "existing vocab file")
-  vocab_type = tokenization.SENTENCEPIECE if spec.endswith(SENTENCEPIECE_SUFFIX) else tokenization.WORDPIECE
+  vocab_type = SENTENCEPIECE if spec.endswith(SENTENCEPIECE_SUFFIX) else WORDPIECE
   return VocabSpec(vocab_type, None, spec)
 
 
@@ -135,13 +135,21 @@ def fit_to_size(vocab: Sequence[str], size: int) -> List[str]:
 
 def count_words(sentences: Sequence[str], do_lower_case: bool, batch_size: int = 1024) -> collections.Counter:
   """Words as BERT's basic tokenizer splits them (the same split FastBertTokenizer applies)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow_text.python.ops import bert_tokenizer  # pylint: disable=g-import-not-at-top
   dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(sentences), dtype=tf.string)).batch(batch_size)
   splitter = bert_tokenizer.BasicTokenizer(lower_case=do_lower_case)
-  return learner.count_words(dataset.map(splitter.tokenize))
+  return _learner().count_words(dataset.map(splitter.tokenize))
+
+
+def _learner():
+  """tensorflow_text's WordPiece learner (imports TensorFlow)."""
+  from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib  # pylint: disable=g-import-not-at-top
+  return wordpiece_tokenizer_learner_lib
 
 
 def _learner_params(size: int) -> "learner.Params":
-  return learner.Params(
+  return _learner().Params(
       upper_thresh=None, lower_thresh=LEARN_LOWER_THRESHOLD, num_iterations=4, max_input_tokens=int(5e6),
       max_token_length=50, max_unique_chars=1000, vocab_size=size, slack_ratio=0.0, include_joiner_token=True,
       joiner="##", reserved_tokens=RESERVED_TOKENS)
@@ -150,7 +158,7 @@ def _learner_params(size: int) -> "learner.Params":
 def wordpiece_probe(job: Tuple[Sequence[Tuple[str, int]], int, int]) -> List[str]:
   """The learner's vocab at one count threshold; a top-level function so that workers can run it."""
   word_counts, threshold, size = job
-  return learner.learn_with_thresh(word_counts, threshold, _learner_params(size))
+  return _learner().learn_with_thresh(word_counts, threshold, _learner_params(size))
 
 
 def learn_wordpiece(sentences: Sequence[str], size: int, do_lower_case: bool,
@@ -170,6 +178,7 @@ def learn_wordpiece(sentences: Sequence[str], size: int, do_lower_case: bool,
     raise VocabError("no sentences to learn a vocab from: the corpus produced no text")
   counts = count_words(sentences, do_lower_case)
   params = _learner_params(size)
+  learner = _learner()
   words = learner.get_input_words(counts.items(), params.reserved_tokens, params.max_token_length)
   allowed = learner.get_allowed_chars(words, params.max_unique_chars)
   words = learner.filter_input_words(words, allowed, params.max_input_tokens)
@@ -233,6 +242,7 @@ def learn_sentencepiece(sentences: Sequence[str], size: int, do_lower_case: bool
   if do_lower_case:
     # The tokenizer case-folds its input, so the model must be learned on case-folded text too.
     sentences = [s.casefold() for s in sentences]
+  import sentencepiece  # pylint: disable=g-import-not-at-top
   model = io.BytesIO()
   try:
     sentencepiece.SentencePieceTrainer.train(

@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import sys
 import uuid
-from typing import Any, Dict, List, TextIO, Type, Union
+from typing import IO, Any, Dict, Iterator, List, TextIO, Tuple, Type, Union
 
 _URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -35,10 +37,11 @@ def open_text(path: str) -> TextIO:
 
 
 def glob(pattern: str) -> List[str]:
-  """Sorted matches, so that readers see files in the same order on every host."""
+  """Sorted matches, so that readers see files in the same order on every host; locally, as
+  tf.io.gfile.glob, `*` matches hidden names too."""
   if is_url(pattern):
     return sorted(_gfile().glob(pattern))
-  return sorted(_glob.glob(pattern))
+  return sorted(_glob.glob(pattern, include_hidden=True))
 
 
 def exists(path: str) -> bool:
@@ -66,6 +69,85 @@ def file_sha256(path: str) -> str:
     for block in iter(lambda: f.read(1 << 20), b""):
       digest.update(block)
   return digest.hexdigest()
+
+
+def _tf_errors():
+  """tf.errors once TensorFlow is imported (only then can its file operations have raised), else None."""
+  return getattr(sys.modules.get("tensorflow"), "errors", None)
+
+
+def errors() -> Tuple[type, ...]:
+  """The exceptions a failed read or write raises: OSError, and TensorFlow's once it is imported."""
+  tf_errors = _tf_errors()
+  return (OSError,) if tf_errors is None else (OSError, tf_errors.OpError)
+
+
+def not_found_errors() -> Tuple[type, ...]:
+  """The exceptions a missing file raises: FileNotFoundError, and TensorFlow's once it is imported."""
+  tf_errors = _tf_errors()
+  return (FileNotFoundError,) if tf_errors is None else (FileNotFoundError, tf_errors.NotFoundError)
+
+
+def open_file(path: str, mode: str = "rb") -> IO:
+  """Python's own file for local paths (faster line reading), tf.io.gfile for gs:// and friends."""
+  if is_url(path):
+    return _gfile().GFile(path, mode)
+  if "b" in mode:
+    return open(path, mode)  # pylint: disable=unspecified-encoding
+  # As GFile: UTF-8, and lines end at "\n" only.
+  return open(path, mode, encoding="utf-8", newline="" if "r" in mode else "\n")
+
+
+def isdir(path: str) -> bool:
+  return _gfile().isdir(path) if is_url(path) else os.path.isdir(path)
+
+
+def listdir(path: str) -> List[str]:
+  return _gfile().listdir(path) if is_url(path) else os.listdir(path)
+
+
+def walk(directory: str) -> Iterator[Tuple[str, List[str], List[str]]]:
+  """(root, dirs, files) top-down; editing `dirs` in place prunes the walk."""
+  if is_url(directory):
+    return _gfile().walk(directory)
+  return os.walk(directory, followlinks=True)
+
+
+def makedirs(path: str) -> None:
+  if is_url(path):
+    _gfile().makedirs(path)
+  else:
+    os.makedirs(path, exist_ok=True)
+
+
+def remove(path: str) -> None:
+  if is_url(path):
+    _gfile().remove(path)
+  else:
+    os.remove(path)
+
+
+def rename(source: str, destination: str) -> None:
+  """Replaces `destination` if it exists."""
+  if is_url(source) or is_url(destination):
+    _gfile().rename(source, destination, overwrite=True)
+  else:
+    os.replace(source, destination)
+
+
+def copy(source: str, destination: str) -> None:
+  """Replaces `destination` if it exists."""
+  if is_url(source) or is_url(destination):
+    _gfile().copy(source, destination, overwrite=True)
+  else:
+    shutil.copyfile(source, destination)
+
+
+def rmtree(path: str) -> None:
+  if is_url(path):
+    _gfile().rmtree(path)
+  else:
+    shutil.rmtree(path)
 
 
 def write_atomic(path: str, data: Union[str, bytes]) -> None:

@@ -101,3 +101,13 @@ def test_shard_info_is_taken_from_the_bytes_written(tmp_path):
     assert info == manifest_lib.ShardInfo(len(data), sum(1 for _ in tf.data.TFRecordDataset(str(tmp_path / name))),
                                           hashlib.sha256(data).hexdigest())
   assert not [n for n in os.listdir(tmp_path) if n.endswith(shards.TMP_SUFFIX)]
+
+
+@pytest.mark.parametrize("crc32c", ["google_crc32c", "none installed"])
+def test_tfrecords_are_framed_as_tensorflows_writer_frames_them(monkeypatch, crc32c):
+  records = [b"", b"x", bytes(range(256)) * 7, os.urandom(5000), b"\x00" * 70000]
+  if crc32c == "none installed":
+    monkeypatch.setattr(shards, "_crc32c", lambda: None)  # Falls back to TensorFlow's writer.
+  else:
+    pytest.importorskip("google_crc32c")  # Installed with the [beam] extra.
+  assert shards._tfrecord_bytes(records) == shards._tfrecord_bytes_tf(records)  # pylint: disable=protected-access

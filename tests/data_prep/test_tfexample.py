@@ -35,6 +35,7 @@ def _proto_records(features, float_features=()):
     np.zeros((3, 5), np.int64),  # All one-byte varints.
     np.array([[0, 127, 128, 16383, 16384, 2097151, 2097152]]),  # Every varint width boundary up to 4 bytes.
     np.array([[INT64_MAX, 1 << 35, (1 << 56) - 1, 1 << 56, 1 << 62]]),  # Up to 9 bytes; widths mixed in a row.
+    np.array([[1 << 28, 1 << 35, 5, 1 << 42, (1 << 49) - 1, (1 << 56) - 1], [3, 200, 70000, 1 << 30, 9, 1]]),  # 5-8 bytes.
     np.array([[-1, INT64_MIN, 0], [5, -300, 1]]),  # Negative int64: ten bytes each, as protobuf writes them.
     np.zeros((4, 0), np.int64),  # An empty list: the feature is there, its packed values are not.
     np.arange(7, dtype=np.int64),  # 1-D: one value per example (a scalar feature, e.g. next_sentence_labels).

@@ -23,7 +23,6 @@ import struct
 from typing import Callable, Dict, List, Optional, Tuple
 
 from absl import logging
-import tensorflow as tf
 
 from tpu_electra import fileio
 
@@ -156,13 +155,13 @@ def write_manifest(data_dir: str, manifest: Manifest) -> str:
 
 def read_manifest(data_dir: str) -> Manifest:
   path = os.path.join(data_dir, MANIFEST_NAME)
-  if not tf.io.gfile.exists(path):
+  if not fileio.exists(path):
     # The command ends the line, so that it can be copied as it is.
     raise DataError(f"no {MANIFEST_NAME} in {data_dir!r}: build the data first (other corpora: README, Real "
                     f"corpora; --max_seq_length is the run's SEQ_LENGTH), e.g. from the embedded Wikipedia "
                     f"fragment: python -m data_prep.build --corpus=wikipedia:embedded --vocab=wordpiece:8192 "
                     f"--max_seq_length=128 --output_dir={shlex.quote(data_dir)}")
-  with tf.io.gfile.GFile(path) as f:
+  with fileio.open_text(path) as f:
     return Manifest.from_json(f.read(), origin=path)
 
 
@@ -183,7 +182,7 @@ def check_compatible(manifest: Manifest, data_dir: str, vocab_size: Optional[int
     raise DataError(
         f"SEQ_LENGTH={seq_length} but the data in {data_dir!r} was built with max_seq_length={manifest.max_seq_length}; "
         f"set SEQ_LENGTH = {manifest.max_seq_length} or rebuild the data with --max_seq_length={seq_length}")
-  missing = [p for p in manifest.shard_paths(data_dir) if not tf.io.gfile.exists(p)]
+  missing = [p for p in manifest.shard_paths(data_dir) if not fileio.exists(p)]
   if missing:
     raise DataError(f"{len(missing)} shard(s) listed in the manifest are missing from {data_dir!r}, e.g. {missing[0]}; rebuild the data")
 
@@ -198,8 +197,8 @@ def _how_to_fix(data_dir: str) -> str:
 
 def _stat_size(path: str) -> Optional[int]:
   try:
-    return tf.io.gfile.stat(path).length
-  except tf.errors.NotFoundError:
+    return fileio.size(path)
+  except fileio.not_found_errors():
     return None
 
 
@@ -262,7 +261,7 @@ def shard_info(path: str) -> ShardInfo:
   digest = hashlib.sha256()
   counter = _RecordCounter()
   size = 0
-  with tf.io.gfile.GFile(path, "rb") as f:
+  with fileio.open_file(path, "rb") as f:
     while True:
       block = f.read(READ_BLOCK)
       if not block:
@@ -278,10 +277,11 @@ def _verify_one(job: Tuple[str, str, ShardInfo, str]) -> Optional[str]:
   name, path, expected, data_dir = job
   try:
     found = shard_info(path)
-  except tf.errors.NotFoundError:
+  except fileio.not_found_errors():
     return f"shard {path} listed in the manifest is missing; {_how_to_fix(data_dir)}"
-  except tf.errors.OpError as e:
-    return f"shard {path} cannot be read ({type(e).__name__}: {e.message.splitlines()[0] if e.message else ''})"
+  except fileio.errors() as e:
+    message = getattr(e, "message", None) or str(e)
+    return f"shard {path} cannot be read ({type(e).__name__}: {message.splitlines()[0] if message else ''})"
   if found.num_bytes != expected.num_bytes:
     return (f"shard {path} has {found.num_bytes} bytes but the manifest says {expected.num_bytes} (truncated or "
             f"replaced); {_how_to_fix(data_dir)}")
@@ -324,8 +324,10 @@ def verify_checksums(manifest: Manifest, data_dir: str,
 def _wordpiece_tokens(path: str) -> List[str]:
   # As tokenization.read_wordpiece_vocab reads it (blank lines are skipped): ids must agree.
   try:
-    with tf.io.gfile.GFile(path, "r") as f:
-      return [line.rstrip("\n").rstrip("\r") for line in f if line.strip()]
+    with fileio.open_file(path, "rb") as f:
+      text = f.read().decode("utf-8")
+    # Lines end at "\n" only (as tf.io.gfile reads them); a "\r" before it is dropped.
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
   except UnicodeDecodeError as e:
     raise DataError(f"vocab {path} is not UTF-8 text ({e.reason} at byte {e.start}); re-copy it or rebuild the "
                     "data") from None
@@ -333,7 +335,7 @@ def _wordpiece_tokens(path: str) -> List[str]:
 
 def _sentencepiece_tokens(path: str) -> List[str]:
   import sentencepiece  # pylint: disable=g-import-not-at-top  (only SentencePiece data needs it)
-  with tf.io.gfile.GFile(path, "rb") as f:
+  with fileio.open_file(path, "rb") as f:
     proto = f.read()
   processor = sentencepiece.SentencePieceProcessor()
   try:
@@ -348,7 +350,7 @@ def check_vocab(manifest: Manifest, data_dir: str) -> None:
   """The vocab file has manifest.vocab_size entries and the special tokens at the manifest's ids."""
   path = manifest.vocab_path(data_dir)
   name = os.path.basename(path)
-  if not tf.io.gfile.exists(path):
+  if not fileio.exists(path):
     raise DataError(f"vocab {path} named by the manifest is missing; re-copy it or rebuild the data")
   if manifest.vocab_type == "wordpiece":
     tokens, unit = _wordpiece_tokens(path), "entries"
