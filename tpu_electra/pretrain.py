@@ -10,6 +10,13 @@ gets run.json (what the run is: tpu_electra.run_info), which everything that loa
 A model dir written before run.json existed gets one with
 
   python -m tpu_electra.pretrain --upgrade_run_dir=DIR
+
+Continued pretraining: `--init_checkpoint=RUN_DIR` (one of our pretraining runs, or a dir written
+by tpu_electra.convert) starts a new run from what that checkpoint holds: the whole objective when
+RUN_DIR's objective is the configured one (parts it lacks, e.g. the generator of a converted
+discriminator, are freshly initialized), else its encoder alone; with a fresh optimizer at step 0.
+Its encoder config and vocab must match the configured model and the data (one-line errors). The
+init checkpoint applies only to a model dir without checkpoints: re-running resumes from its own.
 """
 import os
 from typing import Dict, Optional
@@ -27,6 +34,7 @@ from tpu_electra import run_info
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.data import pretraining
+from tpu_electra.finetuning import pretrained
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.modeling import costs
 from tpu_electra import objectives
@@ -36,7 +44,9 @@ from tpu_electra.training import strategy as strategy_lib
 from tpu_electra.training import trainer
 
 
-@gin.configurable
+# init_checkpoint is where a run starts from, like model_dir where it goes: a flag, recorded in
+# run.json, not a gin binding (it would otherwise travel in operative_config.gin to every later run).
+@gin.configurable(denylist=["init_checkpoint"])
 def pretrain(model_dir: str,
         objective=gin.REQUIRED,
         data_dir: str = gin.REQUIRED,
@@ -48,14 +58,16 @@ def pretrain(model_dir: str,
         seed: int = 0,
         eval_every: int = 0,
         eval_batches: int = 8,
-        verify_checksums: bool = False) -> Dict[str, float]:
+        verify_checksums: bool = False,
+        init_checkpoint: Optional[str] = None) -> Dict[str, float]:
   """Builds the objective for the data's vocab under the chosen strategy, and trains it.
 
   `seed` decides everything random (weights, dropout, masks, sampling, data order); the same
   command with the same seed gives bit-identical checkpoints on CPU. Every `eval_every` steps
   (0: never) the model is evaluated on `eval_batches` fixed held-out batches (tpu_electra.evaluate).
   Before the first step the data's shard sizes and vocab are checked against its manifest, and
-  with `verify_checksums` every shard's checksum too (a full read of the data).
+  with `verify_checksums` every shard's checksum too (a full read of the data). `init_checkpoint`:
+  continued pretraining from that run dir (module docstring), when model_dir has no checkpoint yet.
   """
   strategy_lib.set_precision(precision)
   manifest = manifest_lib.read_manifest(data_dir)
@@ -83,16 +95,33 @@ def pretrain(model_dir: str,
     if precision == "mixed_float16":
       optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
 
-  if strategy.extended.should_checkpoint:
-    fileio.make_output_dir(model_dir, "--model_dir")
-    run_info.write_run_info(model_dir, run_info.pretraining_record(
-        model, data_dir, seed=seed, batch_size=batch_size, seq_length=seq_length, train_steps=train_steps,
-        train_flops=train_flops, precision=precision, eval_every=eval_every, eval_batches=eval_batches))
-
   def dataset_fn(input_context: tf.distribute.InputContext, start_step: int) -> tf.data.Dataset:
     return pretraining.pretraining_dataset(
         data_dir=data_dir, global_batch_size=batch_size, seq_length=seq_length, input_context=input_context,
         seed=seed, start_step=start_step)
+
+  init_record = None
+  if tf.train.latest_checkpoint(model_dir):
+    # A resumed run continues from its own checkpoints; what it started from stays recorded.
+    try:
+      init_record = (run_info.read_run_info(model_dir) or {}).get("init_checkpoint")
+    except run_info.RunInfoError:
+      pass  # Rewritten below.
+    if init_checkpoint:
+      logging.info("%s has checkpoints: resuming from them (--init_checkpoint=%s applies only to a new run).",
+                   model_dir, init_checkpoint)
+  elif init_checkpoint:
+    init_record = initialize_from(init_checkpoint, model, optimizer, strategy, dataset_fn, manifest, data_dir,
+                                  seq_length)
+
+  if strategy.extended.should_checkpoint:
+    fileio.make_output_dir(model_dir, "--model_dir")
+    record = run_info.pretraining_record(
+        model, data_dir, seed=seed, batch_size=batch_size, seq_length=seq_length, train_steps=train_steps,
+        train_flops=train_flops, precision=precision, eval_every=eval_every, eval_batches=eval_batches)
+    if init_record:
+      record["init_checkpoint"] = init_record
+    run_info.write_run_info(model_dir, record)
 
   evaluator = None
   if eval_every:
@@ -106,6 +135,92 @@ def pretrain(model_dir: str,
                          checkpoint_items={"encoder": model.encoder}, evaluator=evaluator, eval_every=eval_every)
   except tf.errors.DataLossError as e:
     raise manifest_lib.DataError(corrupt_data_message(manifest, data_dir, model_dir, e)) from None
+
+
+# EncoderConfig fields that decide the variables' shapes or what the restored weights compute.
+_MATCHING_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "embedding_size",
+                    "max_position_embeddings", "type_vocab_size", "share_layers", "activation")
+
+
+def check_init_run(run: pretrained.PretrainingRun, encoder_config: EncoderConfig, manifest: manifest_lib.Manifest,
+                   data_dir: str, seq_length: int) -> None:
+  """One-line errors when the init run's encoder or vocab does not fit the configured model and the data."""
+  init_config = run.encoder_config()
+  if init_config.vocab_size != manifest.vocab_size:
+    raise pretrained.PretrainedModelError(
+        f"--init_checkpoint={run.model_dir} has a vocab of {init_config.vocab_size} tokens but the data in "
+        f"{data_dir!r} has {manifest.vocab_size} ({manifest.vocab_file}); continue pretraining on data built with the "
+        f"init run's vocab ({run.vocab_path() or 'the vocab it was pretrained with'})")
+  for field in _MATCHING_FIELDS[1:]:
+    ours, theirs = getattr(encoder_config, field), getattr(init_config, field)
+    if ours != theirs:
+      raise pretrained.PretrainedModelError(
+          f"--init_checkpoint={run.model_dir} has EncoderConfig.{field}={theirs!r} but the configured model has "
+          f"{field}={ours!r}; set EncoderConfig.{field} = {theirs!r} (e.g. --gin_param='EncoderConfig.{field} = "
+          f"{theirs!r}') to continue from it")
+  if seq_length > init_config.max_position_embeddings:
+    raise pretrained.PretrainedModelError(
+        f"SEQ_LENGTH={seq_length} exceeds the max_position_embeddings={init_config.max_position_embeddings} of "
+        f"--init_checkpoint={run.model_dir}; use data built with --max_seq_length<={init_config.max_position_embeddings}")
+  check_same_vocab(run, manifest, data_dir)
+
+
+def _tokens(path: str):
+  with tf.io.gfile.GFile(path) as f:
+    return [line.rstrip("\r\n") for line in f]
+
+
+def check_same_vocab(run: pretrained.PretrainingRun, manifest: manifest_lib.Manifest, data_dir: str) -> None:
+  """The init run's embedding rows must stand for the data's tokens: same vocab file contents."""
+  data_vocab = manifest.vocab_path(data_dir)
+  init_vocab = run.vocab_path()
+  recorded = run.info["data"].get("vocab_sha256")
+  data_sha = fileio.file_sha256(data_vocab)
+  if init_vocab is None:
+    if recorded is None:
+      logging.warning("--init_checkpoint=%s: neither its vocab file nor its hash is at hand; only the vocab size "
+                      "(%d) was checked against %s.", run.model_dir, manifest.vocab_size, data_vocab)
+    elif recorded != data_sha:
+      raise pretrained.PretrainedModelError(
+          f"--init_checkpoint={run.model_dir} was pretrained with a vocab of sha256 {recorded[:12]}… but the data's "
+          f"vocab {data_vocab} has sha256 {data_sha[:12]}…: the embedding rows would stand for other tokens; "
+          "continue on data built with the init run's vocab")
+    return
+  if fileio.file_sha256(init_vocab) == data_sha:
+    return
+  if manifest.vocab_type == "wordpiece":
+    ours, theirs = _tokens(data_vocab), _tokens(init_vocab)
+    differing = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), None)
+    if differing is None and len(ours) == len(theirs):
+      return  # The same tokens (line endings aside).
+    where = (f"token {differing} is {theirs[differing]!r} there but {ours[differing]!r} in the data's"
+             if differing is not None else f"{len(theirs)} tokens there, {len(ours)} in the data's")
+  else:
+    where = "the files differ"
+  raise pretrained.PretrainedModelError(
+      f"--init_checkpoint={run.model_dir}'s vocab {init_vocab} is not the data's vocab {data_vocab} ({where}): the "
+      "embedding rows would stand for other tokens; continue on data built with the init run's vocab")
+
+
+def initialize_from(init_checkpoint: str, model, optimizer, strategy: tf.distribute.Strategy, dataset_fn,
+                    manifest: manifest_lib.Manifest, data_dir: str, seq_length: int) -> Dict:
+  """Checks the init run against the configured model and the data, builds the model's variables and
+  restores into them what the init checkpoint has; returns run.json's `init_checkpoint` record."""
+  run = pretrained.read_run(init_checkpoint)
+  check_init_run(run, model.encoder_config, manifest, data_dir, seq_length)
+  keys = tf.train.load_checkpoint(run.checkpoint).get_variable_to_shape_map()
+  whole_model = run.objective == model.registry_name and any(key.startswith("model/") for key in keys)
+  # Built now (as trainer.train would) so that the restored values are assigned to existing
+  # variables; train() builds nothing new and restores nothing from a model dir without checkpoints.
+  spec_context = tf.distribute.InputContext(num_replicas_in_sync=strategy.num_replicas_in_sync)
+  trainer.build_variables(model, optimizer, strategy, dataset_fn(spec_context, 0).element_spec)
+  restored = pretrained.restore_available(run, model, whole_model)
+  source = run.info.get("source")
+  what = (f"converted from {source.get('architecture') or source.get('kind')}, objective {run.objective}" if source
+          else f"a run of objective {run.objective}")
+  logging.info("Continued pretraining from %s (%s): %s. Fresh optimizer, step 0.", run.checkpoint, what,
+               restored.summary())
+  return {"path": init_checkpoint, **run.identity(), "restore": restored.record()}
 
 
 def corrupt_data_message(manifest: manifest_lib.Manifest, data_dir: str, model_dir: str, error: Exception) -> str:
@@ -195,6 +310,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   cli_utils.define_gin_flags(flag_values, "TRAIN_STEPS = 1000")
   flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries and the operative config go (gs:// works).",
                       flag_values=flag_values)
+  flags.DEFINE_string("init_checkpoint", None, "Continued pretraining: start a new run from this pretraining run "
+                      "dir (or one checkpoint prefix in it; converted dirs too), with a fresh optimizer at step 0. "
+                      "Ignored when --model_dir has checkpoints (the run resumes from them).", flag_values=flag_values)
   flags.DEFINE_string("upgrade_run_dir", None, "Instead of training: write run.json for this model dir, "
                       "written before runs recorded one.", flag_values=flag_values)
 
@@ -208,7 +326,7 @@ def run(flag_values: flags.FlagValues) -> int:
     return 0
   cli_utils.require(flag_values, "model_dir")
   gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
-  pretrain(model_dir=flag_values.model_dir)
+  pretrain(model_dir=flag_values.model_dir, init_checkpoint=flag_values.init_checkpoint)
   return 0
 
 

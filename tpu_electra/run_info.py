@@ -83,6 +83,10 @@ def data_record(data_dir: Optional[str]) -> Dict[str, Any]:
                   settings_hash=manifest.settings_hash, vocab_size=manifest.vocab_size,
                   vocab_type=manifest.vocab_type, do_lower_case=manifest.do_lower_case,
                   num_examples=manifest.num_examples)
+    vocab_path = manifest.vocab_path(data_dir)
+    if fileio.exists(vocab_path):
+      # Which tokens the embedding rows stand for (continued pretraining compares it with its data's).
+      record["vocab_sha256"] = fileio.file_sha256(vocab_path)
   return record
 
 

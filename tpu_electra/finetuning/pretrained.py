@@ -8,16 +8,20 @@ Nothing here parses gin:
 - `load_encoder` builds an encoder from the recorded EncoderConfig and restores the `encoder`
   item into it, for fine-tuning (no objective is built);
 - `load_objective` rebuilds the objective from the registry and its recorded arguments and restores
-  the whole `model` item, for export, scoring and evaluation (heads included).
+  the whole `model` item, for export, scoring and evaluation (heads included);
+- `restore_available` restores into a configured objective whatever the checkpoint has of it
+  (matched through the checkpoint's object graph, as tf.train.Checkpoint.restore matches), for
+  continued pretraining (`pretrain --init_checkpoint`), and says which parts were restored.
 
 A model dir written before run.json existed is refused with the command that writes one
 (`python -m tpu_electra.pretrain --upgrade_run_dir=DIR`).
 """
+import collections
 import dataclasses
 import importlib
 import os
 import shlex
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import tpu_electra  # noqa: F401
 import tensorflow as tf
@@ -112,6 +116,28 @@ class PretrainingRun:
     """The run's objective with its recorded arguments and encoder config (not restored)."""
     return self.objective_class()(encoder_config=self.encoder_config(), **self.arguments)
 
+  def vocab_path(self) -> Optional[str]:
+    """The vocab the run's embeddings index: the one it carries (a converted run's vocab.txt), else
+    its pretraining data's (DATA_DIR's manifest, when found here); None when neither is at hand."""
+    carried = self.info["data"].get("vocab_file")
+    if carried and tf.io.gfile.exists(os.path.join(self.model_dir, carried)):
+      return os.path.join(self.model_dir, carried)
+    data_dir = self.resolved_data_dir()
+    if data_dir is not None:
+      path = manifest_lib.read_manifest(data_dir).vocab_path(data_dir)
+      if tf.io.gfile.exists(path):
+        return path
+    return None
+
+  def identity(self) -> Dict[str, Any]:
+    """Which run this is, as another run's run.json records it (e.g. its init_checkpoint)."""
+    record = {"model_dir": self.model_dir, "checkpoint": self.checkpoint, "objective": self.objective,
+              "encoder_config": self.info["encoder_config"]}
+    for key in ("source", "init_checkpoint"):
+      if self.info.get(key):
+        record[key] = self.info[key]
+    return record
+
 
 def resolve_checkpoint(path: str) -> Tuple[str, str]:
   """(model dir, checkpoint prefix) for a model dir (its latest checkpoint) or a checkpoint prefix."""
@@ -174,6 +200,145 @@ def load_objective(run: PretrainingRun) -> objectives.PretrainingObjective:
   else:
     _restore(run, objective.encoder, "encoder", encoder=objective.encoder)
   return objective
+
+
+def checkpoint_variables(**items: tf.Module) -> Dict[str, tf.Variable]:
+  """The variables of `items` by the key a tf.train.Checkpoint(**items) saves each under.
+
+  A variable reachable along several paths (a shared embedding table) is saved once, under the
+  first path TensorFlow's breadth-first traversal finds; these keys are computed by that same
+  traversal, so they are the keys such a checkpoint holds.
+  """
+  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.checkpoint import graph_view
+  from tensorflow.python.trackable import trackable_utils
+  root = tf.train.Checkpoint(**items)  # Held here: the view keeps only a weak reference to it.
+  objects, paths = graph_view.ObjectGraphView(root).breadth_first_traversal()
+  return {trackable_utils.checkpoint_key(trackable_utils.object_path_to_string(paths[obj]), "VARIABLE_VALUE"): obj
+          for obj in objects if isinstance(obj, tf.Variable)}
+
+
+@dataclasses.dataclass
+class InitRestore:
+  """What `restore_available` restored into an objective (its parts: the objective's own attributes)."""
+  items: List[str]
+  restored: List[str]
+  fresh: List[str]
+  partial: Dict[str, str]
+  unused: List[str]
+  num_restored: int
+  num_variables: int
+
+  def summary(self) -> str:
+    line = (f"restored from checkpoint item(s) {'+'.join(self.items)}: {', '.join(self.restored) or 'nothing'}; "
+            f"freshly initialized: {', '.join(self.fresh) or 'nothing'}")
+    if self.partial:
+      line += "; partly restored: " + ", ".join(f"{part} ({how})" for part, how in self.partial.items())
+    if self.unused:
+      line += f"; in the checkpoint but not in the objective (not used): {', '.join(self.unused)}"
+    return line + f" ({self.num_restored} of {self.num_variables} variables restored)"
+
+  def record(self) -> Dict[str, Any]:
+    return {"items": list(self.items), "restored": list(self.restored), "fresh": list(self.fresh),
+            "partial": dict(self.partial), "unused": list(self.unused)}
+
+
+def _unused_part(key: str) -> str:
+  parts = key.split("/")
+  return "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+
+def match_checkpoint(reader, **items: tf.Module) -> Tuple[Dict[int, Tuple[tf.Variable, str]], List[str]]:
+  """Matches `items`' variables to a checkpoint's values as tf.train.Checkpoint(**items).restore would:
+  along the checkpoint's object graph, by the names of the dependencies from each item down.
+
+  Returns ({id(variable): (variable, checkpoint key)}, keys of the values under those items that no
+  variable matched). Keys are where the *writer* saved a value (a shared table is saved once, under
+  the first path to it in the writer's graph), so they cannot be computed from the reader's model.
+  """
+  from tensorflow.core.protobuf import trackable_object_graph_pb2  # pylint: disable=g-import-not-at-top
+  graph = trackable_object_graph_pb2.TrackableObjectGraph()
+  graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+  nodes = graph.nodes
+  roots = {child.local_name: child.node_id for child in nodes[0].children}
+  queue = collections.deque((obj, roots[name]) for name, obj in items.items() if name in roots)
+  matched: Dict[int, Tuple[tf.Variable, str]] = {}
+  seen, reached = set(), set()
+  while queue:
+    obj, node_id = queue.popleft()
+    if (id(obj), node_id) in seen:
+      continue
+    seen.add((id(obj), node_id))
+    node = nodes[node_id]
+    if isinstance(obj, tf.Variable):
+      for attribute in node.attributes:
+        if attribute.name == "VARIABLE_VALUE":
+          matched[id(obj)] = (obj, attribute.checkpoint_key)
+      continue
+    children = {child.local_name: child.node_id for child in node.children}
+    for name, child in tf.train.TrackableView.children(obj).items():
+      if name in children:
+        queue.append((child, children[name]))
+  # Every value under the items, matched or not (a part the configured objective does not have).
+  stack = [roots[name] for name in items if name in roots]
+  while stack:
+    node_id = stack.pop()
+    if node_id in reached:
+      continue
+    reached.add(node_id)
+    stack.extend(child.node_id for child in nodes[node_id].children)
+  used = {key for _, key in matched.values()}
+  unused = sorted(attribute.checkpoint_key for node_id in reached for attribute in nodes[node_id].attributes
+                  if attribute.name == "VARIABLE_VALUE" and attribute.checkpoint_key not in used)
+  return matched, unused
+
+
+def restore_available(run: PretrainingRun, objective: objectives.PretrainingObjective,
+                      whole_model: bool) -> InitRestore:
+  """Restores into a built `objective` what `run`'s checkpoint has of it, for continued pretraining.
+
+  With `whole_model` (the run's objective is the same registered objective and the checkpoint has
+  a `model` item) every variable of the objective the checkpoint holds is restored (a converted
+  discriminator-only dir has no generator: that stays as initialized); otherwise only the `encoder`
+  item, into `objective.encoder`. Variables are matched as tf.train.Checkpoint.restore matches them
+  (`match_checkpoint`). The encoder must be restored whole and every restored variable must have
+  the checkpoint's shape (one-line PretrainedModelError otherwise, before anything is assigned).
+  Optimizer state and step are never read.
+  """
+  items = {"encoder": objective.encoder, "model": objective} if whole_model else {"encoder": objective.encoder}
+  reader = tf.train.load_checkpoint(run.checkpoint)
+  shapes = reader.get_variable_to_shape_map()
+  matched, unused_keys = match_checkpoint(reader, **items)
+  for variable, key in matched.values():
+    if list(shapes[key]) != variable.shape.as_list():
+      raise PretrainedModelError(
+          f"{key} of {run.checkpoint} has shape {list(shapes[key])} but the configured {type(objective).__name__}'s "
+          f"{variable.name} has {variable.shape.as_list()}; configure the objective as {run.info_path} records it "
+          f"(arguments {run.arguments}) or pretrain from scratch")
+  missing_encoder = [v.name for v in objective.encoder.variables if id(v) not in matched]
+  if missing_encoder:
+    raise PretrainedModelError(f"checkpoint {run.checkpoint} lacks {len(missing_encoder)} variable(s) of the encoder, "
+                               f"e.g. {missing_encoder[0]}: it does not hold the encoder {run.info_path} describes")
+  for variable, key in matched.values():
+    variable.assign(reader.get_tensor(key))
+  # Parts: the objective's attributes. A part is judged by its own variables (those no other part
+  # reaches: the generator's layers, not the embeddings it shares), or by all it reaches when it
+  # owns none (the shared embeddings); a tied MLM head is judged by its transform and bias.
+  reach = {name: {id(v) for v in checkpoint_variables(part=child).values()}
+           for name, child in tf.train.TrackableView.children(objective).items()}
+  reach = {name: ids for name, ids in reach.items() if ids}
+  by_part: Dict[str, List[bool]] = {}
+  for name, ids in reach.items():
+    own = ids - set().union(*(other for other_name, other in reach.items() if other_name != name))
+    by_part[name] = [i in matched for i in sorted(own or ids)]
+  restored = [part for part, flags in by_part.items() if all(flags)]
+  fresh = [part for part, flags in by_part.items() if not any(flags)]
+  partial = {part: f"{sum(flags)} of {len(flags)} variables" for part, flags in by_part.items()
+             if any(flags) and not all(flags)}
+  objective_variables = set().union(*reach.values()) if reach else set()
+  unused = sorted({_unused_part(key) for key in unused_keys})
+  return InitRestore(items=sorted(items), restored=restored, fresh=fresh, partial=partial, unused=unused,
+                     num_restored=len(matched), num_variables=len(objective_variables))
 
 
 def save_pretraining_dir(objective: objectives.PretrainingObjective, model_dir: str, data_dir: Optional[str] = None,
