@@ -144,6 +144,22 @@ def test_only_the_cuinit_line_is_hidden(tmp_path):
   assert "cuInit" not in done.stderr
 
 
+@pytest.mark.skipif(not CPU_ONLY, reason="the cuInit line is hidden only on machines without GPU or TPU")
+def test_the_cuinit_line_is_hidden_when_tensorflow_is_first_imported_inside_absl_app_run(tmp_path):
+  # There TensorFlow probes during its import already (data_prep imports it lazily, inside main).
+  code = ("import sys\n"
+          "from absl import app\n"
+          "import tpu_electra\n"
+          "def main(argv):\n"
+          "  import tensorflow as tf\n"
+          "  print(len(tf.config.list_physical_devices()), file=sys.stderr)\n"
+          "app.run(main)\n")
+  done = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, timeout=300, check=False)
+  assert done.returncode == 0, done.stderr
+  assert "1\n" in done.stderr and "cuInit" not in done.stderr
+
+
 @pytest.mark.skipif(not CPU_ONLY, reason="shows TensorFlow's own cuInit line, printed only without a GPU")
 def test_a_machine_with_an_accelerator_is_left_alone(tmp_path):
   # /dev as a GPU machine shows it: no import hook, and TensorFlow prints what it always did.

@@ -84,8 +84,8 @@ class _ProbeDevicesAfterTensorFlowImport:
       return spec
 
     def exec_then_probe(module):
-      exec_module(module)
-      _without_cuinit_line(lambda: _list_devices(module))
+      # The import itself may probe too (under absl's app.run it does), so both are captured.
+      _without_cuinit_line(lambda: (exec_module(module), _list_devices(module)))
 
     try:
       loader.exec_module = exec_then_probe
