@@ -1,4 +1,5 @@
 """Export: the SavedModel's serving signature, and Hugging Face ELECTRA weights that reproduce ours."""
+import dataclasses
 import json
 import os
 
@@ -12,7 +13,9 @@ from tpu_electra import export
 from tpu_electra.finetuning import pretrained
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import ale
+from tpu_electra.objectives import bert
 from tpu_electra.objectives import electra
+from tpu_electra.objectives import script
 from tpu_electra.objectives import teams
 
 CONFIG = EncoderConfig(vocab_size=60, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
@@ -128,3 +131,68 @@ def test_teams_saved_model_serves_the_rtd_branch_logits(token_data_dir, tmp_path
   # The branch reads layer L - 1 and has a layer of its own, so it is not a head on the last layer.
   np.testing.assert_allclose(outputs["rtd_logits"].numpy(), expected_rtd, atol=1e-5)
   assert not np.allclose(expected_rtd, objective.rtd_head(encoder_output["sequence_output"]).numpy(), rtol=1e-3, atol=0)
+
+
+# Every objective's Hugging Face class: (objective, config, transformers class, head compared).
+SQUARE = dataclasses.replace(CONFIG, embedding_size=None)
+OBJECTIVES = {
+    "bert": (lambda: bert.Bert(SQUARE), SQUARE, "BertForMaskedLM", "mlm"),
+    "bert_projected": (lambda: bert.Bert(CONFIG), CONFIG, "ElectraForMaskedLM", "mlm"),
+    "script": (lambda: script.Script(CONFIG), CONFIG, "ElectraForMaskedLM", "mlm"),
+    "script_square": (lambda: script.Script(SQUARE), SQUARE, "BertForMaskedLM", "mlm"),
+    "electra": (lambda: electra.Electra(CONFIG, generator_fraction=0.5), CONFIG, "ElectraForPreTraining", "rtd"),
+    "ale": (lambda: ale.Ale(CONFIG, generator_fraction=0.5), CONFIG, "ElectraForPreTraining", "rtd"),
+    # TEAMS' detector reads layer L - 1 through a layer of its own: no transformers class holds it.
+    "teams": (lambda: teams.Teams(CONFIG), CONFIG, "ElectraModel", None),
+}
+
+
+def _randomize(layer, rng, encoder):
+  """Non-trivial values for a head's weights that start at 0 or 1 (biases, layer-norm gains); the
+  tied word embeddings, which the MLM head also lists, are left alone."""
+  shared = {v.ref() for v in encoder.weights}
+  for variable in layer.weights:
+    if variable.ref() not in shared:
+      variable.assign(variable + rng.normal(0.0, 0.1, variable.shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_transformers_loads_every_objectives_export_with_equal_outputs(name, token_data_dir, tmp_path):
+  torch = pytest.importorskip("torch", reason="torch is not installed (test-only extra 'hf')")
+  transformers = pytest.importorskip("transformers", reason="transformers is not installed (test-only extra 'hf')")
+  build, config, architecture, head = OBJECTIVES[name]
+  tf.keras.utils.set_random_seed(11)
+  rng = np.random.default_rng(11)
+  objective = build()
+  inputs = {k: tf.constant(v) for k, v in INPUTS.items()}
+  sequence = objective.encoder(inputs, training=False)["sequence_output"]
+  expected = {}
+  if head == "mlm":
+    _, mlm_head = objective.masked_lm()
+    positions = tf.tile(tf.range(IDS.shape[1])[None], [IDS.shape[0], 1])
+    mlm_head(sequence, masked_positions=positions)
+    _randomize(mlm_head, rng, objective.encoder)
+    expected["logits"] = mlm_head(sequence, masked_positions=positions).numpy()
+  elif head == "rtd":
+    objective.rtd_head(sequence)
+    _randomize(objective.rtd_head, rng, objective.encoder)
+    expected["logits"] = objective.rtd_head(sequence).numpy()
+  else:
+    objective.detector_logits(objective.encoder(inputs, training=False), inputs["input_mask"], training=False)
+  model_dir = str(tmp_path / "run")
+  pretrained.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir)
+  out = str(tmp_path / "hf")
+  assert export.cli(["export", f"--model_dir={model_dir}", "--format=huggingface", f"--output_dir={out}"]) == 0
+  with open(os.path.join(out, "config.json")) as f:
+    assert json.load(f)["architectures"] == [architecture]
+  model = getattr(transformers, architecture).from_pretrained(out)
+  model.eval()
+  with torch.no_grad():
+    outputs = model(input_ids=torch.tensor(INPUTS["input_word_ids"], dtype=torch.long),
+                    attention_mask=torch.tensor(INPUTS["input_mask"], dtype=torch.long),
+                    token_type_ids=torch.tensor(INPUTS["input_type_ids"], dtype=torch.long),
+                    output_hidden_states=True)
+  mask = INPUTS["input_mask"].astype(bool)
+  np.testing.assert_allclose(outputs.hidden_states[-1].numpy()[mask], sequence.numpy()[mask], atol=1e-4)
+  if "logits" in expected:
+    np.testing.assert_allclose(outputs.logits.numpy()[mask], expected["logits"][mask], atol=1e-4)

@@ -1,23 +1,44 @@
-r"""Exports a pretrained encoder: a TensorFlow SavedModel, or Hugging Face ELECTRA weights.
+r"""Exports a pretraining run's encoder, or a fine-tuned task model: a TensorFlow SavedModel, or Hugging Face weights.
 
   python -m tpu_electra.export --model_dir=PRETRAIN_DIR --format=saved_model --output_dir=OUT
   python -m tpu_electra.export --model_dir=PRETRAIN_DIR --format=huggingface --output_dir=OUT
+  python -m tpu_electra.export --model_dir=FINETUNE_RUN [--seed=S] --format=saved_model --output_dir=OUT
+  python -m tpu_electra.export --model_dir=FINETUNE_RUN [--seed=S] --format=huggingface --output_dir=OUT
 
---model_dir is a pretraining model dir (its latest checkpoint) or one checkpoint prefix in it; the
-objective is rebuilt from the dir's run.json.
+--model_dir is a pretraining model dir (its latest checkpoint) or one checkpoint prefix in it, whose
+objective is rebuilt from the dir's run.json; or a fine-tuning run dir (run.json of kind
+"finetuning"), whose task model is rebuilt from run.json and restored from `seed_<S>/final/model`
+(default S: the run's first seed).
 
-saved_model: one serving signature taking `input_word_ids`, `input_mask`, `input_type_ids`
-(int32 [batch, length]) and returning `sequence_output` [batch, length, H] and, for an objective
-that is a ReplacedTokenDetector (ELECTRA, ALE, TEAMS), `rtd_logits` [batch, length] (the detector's
-logits; for TEAMS those of its RTD branch, which has a top layer of its own).
+saved_model, pretraining run: one serving signature taking `input_word_ids`, `input_mask`,
+`input_type_ids` (int32 [batch, length]) and returning `sequence_output` [batch, length, H] and, for
+an objective that is a ReplacedTokenDetector (ELECTRA, ALE, TEAMS), `rtd_logits` [batch, length]
+(the detector's logits; for TEAMS those of its RTD branch, which has a top layer of its own).
 
-huggingface: `config.json` and `model.safetensors` in the layout of transformers' ELECTRA classes:
-`ElectraForPreTraining` when the detector is exactly its discriminator head on the last layer
-(ELECTRA/ALE), `ElectraModel` otherwise (BERT, SCRIPT, TEAMS: the encoder alone, as no transformers
-class holds TEAMS' RTD branch with its own layer; ELECTRA's architecture also covers an embedding
-projection E != H, which BertModel cannot hold). Cross-layer sharing (ALE) is written out as L
-copies of the shared layer. The WordPiece vocab is copied as `vocab.txt` with a tokenizer config
-when the pretraining data's manifest is reachable.
+saved_model, fine-tuning run (GLUE tasks): `serving_default` takes raw text, `text` (string
+[batch]) for single-sentence tasks or `text_a` + `text_b` for pair tasks, tokenizes it inside the
+graph with tensorflow_text (the run's vocab, shipped as assets/vocab.txt, and casing), packs
+`[CLS] a [SEP] (b [SEP])` truncated as the runner's features are (longest side first) and padded to
+the run's max_seq_length, and returns `probabilities`, `logits`, `label_id` and `label`
+(classification) or `score` (regression). `encode` returns the packed ids for the same inputs;
+`serve_features` takes ids. Tagging runs (POS, NER) take `words` (string [batch, words], padded with
+"") and return `tags` per word (words cut off by max_seq_length, and pads, get O). SQuAD and RACE
+are not served from text yet. Loading needs `import tensorflow_text` (it registers the ops).
+
+huggingface: `config.json` and `model.safetensors` in the layout of a transformers class:
+- ELECTRA, ALE: `ElectraForPreTraining` (the detector is exactly its discriminator head on the last
+  layer); cross-layer sharing (ALE) is written out as L copies of the shared layer.
+- BERT, SCRIPT: their MLM head too, `BertForMaskedLM` when E = H, `ElectraForMaskedLM` (names
+  `generator_predictions.*`, `generator_lm_head`) otherwise (BERT's classes have no embedding
+  projection).
+- TEAMS: `ElectraModel`, the encoder alone: its RTD branch reads layer L - 1 through a layer of its
+  own, which no transformers class holds.
+- fine-tuned: `ElectraForSequenceClassification` (GLUE; num_labels 1 for STS-B regression; its head
+  is dense + GELU + out_proj on [CLS] as ours), `ElectraForTokenClassification` (tagging),
+  `ElectraForQuestionAnswering` (SQuAD; ours also sets padding logits to -10000). RACE has no class
+  with our head (an error says so). BertForSequenceClassification is never written: its pooler is
+  dense + tanh.
+The WordPiece vocab is copied as `vocab.txt` with a tokenizer config when reachable.
 
 Mapping, per transformer layer i (official TransformerEncoderBlock → Hugging Face):
   self_attention/{query,key,value}/kernel [H, heads, d] → attention.self.{query,key,value}.weight [H, H]
@@ -32,17 +53,22 @@ import json
 import os
 import struct
 import uuid
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 from absl import flags
 import numpy as np
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
+import tensorflow_text as tf_text
 
 from tpu_electra import cli_utils
 from tpu_electra import convert
 from tpu_electra.data import tokenization
+from tpu_electra.finetuning import features as features_lib
+from tpu_electra.finetuning import finetuned
+from tpu_electra.finetuning import models as task_models
 from tpu_electra.finetuning import pretrained
+from tpu_electra.objectives import MaskedLanguageModel
 from tpu_electra.objectives import ReplacedTokenDetector
 
 FORMATS = ("saved_model", "huggingface")
@@ -94,9 +120,15 @@ def _move_into_place(tmp_dir: str, output_dir: str) -> None:
   tf.io.gfile.rename(tmp_dir, output_dir)
 
 
-def export_saved_model(model_dir: str, output_dir: str, overwrite: bool = False) -> str:
-  """Writes the serving SavedModel of the pretraining run in `model_dir` to `output_dir`."""
+def export_saved_model(model_dir: str, output_dir: str, overwrite: bool = False, seed: Optional[int] = None) -> str:
+  """Writes the serving SavedModel of the run in `model_dir` to `output_dir`.
+
+  A fine-tuning run gets the text-in SavedModel (`export_text_saved_model`); a pretraining run the
+  encoder's id-in one.
+  """
   _check_output_dir(output_dir, overwrite)
+  if finetuned.is_finetuning_dir(model_dir):
+    return export_text_saved_model(model_dir, output_dir, overwrite=overwrite, seed=seed)
   run = pretrained.read_run(model_dir)
   objective = pretrained.load_objective(run)
   detector = objective if isinstance(objective, ReplacedTokenDetector) else None
@@ -109,6 +141,215 @@ def export_saved_model(model_dir: str, output_dir: str, overwrite: bool = False)
   tmp_dir = _temporary_sibling(output_dir)
   try:
     tf.saved_model.save(module, tmp_dir, signatures={"serving_default": module.serve})
+    _move_into_place(tmp_dir, output_dir)
+  finally:
+    if tf.io.gfile.exists(tmp_dir):
+      tf.io.gfile.rmtree(tmp_dir)
+  return output_dir
+
+
+# ----------------------------------------------------------------------------------------------
+# Fine-tuned runs: a SavedModel that takes raw text
+
+
+def _keep_first(ragged: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
+  """The first `lengths[i]` tokens of each row i."""
+  positions = tf.ragged.range(ragged.row_lengths())
+  return tf.ragged.boolean_mask(ragged, positions < tf.expand_dims(lengths, 1))
+
+
+class TextServingModule(tf.Module):
+  """A fine-tuned task model behind signatures that take raw text and tokenize inside the graph.
+
+  Packing is the runner's (`glue.convert_fields`): `[CLS] a [SEP]` with a cut to max_seq_length - 2,
+  or `[CLS] a [SEP] b [SEP]` with the longer side giving way one token at a time (b on a tie) to
+  max_seq_length - 3; rows are padded to max_seq_length as in training.
+  """
+
+  def __init__(self, model: task_models.TaskModel, tokenizer: tokenization.Tokenizer, max_seq_length: int,
+               label_list=None, vocab_path: Optional[str] = None):
+    super().__init__()
+    self.model = model
+    # The tokenizer's tensorflow_text op (a tf.Module: its vocab or SentencePiece model is saved with it).
+    self.tokenizer_op = tokenizer._op  # pylint: disable=protected-access
+    self._tokenize = tokenizer.tokenize_tensor
+    if vocab_path:
+      # The run's own vocab file, shipped inside the SavedModel (assets/) for reference and reuse.
+      self.vocab_file = tf.saved_model.Asset(vocab_path)
+    ids = features_lib.special_ids(tokenizer)
+    self._cls, self._sep, self._pad = ids.cls, ids.sep, ids.pad
+    self.max_seq_length = max_seq_length
+    self._label_list = list(label_list) if label_list else None
+
+  def encode(self, text_a, text_b=None) -> Dict[str, tf.Tensor]:
+    """The encoder inputs (int32 [batch, max_seq_length]) for one text or a pair per row."""
+    length = self.max_seq_length
+    a = self._tokenize(text_a)
+    if text_b is None:
+      segments = [a[:, :max(0, length - 2)]]
+    else:
+      b = self._tokenize(text_b)
+      len_a, len_b = a.row_lengths(), b.row_lengths()
+      budget = tf.constant(length - 3, tf.int64)
+      kept_a = tf.minimum(len_a, tf.maximum((budget + 1) // 2, budget - len_b))
+      kept_b = tf.minimum(len_b, budget - kept_a)
+      segments = [_keep_first(a, kept_a), _keep_first(b, kept_b)]
+    word_ids, type_ids = tf_text.combine_segments(segments, self._cls, self._sep)
+    word_ids, mask = tf_text.pad_model_inputs(word_ids, length, pad_value=self._pad)
+    type_ids, _ = tf_text.pad_model_inputs(type_ids, length, pad_value=0)
+    return {"input_word_ids": tf.cast(word_ids, tf.int32), "input_mask": tf.cast(mask, tf.int32),
+            "input_type_ids": tf.cast(type_ids, tf.int32)}
+
+  def outputs(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    result = self.model.task_outputs(inputs, training=False)
+    if "scores" in result:
+      return {"score": tf.cast(result["scores"], tf.float32)}
+    logits = tf.cast(result["logits"], tf.float32)
+    label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    out = {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1), "label_id": label_id}
+    if self._label_list:
+      out["label"] = tf.gather(tf.constant(self._label_list), label_id)
+    return out
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+  def serve_text(self, text):
+    return self.outputs(self.encode(text))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a"),
+                                tf.TensorSpec([None], tf.string, name="text_b")])
+  def serve_pair(self, text_a, text_b):
+    return self.outputs(self.encode(text_a, text_b))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+  def encode_text(self, text):
+    return self.encode(text)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a"),
+                                tf.TensorSpec([None], tf.string, name="text_b")])
+  def encode_pair(self, text_a, text_b):
+    return self.encode(text_a, text_b)
+
+  @tf.function(input_signature=[{
+      "input_word_ids": tf.TensorSpec([None, None], tf.int32, name="input_word_ids"),
+      "input_mask": tf.TensorSpec([None, None], tf.int32, name="input_mask"),
+      "input_type_ids": tf.TensorSpec([None, None], tf.int32, name="input_type_ids"),
+  }])
+  def serve_features(self, inputs):
+    return self.outputs(inputs)
+
+
+class WordTaggingModule(TextServingModule):
+  """A fine-tuned tagger behind a signature that takes words and returns one tag per word.
+
+  Packing is the runner's (`tagging.convert_example`): each word is tokenized on its own, words are
+  kept whole while they fit in max_seq_length - 2 tokens (the first that does not, and every later
+  one, is dropped), and a word's tag is read at its first sub-token; dropped words and words with
+  no tokens (the empty strings that pad a batch) get the fallback tag O.
+  """
+
+  def __init__(self, model, tokenizer, max_seq_length: int, label_list, vocab_path: Optional[str] = None,
+               fallback: str = "O"):
+    super().__init__(model, tokenizer, max_seq_length, label_list, vocab_path)
+    self._fallback = fallback
+
+  def encode_words(self, words):
+    """(encoder inputs, word positions [batch, words] with -1 for words not in the sequence)."""
+    shape = tf.shape(words, out_type=tf.int64)
+    pieces = self._tokenize(tf.reshape(words, [-1]))  # [batch * words, (pieces)]
+    counts = tf.reshape(pieces.row_lengths(), shape)
+    ends = tf.cumsum(counts, axis=1)
+    kept = ends <= self.max_seq_length - 2
+    positions = tf.where(kept & (counts > 0), 1 + ends - counts, tf.constant(-1, tf.int64))
+    kept_pieces = tf.ragged.boolean_mask(pieces, tf.reshape(kept, [-1]))
+    # Back to one row of tokens per sentence: kept words are a prefix of each row.
+    row_lengths = tf.reduce_sum(tf.cast(kept, tf.int64), axis=1)
+    sentences = tf.RaggedTensor.from_row_lengths(kept_pieces, row_lengths).merge_dims(1, 2)
+    word_ids, type_ids = tf_text.combine_segments([sentences], self._cls, self._sep)
+    word_ids, mask = tf_text.pad_model_inputs(word_ids, self.max_seq_length, pad_value=self._pad)
+    type_ids, _ = tf_text.pad_model_inputs(type_ids, self.max_seq_length, pad_value=0)
+    inputs = {"input_word_ids": tf.cast(word_ids, tf.int32), "input_mask": tf.cast(mask, tf.int32),
+              "input_type_ids": tf.cast(type_ids, tf.int32)}
+    return inputs, positions
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="words")])
+  def serve_words(self, words):
+    inputs, positions = self.encode_words(words)
+    logits = tf.cast(self.model.task_outputs(inputs, training=False)["logits"], tf.float32)
+    word_logits = tf.gather(logits, tf.maximum(positions, 0), batch_dims=1)
+    label_id = tf.argmax(word_logits, axis=-1, output_type=tf.int32)
+    present = positions >= 0
+    tags = tf.where(present, tf.gather(tf.constant(self._label_list), label_id), self._fallback)
+    return {"tags": tags, "label_id": tf.where(present, label_id, -1), "word_logits": word_logits,
+            "word_position": tf.cast(positions, tf.int32)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="words")])
+  def encode_word_rows(self, words):
+    inputs, positions = self.encode_words(words)
+    return dict(inputs, word_position=tf.cast(positions, tf.int32))
+
+
+# GLUE tasks whose examples are sentence pairs (the others are single sentences).
+PAIR_TASKS = ("mrpc", "sts-b", "qqp", "mnli", "qnli", "rte", "wnli")
+
+
+def export_text_saved_model(model_dir: str, output_dir: str, overwrite: bool = False,
+                            seed: Optional[int] = None) -> str:
+  """Writes the text-in SavedModel of fine-tuning run `model_dir` (seed `seed`, default its first).
+
+  Signatures: `serving_default` takes `text` (single-sentence tasks) or `text_a` + `text_b` (pair
+  tasks) and returns `probabilities`, `logits`, `label_id`, `label` (classification) or `score`
+  (regression); `encode` returns the packed encoder inputs for the same strings; `serve_features`
+  takes them as ids.
+  """
+  _check_output_dir(output_dir, overwrite)
+  run = finetuned.read_finetuning_run(model_dir, seed)
+  glue_task = run.glue_task()
+  if glue_task is None and run.task in ("pos", "ner"):
+    return _export_tagging_saved_model(run, output_dir)
+  if glue_task is None:
+    raise ExportError(f"the text-in SavedModel covers GLUE classification and regression runs and tagging; "
+                      f"{run.task!r} (SQuAD, RACE) is not exported from text yet")
+  model = finetuned.load_task_model(run)
+  tokenizer = run.load_tokenizer()
+  if not hasattr(tokenizer, "_op"):
+    raise ExportError(f"the run's tokenizer {type(tokenizer).__name__} has no tensorflow_text op to serve with")
+  module = TextServingModule(model, tokenizer, run.max_seq_length, run.label_list, run.vocab_path())
+  pair = glue_task.name in PAIR_TASKS
+  signatures = {
+      "serving_default": module.serve_pair if pair else module.serve_text,
+      "encode": module.encode_pair if pair else module.encode_text,
+      "serve_features": module.serve_features,
+  }
+  tmp_dir = _temporary_sibling(output_dir)
+  try:
+    tf.saved_model.save(module, tmp_dir, signatures=signatures)
+    _write_text(os.path.join(tmp_dir, "export.json"), json.dumps({
+        "task": run.task, "seed": run.seed, "checkpoint": run.checkpoint, "max_seq_length": run.max_seq_length,
+        "inputs": ["text_a", "text_b"] if pair else ["text"], "label_list": run.label_list,
+        "do_lower_case": tokenizer.do_lower_case, "vocab_type": tokenizer.vocab_type}, indent=2) + "\n")
+    _move_into_place(tmp_dir, output_dir)
+  finally:
+    if tf.io.gfile.exists(tmp_dir):
+      tf.io.gfile.rmtree(tmp_dir)
+  return output_dir
+
+
+def _export_tagging_saved_model(run: finetuned.FinetuningRun, output_dir: str) -> str:
+  if not run.label_list:
+    raise ExportError(f"{run.model_dir}/run.json lists no tag names (a run from before run.json recorded "
+                      "label_list); re-run the fine-tuning to export it from text")
+  model = finetuned.load_task_model(run)
+  tokenizer = run.load_tokenizer()
+  module = WordTaggingModule(model, tokenizer, run.max_seq_length, run.label_list, run.vocab_path())
+  tmp_dir = _temporary_sibling(output_dir)
+  try:
+    tf.saved_model.save(module, tmp_dir, signatures={
+        "serving_default": module.serve_words, "encode": module.encode_word_rows,
+        "serve_features": module.serve_features})
+    _write_text(os.path.join(tmp_dir, "export.json"), json.dumps({
+        "task": run.task, "seed": run.seed, "checkpoint": run.checkpoint, "max_seq_length": run.max_seq_length,
+        "inputs": ["words"], "label_list": run.label_list, "do_lower_case": tokenizer.do_lower_case,
+        "vocab_type": tokenizer.vocab_type}, indent=2) + "\n")
     _move_into_place(tmp_dir, output_dir)
   finally:
     if tf.io.gfile.exists(tmp_dir):
@@ -227,45 +468,161 @@ def _write_text(path: str, text: str) -> None:
     f.write(text)
 
 
-def export_huggingface(model_dir: str, output_dir: str, overwrite: bool = False) -> str:
-  """Writes config.json, model.safetensors (and the vocab when reachable) to `output_dir`."""
-  _check_output_dir(output_dir, overwrite)
-  run = pretrained.read_run(model_dir)
-  objective = pretrained.load_objective(run)
-  encoder = objective.encoder
-  state = encoder_state_dict(encoder)
-  architecture = "ElectraModel"
-  head = objective.electra_discriminator_head() if isinstance(objective, ReplacedTokenDetector) else None
-  if head is not None:
+def masked_lm_state_dict(mlm_head, bert: bool) -> Dict[str, np.ndarray]:
+  """Our tied MLM head (dense + activation + layer norm, logits on the word embeddings + bias) under
+  BertForMaskedLM's (`cls.predictions.*`) or ElectraForMaskedLM's (`generator_predictions.*`,
+  `generator_lm_head.bias`) names; the decoder weight is the tied word-embedding table."""
+  if bert:
+    # pylint: disable-next=protected-access
+    state = convert._official_mlm_head_tensors(mlm_head, "cls.predictions.transform.", "cls.predictions.bias")
+  else:
+    # pylint: disable-next=protected-access
+    state = convert._official_mlm_head_tensors(mlm_head, "generator_predictions.", "generator_lm_head.bias")
+  return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in state.items()}
+
+
+def bert_config(encoder_config, architecture: str, pad_token_id: int = 0) -> Dict[str, object]:
+  """config.json of transformers' BERT for an encoder with E = H."""
+  config = huggingface_config(encoder_config, architecture, pad_token_id)
+  config["model_type"] = "bert"
+  config.pop("embedding_size")
+  return config
+
+
+def _require_gelu(encoder_config, architecture: str) -> None:
+  # transformers' ELECTRA heads (generator predictions, classifier) apply exact GELU whatever hidden_act says.
+  if encoder_config.activation != "gelu":
+    raise ExportError(f"{architecture}'s head always applies GELU, but this model's head uses "
+                      f"{encoder_config.activation!r}; export --format=saved_model instead")
+
+
+def _pretraining_state(objective, encoder) -> Tuple[str, Dict[str, np.ndarray], bool]:
+  """(architecture, tensors, is BERT-named) of a pretraining objective's Hugging Face export."""
+  if isinstance(objective, ReplacedTokenDetector):
+    state = encoder_state_dict(encoder)
+    head = objective.electra_discriminator_head()
+    if head is None:
+      # TEAMS: its detector reads layer L - 1 through a layer of its own, which no transformers class holds.
+      return "ElectraModel", state, False
     head(tf.zeros([1, 1, encoder.config.hidden_size]))
     state.update(rtd_head_state_dict(head))
-    architecture = "ElectraForPreTraining"
-  manifest = run.manifest()
-  pad_id = manifest.special_token_ids["[PAD]"] if manifest else 0
+    return "ElectraForPreTraining", state, False
+  if isinstance(objective, MaskedLanguageModel):
+    network, mlm_head = objective.masked_lm()
+    if network is encoder:
+      mlm_head(tf.zeros([1, 1, encoder.config.hidden_size]), masked_positions=tf.zeros([1, 1], tf.int32))
+      if encoder.embedding_projection is None:
+        state = encoder_state_dict(encoder, prefix="bert.")
+        state.update(masked_lm_state_dict(mlm_head, bert=True))
+        return "BertForMaskedLM", state, True
+      _require_gelu(encoder.config, "ElectraForMaskedLM")
+      state = encoder_state_dict(encoder)
+      state.update(masked_lm_state_dict(mlm_head, bert=False))
+      return "ElectraForMaskedLM", state, False
+  return "ElectraModel", encoder_state_dict(encoder), False
+
+
+def _finetuned_state(model, encoder) -> Tuple[str, Dict[str, np.ndarray], Dict[str, object]]:
+  """(architecture, tensors, extra config) of a fine-tuned task model's Hugging Face export."""
+  state = encoder_state_dict(encoder)
+  if isinstance(model, (task_models.ClassificationModel, task_models.RegressionModel)):
+    # ElectraClassificationHead: dropout, dense, GELU, dropout, out_proj on [CLS] = our ClassificationHead
+    # at inference. BertForSequenceClassification (pooler dense + tanh) computes something else.
+    _require_gelu(encoder.config, "ElectraForSequenceClassification")
+    head = model.head
+    state.update({"classifier.dense.weight": _linear(head.dense.kernel.numpy()),
+                  "classifier.dense.bias": head.dense.bias.numpy(),
+                  "classifier.out_proj.weight": _linear(head.out_proj.kernel.numpy()),
+                  "classifier.out_proj.bias": head.out_proj.bias.numpy()})
+    regression = isinstance(model, task_models.RegressionModel)
+    extra = {"num_labels": head.num_outputs,
+             "problem_type": "regression" if regression else "single_label_classification"}
+    return "ElectraForSequenceClassification", state, extra
+  if isinstance(model, task_models.TaggingModel):
+    # Dropout + one dense layer per position, as ElectraForTokenClassification.
+    logits = model.head.logits
+    state.update({"classifier.weight": _linear(logits.kernel.numpy()), "classifier.bias": logits.bias.numpy()})
+    return "ElectraForTokenClassification", state, {"num_labels": int(logits.kernel.shape[-1])}
+  if isinstance(model, task_models.SpanModel):
+    # One dense layer to (start, end) per position, as ElectraForQuestionAnswering; ours also pushes
+    # padding positions to -10000, which transformers leaves to the caller (logits at real tokens agree).
+    logits = model.head.logits
+    state.update({"qa_outputs.weight": _linear(logits.kernel.numpy()), "qa_outputs.bias": logits.bias.numpy()})
+    return "ElectraForQuestionAnswering", state, {"num_labels": 2}
+  raise ExportError(f"no transformers class computes {type(model).__name__}'s head as ours does "
+                    "(ElectraForMultipleChoice pools differently); export --format=saved_model instead")
+
+
+def _write_huggingface_dir(output_dir: str, config: Dict[str, object], state: Dict[str, np.ndarray],
+                           vocab_path: Optional[str], do_lower_case: bool, bert: bool, max_length: int) -> None:
   tmp_dir = _temporary_sibling(output_dir)
   tf.io.gfile.makedirs(tmp_dir)
   try:
-    _write_text(os.path.join(tmp_dir, "config.json"),
-                json.dumps(huggingface_config(encoder.config, architecture, pad_id), indent=2) + "\n")
+    _write_text(os.path.join(tmp_dir, "config.json"), json.dumps(config, indent=2) + "\n")
     _write_bytes(os.path.join(tmp_dir, SAFETENSORS_NAME), safetensors_bytes(state))
-    if manifest is not None and manifest.vocab_type == tokenization.WORDPIECE:
-      data_dir = run.resolved_data_dir()
-      tf.io.gfile.copy(manifest.vocab_path(data_dir), os.path.join(tmp_dir, "vocab.txt"), overwrite=True)
+    if vocab_path is not None:
+      tf.io.gfile.copy(vocab_path, os.path.join(tmp_dir, "vocab.txt"), overwrite=True)
       _write_text(os.path.join(tmp_dir, "tokenizer_config.json"), json.dumps({
-          "tokenizer_class": "ElectraTokenizer", "do_lower_case": manifest.do_lower_case,
-          "model_max_length": encoder.config.max_position_embeddings}, indent=2) + "\n")
+          "tokenizer_class": "BertTokenizer" if bert else "ElectraTokenizer", "do_lower_case": do_lower_case,
+          "model_max_length": max_length}, indent=2) + "\n")
     _move_into_place(tmp_dir, output_dir)
   finally:
     if tf.io.gfile.exists(tmp_dir):
       tf.io.gfile.rmtree(tmp_dir)
+
+
+def export_huggingface(model_dir: str, output_dir: str, overwrite: bool = False, seed: Optional[int] = None) -> str:
+  """Writes config.json, model.safetensors (and the vocab when reachable) to `output_dir`.
+
+  Pretraining runs: ElectraForPreTraining (ELECTRA, ALE), BertForMaskedLM (BERT, SCRIPT with E = H),
+  ElectraForMaskedLM (BERT, SCRIPT with E != H), ElectraModel (TEAMS). Fine-tuning runs:
+  ElectraForSequenceClassification (GLUE, regression included), ElectraForTokenClassification
+  (tagging), ElectraForQuestionAnswering (SQuAD).
+  """
+  _check_output_dir(output_dir, overwrite)
+  if finetuned.is_finetuning_dir(model_dir):
+    return _export_finetuned_huggingface(model_dir, output_dir, seed)
+  run = pretrained.read_run(model_dir)
+  objective = pretrained.load_objective(run)
+  encoder = objective.encoder
+  architecture, state, bert = _pretraining_state(objective, encoder)
+  manifest = run.manifest()
+  pad_id = manifest.special_token_ids["[PAD]"] if manifest else 0
+  config = (bert_config if bert else huggingface_config)(encoder.config, architecture, pad_id)
+  vocab_path = None
+  if manifest is not None and manifest.vocab_type == tokenization.WORDPIECE:
+    vocab_path = manifest.vocab_path(run.resolved_data_dir())
+  _write_huggingface_dir(output_dir, config, state, vocab_path, manifest.do_lower_case if manifest else True, bert,
+                         encoder.config.max_position_embeddings)
+  return output_dir
+
+
+def _export_finetuned_huggingface(model_dir: str, output_dir: str, seed: Optional[int]) -> str:
+  run = finetuned.read_finetuning_run(model_dir, seed)
+  model = finetuned.load_task_model(run)
+  encoder = model.encoder
+  architecture, state, extra = _finetuned_state(model, encoder)
+  tokenizer = run.load_tokenizer()
+  config = huggingface_config(encoder.config, architecture, tokenizer.special_token_ids["[PAD]"])
+  config.update(extra)
+  labels = run.label_list
+  if labels and len(labels) == config["num_labels"]:
+    config["id2label"] = {str(i): label for i, label in enumerate(labels)}
+    config["label2id"] = {label: i for i, label in enumerate(labels)}
+  vocab_path = run.vocab_path() if tokenizer.vocab_type == tokenization.WORDPIECE else None
+  _write_huggingface_dir(output_dir, config, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()},
+                         vocab_path, tokenizer.do_lower_case, False, run.max_seq_length)
   return output_dir
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
   """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  flags.DEFINE_string("model_dir", None, "Pretraining model dir, or a checkpoint prefix inside one.",
+  flags.DEFINE_string("model_dir", None, "Pretraining model dir (or a checkpoint prefix inside one), or a "
+                      "fine-tuning run dir.",
                       flag_values=flag_values)
   flags.DEFINE_enum("format", "saved_model", list(FORMATS), "What to write.", flag_values=flag_values)
+  flags.DEFINE_integer("seed", None, "Fine-tuning runs: the seed whose seed_<seed>/final model to export "
+                       "(default: the run's first seed).", flag_values=flag_values)
   cli_utils.define_output_flags(flag_values, "the export")
 
 
@@ -273,8 +630,12 @@ def define_flags(flag_values: flags.FlagValues) -> None:
 def run(flag_values: flags.FlagValues) -> int:
   """Runs the export the parsed flags ask for; returns the exit status (errors: one line)."""
   cli_utils.require(flag_values, "model_dir", "output_dir")
+  if flag_values.seed is None and finetuned.is_finetuning_dir(flag_values.model_dir):
+    seed = finetuned.read_finetuning_run(flag_values.model_dir).seed
+    print(f"exporting seed {seed}, the run's first seed (--seed chooses another)")
   exporter = export_saved_model if flag_values.format == "saved_model" else export_huggingface
-  path = exporter(flag_values.model_dir, flag_values.output_dir, overwrite=flag_values.overwrite)
+  path = exporter(flag_values.model_dir, flag_values.output_dir, overwrite=flag_values.overwrite,
+                  seed=flag_values.seed)
   print(f"wrote {flag_values.format} export to {path}")
   return 0
 

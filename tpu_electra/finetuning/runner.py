@@ -302,7 +302,13 @@ def finetune(init_checkpoint: str,
       "SEED": seed, "seeds": seeds, "init_checkpoint": run.checkpoint,
       "encoder_config": dataclasses.asdict(encoder_config), "features": dict(task_data.features),
       "data_dir": data_dir, "train_and_evaluate": _arguments(train_and_evaluate),
-      "create_finetuning_optimizer": _arguments(layerwise_decay.create_finetuning_optimizer)})
+      "create_finetuning_optimizer": _arguments(layerwise_decay.create_finetuning_optimizer),
+      # What export needs to rebuild the head and the tokenizer: the label names in label-id order
+      # (None: regression, or labels kept in the feature cache), and the vocab as passed (None: the
+      # pretraining run's) with the type and casing actually used.
+      "label_list": _label_list(task_adapter, task_data),
+      "tokenizer": {"vocab": vocab, "vocab_type": getattr(tokenizer, "vocab_type", vocab_type),
+                    "do_lower_case": getattr(tokenizer, "do_lower_case", do_lower_case)}})
   strategy = strategy_lib.get_strategy()
   logging.info("SEED=%d: fine-tuning %s with seed(s) %s (seed k = SEED + k).", seed, task_data.name,
                ", ".join(str(s) for s in seeds))
@@ -325,6 +331,17 @@ def finetune(init_checkpoint: str,
   write_reports(model_dir, results, records, task_data.primary_metric)
   fileio.write_text_atomic(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
   return results
+
+
+def _label_list(task_adapter, task_data: tasks_lib.TaskData) -> Optional[List[str]]:
+  """The label names in label-id order: a GLUE task's, or those its feature cache lists (tagging);
+  None for regression, SQuAD and RACE."""
+  glue_task = getattr(task_adapter, "task", None)
+  labels = getattr(glue_task, "label_list", None)
+  if labels is None and task_data.features.get("dir"):
+    index = feature_cache._read_index(task_data.features["dir"])  # pylint: disable=protected-access
+    labels = (index or {}).get("info", {}).get("label_list")
+  return list(labels) if labels is not None else None
 
 
 def _arguments(configurable) -> Dict[str, Any]:
