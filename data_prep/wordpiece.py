@@ -39,8 +39,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from data_prep import bert_unicode_tables as tables
+from tpu_electra.data import vocabulary
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # tpu_electra.data.manifest.SPECIAL_TOKENS
+SPECIAL_TOKENS = vocabulary.SPECIAL_TOKENS
 UNKNOWN_TOKEN = "[UNK]"
 SUFFIX = "##"
 MAX_BYTES_PER_WORD = 100  # tpu_electra.data.tokenization.MAX_BYTES_PER_WORD
@@ -215,24 +216,17 @@ _TOKEN_PARTS = re.compile(f"\n|[{_PUNCTUATION}]|[^{_PUNCTUATION}{_WHITESPACE}]+"
 _ASCII_TOKEN_PARTS = re.compile("\n|[0-9A-Za-z]+|[!-/:-@\\[-`{-~]")
 
 
-class WordpieceTokenizer:
+class WordpieceTokenizer(vocabulary.Vocabulary):
   """BERT WordPiece of a vocab list (ids = positions), cased or uncased, as FastBertTokenizer gives it."""
 
   vocab_type = "wordpiece"
+  vocab_error = WordpieceError  # (defined above)
 
   def __init__(self, vocab: Sequence[str], do_lower_case: bool, origin: str = "<memory>"):
-    self._vocab = list(vocab)
-    self._ids: Dict[str, int] = {token: i for i, token in enumerate(self._vocab)}
-    self.do_lower_case = do_lower_case
-    missing = [t for t in SPECIAL_TOKENS if t not in self._ids]
-    if missing:
-      raise WordpieceError(
-          f"vocab {origin} has no {missing}; every vocab needs {list(SPECIAL_TOKENS)} "
-          "(rebuild it with python -m data_prep.build)")
+    super().__init__(vocab, do_lower_case, origin)
     duplicates = len(self._vocab) - len(self._ids)
     if duplicates:
       raise WordpieceError(f"vocab {origin} lists {duplicates} token(s) twice; a WordPiece vocab needs unique lines")
-    self.special_token_ids: Dict[str, int] = {t: self._ids[t] for t in SPECIAL_TOKENS}
     self._unknown = (self._ids[UNKNOWN_TOKEN],)
     # A suffix piece "##" + s matches the rest s of a word (the bare "##" never does).
     self._suffix_ids: Dict[str, int] = {t[len(SUFFIX):]: i for t, i in self._ids.items()
@@ -240,19 +234,6 @@ class WordpieceTokenizer:
     self._longest = max([len(t) for t in self._ids] + [1])
     self._normalized_chars = _CharNormalizer(do_lower_case)
     self._reset()
-
-  @property
-  def vocab_size(self) -> int:
-    return len(self._vocab)
-
-  def id_to_token(self, token_id: int) -> str:
-    return self._vocab[token_id]
-
-  def token_to_id(self, token: str) -> int:
-    return self._ids.get(token, self.special_token_ids["[UNK]"])
-
-  def convert_ids_to_tokens(self, ids: Sequence[int]) -> List[str]:
-    return [self._vocab[i] for i in ids]
 
   def word_continuation(self) -> List[bool]:
     """Per id: True when the piece continues the word of the piece before it (whole-word masking)."""

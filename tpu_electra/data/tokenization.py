@@ -10,12 +10,13 @@ import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 
 import abc
 import unicodedata
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
 from tpu_electra.data import manifest as manifest_lib
+from tpu_electra.data import vocabulary
 
 WORDPIECE = "wordpiece"
 SENTENCEPIECE = "sentencepiece"
@@ -30,31 +31,11 @@ class TokenizerError(ValueError):
   """A vocab that cannot be loaded or lacks what the pipeline needs."""
 
 
-class Tokenizer(abc.ABC):
+class Tokenizer(vocabulary.Vocabulary, abc.ABC):
   """Shared surface of both vocab types; subclasses provide the op and the vocabulary list."""
 
   vocab_type: str = ""
-
-  def __init__(self, vocab: Sequence[str], do_lower_case: bool, origin: str):
-    self._vocab = list(vocab)
-    self._ids = {token: i for i, token in enumerate(self._vocab)}
-    self.do_lower_case = do_lower_case
-    missing = [t for t in SPECIAL_TOKENS if t not in self._ids]
-    if missing:
-      raise TokenizerError(
-          f"vocab {origin} has no {missing}; every vocab needs {list(SPECIAL_TOKENS)} "
-          "(rebuild it with python -m data_prep.build)")
-    self.special_token_ids: Dict[str, int] = {t: self._ids[t] for t in SPECIAL_TOKENS}
-
-  @property
-  def vocab_size(self) -> int:
-    return len(self._vocab)
-
-  def id_to_token(self, token_id: int) -> str:
-    return self._vocab[token_id]
-
-  def token_to_id(self, token: str) -> int:
-    return self._ids.get(token, self.special_token_ids["[UNK]"])
+  vocab_error = TokenizerError
 
   @abc.abstractmethod
   def tokenize_tensor(self, texts: tf.Tensor) -> tf.RaggedTensor:
@@ -68,9 +49,6 @@ class Tokenizer(abc.ABC):
 
   def tokenize(self, text: str) -> List[int]:
     return self.tokenize_batch([text])[0]
-
-  def convert_ids_to_tokens(self, ids: Sequence[int]) -> List[str]:
-    return [self._vocab[i] for i in ids]
 
   def word_continuation(self) -> List[bool]:
     """Per id: True when the piece continues the word of the piece before it (whole-word masking)."""
