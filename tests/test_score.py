@@ -1,6 +1,7 @@
 """N-best rescoring: WER, the n-best format, both pseudo-log-likelihoods against slow references."""
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -135,3 +136,21 @@ def test_each_method_asks_for_its_capability_in_one_line():
   # TEAMS scores masked tokens with its generator.
   network, head = score.mlm_network(teams_model)
   assert network is teams_model.generator and head is teams_model.mlm_head
+
+
+def test_a_converted_dir_without_its_mlm_head_is_refused_in_one_line(script_model, token_data_dir, tmp_path, capsys):
+  model_dir = str(tmp_path / "converted")
+  pretrained.save_pretraining_dir(script_model, model_dir, data_dir=token_data_dir)
+  info_path = os.path.join(model_dir, "run.json")
+  with open(info_path) as f:
+    info = json.load(f)
+  info["conversion"] = {"absent": ["mlm_head"]}  # as tpu_electra.convert writes for a BertModel
+  with open(info_path, "w") as f:
+    json.dump(info, f)
+  nbest = tmp_path / "nbest.jsonl"
+  nbest.write_text(json.dumps({"id": "u1", "hypotheses": [{"text": "w10 w11", "score": -1.0}]}) + "\n")
+  assert score.cli(["score", f"--model_dir={model_dir}", f"--nbest={nbest}", f"--output={tmp_path / 'out.jsonl'}",
+                    "--method=mlm_pll", "--max_seq_length=16"]) == 1
+  error = capsys.readouterr().err
+  assert "holds no trained mlm_head" in error and "random weights" in error and error.count("\n") == 1
+  assert not os.path.exists(tmp_path / "out.jsonl")

@@ -301,6 +301,12 @@ def score_file(model_dir: str, nbest_path: str, output_path: str, method: str = 
   if max_seq_length > run.encoder_config().max_position_embeddings:
     raise ValueError(f"--max_seq_length={max_seq_length} exceeds the model's max_position_embeddings="
                      f"{run.encoder_config().max_position_embeddings}")
+  untrained = sorted(set(pretrained.absent_parts(run)) & {"generator", "mlm_head"})
+  if untrained:
+    raise ValueError(f"{model_dir} holds no trained {' or '.join(untrained)} (it was converted without them: "
+                     "run.json conversion.absent), so its pseudo-log-likelihoods would come from random weights; "
+                     "convert a checkpoint with its MLM head (BertForMaskedLM, or ElectraForPreTraining with "
+                     "--generator=huggingface:PATH)")
   tokenizer = pretrained.load_tokenizer(run, vocab, vocab_type, do_lower_case)
   objective = pretrained.load_objective(run)
   scorer = SCORERS[method](objective, tokenizer.special_token_ids, max_seq_length, batch_size)

@@ -23,6 +23,7 @@ import os
 import shlex
 from typing import Any, Dict, List, Optional, Tuple
 
+from absl import logging
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
@@ -190,10 +191,19 @@ def load_encoder(run: PretrainingRun) -> TransformerEncoder:
   return encoder
 
 
+def absent_parts(run: PretrainingRun) -> List[str]:
+  """The parts of the run's objective its checkpoint does not hold (a converted encoder-only dir: the heads)."""
+  return list((run.info.get("conversion") or {}).get("absent") or [])
+
+
 def load_objective(run: PretrainingRun) -> objectives.PretrainingObjective:
   """The whole objective (encoder and pretraining heads), restored from the `model` item; from the
   `encoder` item alone when the checkpoint has no `model` (e.g. a converted encoder)."""
   objective = run.build_objective()
+  absent = absent_parts(run)
+  if absent:
+    logging.warning("%s was converted without %s (run.json conversion.absent): those parts of the %s objective "
+                    "keep their fresh initial weights", run.model_dir, ", ".join(absent), run.objective)
   keys = tf.train.load_checkpoint(run.checkpoint).get_variable_to_shape_map()
   if any(key.startswith("model/") for key in keys):
     _restore(run, objective.encoder, "objective", model=objective)
