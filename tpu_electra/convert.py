@@ -52,7 +52,6 @@ import os
 import pickle
 import re
 import struct
-import uuid
 import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -1150,15 +1149,6 @@ def convert_source(source: str, generator: Optional[str] = None) -> Tuple[Conver
   return converted, read
 
 
-def _check_output_dir(output_dir: str, overwrite: bool) -> None:
-  if tf.io.gfile.exists(output_dir) and not overwrite:
-    raise ConversionError(f"{output_dir!r} already exists; choose another --output_dir or pass --overwrite")
-
-
-def _temporary_sibling(output_dir: str) -> str:
-  return f"{output_dir.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
-
-
 def _objective_record(converted: Converted) -> Dict[str, Any]:
   """run.json's objective entry (as tpu_electra.run_info.objective_record writes it), also for an
   objective the source has only part of: its registry name, class, resolved arguments."""
@@ -1206,7 +1196,7 @@ def write_run_dir(converted: Converted, source: Source, output_dir: str, overwri
   never leaves a half-written run behind."""
   from tpu_electra import run_info  # pylint: disable=g-import-not-at-top
 
-  _check_output_dir(output_dir, overwrite)
+  fileio.check_new_output_dir(output_dir, overwrite)
   tokens = list(source.vocab.tokens)
   rows = converted.encoder_config.vocab_size
   if len(tokens) > rows:
@@ -1219,7 +1209,7 @@ def write_run_dir(converted: Converted, source: Source, output_dir: str, overwri
     source.notes.append(f"vocab padded from {len(source.vocab.tokens)} to {rows} tokens (the embedding rows) with "
                         "[unused_row_N] placeholders")
   output_dir = output_dir.rstrip("/")
-  tmp_dir = tmp_dir or _temporary_sibling(output_dir)
+  tmp_dir = tmp_dir or fileio.temporary_sibling(output_dir)
   try:
     fileio.make_output_dir(tmp_dir, "--output_dir")
     items = {"encoder": converted.encoder}
@@ -1229,9 +1219,7 @@ def write_run_dir(converted: Converted, source: Source, output_dir: str, overwri
     tf.train.CheckpointManager(checkpoint, tmp_dir, max_to_keep=1).save(checkpoint_number=0)
     fileio.write_atomic(fileio.join(tmp_dir, VOCAB_NAME), "".join(token + "\n" for token in tokens))
     run_info.write_run_info(tmp_dir, run_record(converted, source, rows))
-    if tf.io.gfile.exists(output_dir):
-      tf.io.gfile.rmtree(output_dir)
-    tf.io.gfile.rename(tmp_dir, output_dir)
+    fileio.move_into_place(tmp_dir, output_dir)
   finally:
     if tf.io.gfile.exists(tmp_dir):
       tf.io.gfile.rmtree(tmp_dir)
@@ -1240,9 +1228,9 @@ def write_run_dir(converted: Converted, source: Source, output_dir: str, overwri
 
 def convert(source: str, output_dir: str, generator: Optional[str] = None, overwrite: bool = False) -> str:
   """Converts KIND:PATH into the run directory `output_dir`; returns its path."""
-  _check_output_dir(output_dir, overwrite)
+  fileio.check_new_output_dir(output_dir, overwrite)
   # The output's temporary sibling is created first: an unwritable --output_dir fails before any work.
-  tmp_dir = _temporary_sibling(output_dir)
+  tmp_dir = fileio.temporary_sibling(output_dir)
   try:
     fileio.make_output_dir(tmp_dir, "--output_dir")
     converted, read = convert_source(source, generator)

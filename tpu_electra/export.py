@@ -52,7 +52,6 @@ renamed into place at the end, so a failed export never leaves a half-written OU
 import json
 import os
 import struct
-import uuid
 from typing import Dict, Mapping, Optional, Tuple
 
 from absl import flags
@@ -63,6 +62,7 @@ import tensorflow_text as tf_text
 
 from tpu_electra import cli_utils
 from tpu_electra import convert
+from tpu_electra import fileio
 from tpu_electra.data import tokenization
 from tpu_electra.finetuning import features as features_lib
 from tpu_electra.finetuning import finetuned
@@ -104,29 +104,13 @@ class ServingModule(tf.Module):
     return outputs
 
 
-def _temporary_sibling(output_dir: str) -> str:
-  return f"{output_dir.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
-
-
-def _check_output_dir(output_dir: str, overwrite: bool) -> None:
-  if tf.io.gfile.exists(output_dir):
-    if not overwrite:
-      raise ExportError(f"{output_dir!r} already exists; choose another --output_dir or pass --overwrite")
-
-
-def _move_into_place(tmp_dir: str, output_dir: str) -> None:
-  if tf.io.gfile.exists(output_dir):
-    tf.io.gfile.rmtree(output_dir)
-  tf.io.gfile.rename(tmp_dir, output_dir)
-
-
 def export_saved_model(model_dir: str, output_dir: str, overwrite: bool = False, seed: Optional[int] = None) -> str:
   """Writes the serving SavedModel of the run in `model_dir` to `output_dir`.
 
   A fine-tuning run gets the text-in SavedModel (`export_text_saved_model`); a pretraining run the
   encoder's id-in one.
   """
-  _check_output_dir(output_dir, overwrite)
+  fileio.check_new_output_dir(output_dir, overwrite)
   if finetuned.is_finetuning_dir(model_dir):
     return export_text_saved_model(model_dir, output_dir, overwrite=overwrite, seed=seed)
   run = pretrained.read_run(model_dir)
@@ -138,10 +122,10 @@ def export_saved_model(model_dir: str, output_dir: str, overwrite: bool = False,
     dummy = objective.encoder.dummy_inputs(batch_size=1, seq_length=2)
     detector.detector_logits(objective.encoder(dummy, training=False), dummy["input_mask"], training=False)
   module = ServingModule(objective.encoder, detector)
-  tmp_dir = _temporary_sibling(output_dir)
+  tmp_dir = fileio.temporary_sibling(output_dir)
   try:
     tf.saved_model.save(module, tmp_dir, signatures={"serving_default": module.serve})
-    _move_into_place(tmp_dir, output_dir)
+    fileio.move_into_place(tmp_dir, output_dir)
   finally:
     if tf.io.gfile.exists(tmp_dir):
       tf.io.gfile.rmtree(tmp_dir)
@@ -301,7 +285,7 @@ def export_text_saved_model(model_dir: str, output_dir: str, overwrite: bool = F
   (regression); `encode` returns the packed encoder inputs for the same strings; `serve_features`
   takes them as ids.
   """
-  _check_output_dir(output_dir, overwrite)
+  fileio.check_new_output_dir(output_dir, overwrite)
   run = finetuned.read_finetuning_run(model_dir, seed)
   glue_task = run.glue_task()
   if glue_task is None and run.task in ("pos", "ner"):
@@ -320,14 +304,14 @@ def export_text_saved_model(model_dir: str, output_dir: str, overwrite: bool = F
       "encode": module.encode_pair if pair else module.encode_text,
       "serve_features": module.serve_features,
   }
-  tmp_dir = _temporary_sibling(output_dir)
+  tmp_dir = fileio.temporary_sibling(output_dir)
   try:
     tf.saved_model.save(module, tmp_dir, signatures=signatures)
     _write_text(os.path.join(tmp_dir, "export.json"), json.dumps({
         "task": run.task, "seed": run.seed, "checkpoint": run.checkpoint, "max_seq_length": run.max_seq_length,
         "inputs": ["text_a", "text_b"] if pair else ["text"], "label_list": run.label_list,
         "do_lower_case": tokenizer.do_lower_case, "vocab_type": tokenizer.vocab_type}, indent=2) + "\n")
-    _move_into_place(tmp_dir, output_dir)
+    fileio.move_into_place(tmp_dir, output_dir)
   finally:
     if tf.io.gfile.exists(tmp_dir):
       tf.io.gfile.rmtree(tmp_dir)
@@ -341,7 +325,7 @@ def _export_tagging_saved_model(run: finetuned.FinetuningRun, output_dir: str) -
   model = finetuned.load_task_model(run)
   tokenizer = run.load_tokenizer()
   module = WordTaggingModule(model, tokenizer, run.max_seq_length, run.label_list, run.vocab_path())
-  tmp_dir = _temporary_sibling(output_dir)
+  tmp_dir = fileio.temporary_sibling(output_dir)
   try:
     tf.saved_model.save(module, tmp_dir, signatures={
         "serving_default": module.serve_words, "encode": module.encode_word_rows,
@@ -350,7 +334,7 @@ def _export_tagging_saved_model(run: finetuned.FinetuningRun, output_dir: str) -
         "task": run.task, "seed": run.seed, "checkpoint": run.checkpoint, "max_seq_length": run.max_seq_length,
         "inputs": ["words"], "label_list": run.label_list, "do_lower_case": tokenizer.do_lower_case,
         "vocab_type": tokenizer.vocab_type}, indent=2) + "\n")
-    _move_into_place(tmp_dir, output_dir)
+    fileio.move_into_place(tmp_dir, output_dir)
   finally:
     if tf.io.gfile.exists(tmp_dir):
       tf.io.gfile.rmtree(tmp_dir)
@@ -442,20 +426,6 @@ def safetensors_bytes(tensors: Mapping[str, np.ndarray], metadata: Optional[Dict
   encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
   encoded += b" " * (-len(encoded) % 8)
   return struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks)
-
-
-def read_safetensors(data: bytes) -> Dict[str, np.ndarray]:
-  """Inverse of `safetensors_bytes` (for checking an export without torch)."""
-  (size,) = struct.unpack("<Q", data[:8])
-  header = json.loads(data[8:8 + size])
-  header.pop("__metadata__", None)
-  body = data[8 + size:]
-  names = {v: k for k, v in _SAFETENSORS_DTYPES.items()}
-  out = {}
-  for name, entry in header.items():
-    begin, end = entry["data_offsets"]
-    out[name] = np.frombuffer(body[begin:end], dtype=names[entry["dtype"]].newbyteorder("<")).reshape(entry["shape"])
-  return out
 
 
 def _write_bytes(path: str, data: bytes) -> None:
@@ -555,7 +525,7 @@ def _finetuned_state(model, encoder) -> Tuple[str, Dict[str, np.ndarray], Dict[s
 
 def _write_huggingface_dir(output_dir: str, config: Dict[str, object], state: Dict[str, np.ndarray],
                            vocab_path: Optional[str], do_lower_case: bool, bert: bool, max_length: int) -> None:
-  tmp_dir = _temporary_sibling(output_dir)
+  tmp_dir = fileio.temporary_sibling(output_dir)
   tf.io.gfile.makedirs(tmp_dir)
   try:
     _write_text(os.path.join(tmp_dir, "config.json"), json.dumps(config, indent=2) + "\n")
@@ -565,7 +535,7 @@ def _write_huggingface_dir(output_dir: str, config: Dict[str, object], state: Di
       _write_text(os.path.join(tmp_dir, "tokenizer_config.json"), json.dumps({
           "tokenizer_class": "BertTokenizer" if bert else "ElectraTokenizer", "do_lower_case": do_lower_case,
           "model_max_length": max_length}, indent=2) + "\n")
-    _move_into_place(tmp_dir, output_dir)
+    fileio.move_into_place(tmp_dir, output_dir)
   finally:
     if tf.io.gfile.exists(tmp_dir):
       tf.io.gfile.rmtree(tmp_dir)
@@ -579,7 +549,7 @@ def export_huggingface(model_dir: str, output_dir: str, overwrite: bool = False,
   ElectraForSequenceClassification (GLUE, regression included), ElectraForTokenClassification
   (tagging), ElectraForQuestionAnswering (SQuAD).
   """
-  _check_output_dir(output_dir, overwrite)
+  fileio.check_new_output_dir(output_dir, overwrite)
   if finetuned.is_finetuning_dir(model_dir):
     return _export_finetuned_huggingface(model_dir, output_dir, seed)
   run = pretrained.read_run(model_dir)

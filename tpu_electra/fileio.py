@@ -190,6 +190,24 @@ class OutputPathError(ValueError):
   """An output directory that cannot be created or written."""
 
 
+def check_new_output_dir(output_dir: str, overwrite: bool) -> None:
+  """An output written whole (export, conversion) goes to a directory that does not exist yet."""
+  if exists(output_dir) and not overwrite:
+    raise OutputPathError(f"{output_dir!r} already exists; choose another --output_dir or pass --overwrite")
+
+
+def temporary_sibling(output_dir: str) -> str:
+  """Where a directory is written before `move_into_place` renames it: a failed write leaves nothing."""
+  return f"{output_dir.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+
+
+def move_into_place(tmp_dir: str, output_dir: str) -> None:
+  """Replaces `output_dir` (if any) by the finished `tmp_dir`."""
+  if exists(output_dir):
+    rmtree(output_dir)
+  rename(tmp_dir, output_dir)
+
+
 def make_output_dir(path: str, flag: str = "--model_dir") -> None:
   """Creates `path` and checks that it takes a file, or raises OutputPathError in one line naming `flag`.
 
