@@ -29,6 +29,7 @@ a process of its own with every stage's parts timed (exclusive CPU seconds: a pa
 without the parts it calls). Timing the parts costs a little; the end-to-end tables are untouched.
 """
 import hashlib
+import multiprocessing
 import os
 import platform
 import re
@@ -175,7 +176,33 @@ def machine() -> str:
   return f"{model or platform.processor()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def end_to_end_table(ours: Dict[int, List[Dict]], reference: Dict[int, List[Dict]], corpus_bytes: int) -> str:
+def _spin(seconds_of_work: int) -> float:
+  """Pure-Python, dict-heavy work (like a tokenizer's cold path): its wall seconds."""
+  start = time.perf_counter()
+  table = {}
+  for i in range(seconds_of_work * 15_000_000):
+    table[i & 65535] = i
+  return time.perf_counter() - start
+
+
+def machine_ceiling(workers: int, rounds: int = 3) -> float:
+  """How much faster `workers` processes do `workers` times the work of one, on this machine now.
+
+  The peer of the worker scaling: what the cores give to independent CPU-bound processes (shared
+  cores, frequency limits and other jobs show up here as they do in the builds).
+  """
+  context = multiprocessing.get_context("forkserver")
+  ratios = []
+  with context.Pool(workers) as pool:
+    pool.map(_spin, [0] * workers)
+    for _ in range(rounds):
+      one = _spin(1)
+      ratios.append(workers * one / max(pool.map(_spin, [1] * workers)))
+  return statistics.median(ratios)
+
+
+def end_to_end_table(ours: Dict[int, List[Dict]], reference: Dict[int, List[Dict]], corpus_bytes: int,
+                     ceilings: Dict[int, float]) -> str:
   """Wall time, MB/s and ratios; CPU seconds only for one process (pool workers are not the build's children)."""
   rows = []
   mib = corpus_bytes / MB
@@ -191,8 +218,9 @@ def end_to_end_table(ours: Dict[int, List[Dict]], reference: Dict[int, List[Dict
       peer = f"{median(reference[workers], 'wall') / wall:.1f}x"
       if workers == 1:
         peer += f" ({median(reference[workers], 'cpu') / median(runs, 'cpu'):.1f}x in CPU s)"
+    ceiling = f" (machine {ceilings[workers]:.2f}x)" if workers in ceilings else ""
     rows.append(["data_prep.build", workers, f"{wall:.1f}", cpu(runs, workers), f"{mib / wall:.2f}",
-                 f"{one / wall:.2f}x", peer])
+                 f"{one / wall:.2f}x{ceiling}", peer])
   for workers, runs in sorted(reference.items()):
     wall = median(runs, "wall")
     rows.append(["google-research/electra build_pretraining_dataset.py", workers, f"{wall:.1f}", cpu(runs, workers),
@@ -379,6 +407,7 @@ def main(argv):
     for _ in range(FLAGS.reference_rounds):
       for w in workers:
         reference.setdefault(w, []).append(run_reference(corpus_dir, os.path.join(FLAGS.work_dir, f"ref-{w}"), w))
+  ceilings = {w: machine_ceiling(w) for w in workers if w > 1}
   load_after = os.getloadavg()
   identical = len(set.union(*digests.values())) == 1
   print(f"corpus: {corpus_bytes / MB:.1f} MiB of text in {FLAGS.corpus_files} files ({corpus_dir}); "
@@ -387,7 +416,10 @@ def main(argv):
   print(f"machine: {machine()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
   print(f"outputs byte-identical across rounds and worker counts {workers}: {'yes' if identical else 'NO'}")
   print()
-  print(end_to_end_table(ours, reference, corpus_bytes))
+  print(end_to_end_table(ours, reference, corpus_bytes, ceilings))
+  if ceilings:
+    print("\n(machine Nx: N processes of pure-Python work against one, timed in this run: the most N workers "
+          "can give here)")
   print()
   print(stage_table(ours, corpus_bytes))
   if FLAGS.profile:
