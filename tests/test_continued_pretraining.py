@@ -4,6 +4,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 
 import gin
 import numpy as np
@@ -245,3 +247,18 @@ def test_an_init_dir_without_a_checkpoint_is_refused_in_one_line(token_data_dir,
   error = _one_line_error("electra", str(tmp_path / "model"), _params(token_data_dir, *TINY, TRAIN_STEPS=2),
                           str(tmp_path), capsys)
   assert "no checkpoint in" in error, error
+
+
+def test_continued_pretraining_under_mirrored_strategy_restores_every_replica_and_trains(electra_run, token_data_dir,
+                                                                                          tmp_path):
+  # Under a strategy the restore assigns MirroredVariables outside a replica context: every replica's
+  # copy must hold the init checkpoint's value when training starts.
+  result = subprocess.run(
+      [sys.executable, "-m", "tests.mirrored_continued_pretraining_main", token_data_dir, electra_run,
+       str(tmp_path / "mirrored")], capture_output=True, text=True, timeout=600,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(result.stdout.strip().splitlines()[-1])
+  assert report["replicas"] == 2
+  assert report["compared"] > 20 and report["differ"] == []
+  assert report["step"] == 2 and np.isfinite(report["loss"])
