@@ -15,15 +15,23 @@ saved_model, pretraining run: one serving signature taking `input_word_ids`, `in
 an objective that is a ReplacedTokenDetector (ELECTRA, ALE, TEAMS), `rtd_logits` [batch, length]
 (the detector's logits; for TEAMS those of its RTD branch, which has a top layer of its own).
 
-saved_model, fine-tuning run (GLUE tasks): `serving_default` takes raw text, `text` (string
+saved_model, fine-tuning run: GLUE tasks' `serving_default` takes raw text, `text` (string
 [batch]) for single-sentence tasks or `text_a` + `text_b` for pair tasks, tokenizes it inside the
 graph with tensorflow_text (the run's vocab, shipped as assets/vocab.txt, and casing), packs
 `[CLS] a [SEP] (b [SEP])` truncated as the runner's features are (longest side first) and padded to
 the run's max_seq_length, and returns `probabilities`, `logits`, `label_id` and `label`
 (classification) or `score` (regression). `encode` returns the packed ids for the same inputs;
 `serve_features` takes ids. Tagging runs (POS, NER) take `words` (string [batch, words], padded with
-"") and return `tags` per word (words cut off by max_seq_length, and pads, get O). SQuAD and RACE
-are not served from text yet. Loading needs `import tensorflow_text` (it registers the ops).
+"") and return `tags` per word (words cut off by max_seq_length, and pads, get O). SQuAD runs take
+`question` and `context` (string [batch]), window each context as the runner's features (doc stride,
+max query length, max-context flags; any number of windows per question, run as one flat batch) and
+decode as the runner does (top n-best starts x ends, max answer length, 2.0's null score against the
+run's threshold; settings from the run's run.json), returning `answer` ("" for none),
+`answer_start` / `answer_end` (character offsets into the context, -1 for none), `score`,
+`has_answer`, `num_windows` and for 2.0 `null_score` and `null_score_diff`. RACE runs take
+`article`, `question` (string [batch]) and `options` (string [batch, options]) and return
+`probabilities`, `logits`, `answer_index` and `answer` (the letter). Loading needs
+`import tensorflow_text` (it registers the ops).
 
 huggingface: `config.json` and `model.safetensors` in the layout of a transformers class:
 - ELECTRA, ALE: `ElectraForPreTraining` (the detector is exactly its discriminator head on the last
@@ -35,9 +43,10 @@ huggingface: `config.json` and `model.safetensors` in the layout of a transforme
   own, which no transformers class holds.
 - fine-tuned: `ElectraForSequenceClassification` (GLUE; num_labels 1 for STS-B regression; its head
   is dense + GELU + out_proj on [CLS] as ours), `ElectraForTokenClassification` (tagging),
-  `ElectraForQuestionAnswering` (SQuAD; ours also sets padding logits to -10000). RACE has no class
-  with our head (an error says so). BertForSequenceClassification is never written: its pooler is
-  dense + tanh.
+  `ElectraForQuestionAnswering` (SQuAD; ours also sets padding logits to -10000),
+  `ElectraForMultipleChoice` (RACE; its sequence summary on the first token, dense H -> H + activation,
+  then its H -> 1 classifier, is our [CLS] scorer). BertForSequenceClassification is never written:
+  its pooler is dense + tanh.
 The WordPiece vocab is copied as `vocab.txt` with a tokenizer config when reachable.
 
 Mapping, per transformer layer i (official TransformerEncoderBlock → Hugging Face):
@@ -142,13 +151,8 @@ def _keep_first(ragged: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
   return tf.ragged.boolean_mask(ragged, positions < tf.expand_dims(lengths, 1))
 
 
-class TextServingModule(tf.Module):
-  """A fine-tuned task model behind signatures that take raw text and tokenize inside the graph.
-
-  Packing is the runner's (`glue.convert_fields`): `[CLS] a [SEP]` with a cut to max_seq_length - 2,
-  or `[CLS] a [SEP] b [SEP]` with the longer side giving way one token at a time (b on a tie) to
-  max_seq_length - 3; rows are padded to max_seq_length as in training.
-  """
+class _TokenizingModule(tf.Module):
+  """A fine-tuned task model with the run's tokenizer op (and vocab asset), for signatures that take text."""
 
   def __init__(self, model: task_models.TaskModel, tokenizer: tokenization.Tokenizer, max_seq_length: int,
                label_list=None, vocab_path: Optional[str] = None):
@@ -164,6 +168,15 @@ class TextServingModule(tf.Module):
     self._cls, self._sep, self._pad = ids.cls, ids.sep, ids.pad
     self.max_seq_length = max_seq_length
     self._label_list = list(label_list) if label_list else None
+
+
+class TextServingModule(_TokenizingModule):
+  """A fine-tuned task model behind signatures that take raw text and tokenize inside the graph.
+
+  Packing is the runner's (`glue.convert_fields`): `[CLS] a [SEP]` with a cut to max_seq_length - 2,
+  or `[CLS] a [SEP] b [SEP]` with the longer side giving way one token at a time (b on a tie) to
+  max_seq_length - 3; rows are padded to max_seq_length as in training.
+  """
 
   def encode(self, text_a, text_b=None) -> Dict[str, tf.Tensor]:
     """The encoder inputs (int32 [batch, max_seq_length]) for one text or a pair per row."""
@@ -272,6 +285,277 @@ class WordTaggingModule(TextServingModule):
     return dict(inputs, word_position=tf.cast(positions, tf.int32))
 
 
+def _first_max(values: tf.Tensor) -> tf.Tensor:
+  """Index of the first maximum along the last axis (tf.argmax leaves ties unspecified)."""
+  width = tf.shape(values, out_type=tf.int64)[-1]
+  top = tf.reduce_max(values, axis=-1, keepdims=True)
+  positions = tf.range(width) + tf.zeros_like(values, tf.int64)
+  return tf.reduce_min(tf.where(values == top, positions, width), axis=-1)
+
+
+def _segment_first(keys: tf.Tensor, candidates: tf.Tensor, segments: tf.Tensor, num_segments) -> tf.Tensor:
+  """Per segment, the smallest of `keys` where `candidates` holds (int64 max where none does)."""
+  missing = tf.constant(np.iinfo(np.int64).max, tf.int64)
+  return tf.math.unsorted_segment_min(tf.where(candidates, keys, missing), segments, num_segments)
+
+
+# White space that separates SQuAD's words (`squad.split_on_whitespace`), as an RE2 class.
+_SQUAD_WORD_DELIMITERS = "[ \\t\\r\\n\\x{202f}]+"
+
+
+class SquadServingModule(_TokenizingModule):
+  """A fine-tuned SQuAD model behind a signature that takes a question and its context as text.
+
+  It repeats the runner (`squad.convert_examples_to_features`, `squad.decode_predictions`) inside the
+  graph: the context is split into white-space words and each word is tokenized on its own; the
+  question is cut to max_query_length tokens; the document is windowed as `squad.doc_spans` does
+  (window length max_seq_length - question - 3, each starting doc_stride after the last, the last
+  ending at the last token), as many windows as each context needs (the batch of windows is flat,
+  with each window's example index); each token is judged only in the window that gives it the most
+  context (`squad.max_context_windows`, ties to the first window). Every window proposes its
+  n_best_size best starts × n_best_size best ends (ties to the lower position); spans outside the
+  window, reversed, longer than max_answer_length tokens or starting outside their max-context
+  window are dropped; the best-scoring span of all windows wins (ties to the runner's candidate
+  order: window, start rank, end rank). SQuAD 2.0: the null score is the smallest [CLS] start + end
+  score over the windows, and "" is answered when null score - best span score exceeds the run's
+  threshold (or no span is valid). The answer is the whole words the span covers joined by single
+  spaces, exactly the runner's text; `answer_start` / `answer_end` are character offsets of those
+  words in the context (Python string indices), -1 when the answer is "".
+  """
+
+  def __init__(self, model, tokenizer, max_seq_length: int, version_2: bool, doc_stride: int,
+               max_query_length: int, n_best_size: int, max_answer_length: int,
+               null_score_diff_threshold: float, vocab_path: Optional[str] = None):
+    super().__init__(model, tokenizer, max_seq_length, None, vocab_path)
+    if doc_stride < 1 or max_query_length < 0 or n_best_size < 1 or max_answer_length < 1:
+      raise ExportError(f"SQuAD settings out of range: doc_stride={doc_stride}, max_query_length={max_query_length}, "
+                        f"n_best_size={n_best_size}, max_answer_length={max_answer_length}")
+    self.version_2 = version_2
+    self.doc_stride = doc_stride
+    self.max_query_length = max_query_length
+    self.n_best_size = n_best_size
+    self.max_answer_length = max_answer_length
+    self.null_score_diff_threshold = float(null_score_diff_threshold)
+
+  def outputs(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    result = self.model.task_outputs(inputs, training=False)
+    return {name: tf.cast(result[name], tf.float32) for name in ("start_logits", "end_logits")}
+
+  def windows(self, question, context) -> Dict[str, tf.Tensor]:
+    """The runner's features of every window of every (question, context), flat, plus what decoding needs."""
+    length = self.max_seq_length
+    words, word_begin, word_end = tf_text.regex_split_with_offsets(context, _SQUAD_WORD_DELIMITERS)
+    query = self._tokenize(question)[:, :self.max_query_length]
+    pieces = self._tokenize(words.flat_values)  # [words in the batch, (pieces)]
+    # The document's tokens per example, and each token's word (an index into the batch's words).
+    doc = tf.RaggedTensor.from_row_splits(pieces.flat_values, tf.gather(pieces.row_splits, words.row_splits))
+    token_word = tf.repeat(tf.range(tf.shape(words.flat_values, out_type=tf.int64)[0]), pieces.row_lengths())
+    num_tokens = doc.row_lengths()
+    query_length = query.row_lengths()
+    window_length = length - query_length - 3
+    # As the runner's features, a question too long for any document token is an error (the run's
+    # max_query_length may allow one when max_seq_length is short).
+    with tf.control_dependencies([tf.debugging.assert_positive(
+        window_length, message=f"max_seq_length {length} leaves no room for the document after the question")]):
+      window_length = tf.identity(window_length)
+    stride = tf.minimum(window_length, self.doc_stride)
+    extra = tf.maximum(num_tokens - window_length, 0)
+    num_windows = 1 + (extra + stride - 1) // stride
+    row = tf.repeat(tf.range(tf.shape(num_windows, out_type=tf.int64)[0]), num_windows)  # [W]
+    index = tf.ragged.range(num_windows).flat_values  # window index within its example
+    start = index * tf.gather(stride, row)
+    span = tf.minimum(tf.gather(num_tokens, row) - start, tf.gather(window_length, row))
+    # Window tokens: (window, i) for i < span, as document token `start + i` of its example.
+    within = tf.ragged.range(span)
+    window_of = within.value_rowids()
+    offset = within.flat_values
+    doc_token = tf.gather(doc.row_splits, tf.gather(row, window_of)) + tf.gather(start, window_of) + offset
+    window_ids = tf.RaggedTensor.from_row_splits(tf.gather(doc.flat_values, doc_token), within.row_splits)
+    # Max context (`squad.max_context_windows`): min(left, right) + 0.01 * span, in float64 as NumPy does;
+    # the first window with the best score keeps the token.
+    spans = tf.gather(span, window_of)
+    score = (tf.cast(tf.minimum(offset, spans - 1 - offset), tf.float64)
+             + tf.constant(0.01, tf.float64) * tf.cast(spans, tf.float64))
+    num_doc_tokens = tf.shape(doc.flat_values, out_type=tf.int64)[0]
+    best = tf.math.unsorted_segment_max(score, doc_token, num_doc_tokens)
+    first = _segment_first(tf.gather(index, window_of), score == tf.gather(best, doc_token), doc_token,
+                           num_doc_tokens)
+    max_context = tf.gather(index, window_of) == tf.gather(first, doc_token)
+    word_ids, type_ids = tf_text.combine_segments([tf.gather(query, row), window_ids], self._cls, self._sep)
+    word_ids, mask = tf_text.pad_model_inputs(word_ids, length, pad_value=self._pad)
+    type_ids, _ = tf_text.pad_model_inputs(type_ids, length, pad_value=0)
+    # Per window position: the word (index into the batch's words) and the max-context flag, -1 / False
+    # outside the window.
+    doc_offset = tf.gather(query_length, row) + 2
+    positions = tf.stack([window_of, tf.gather(doc_offset, window_of) + offset], axis=1)
+    shape = tf.stack([tf.shape(row, out_type=tf.int64)[0], tf.constant(length, tf.int64)])
+    position_word = tf.scatter_nd(positions, tf.gather(token_word, doc_token) + 1, shape) - 1
+    position_max_context = tf.scatter_nd(positions, tf.cast(max_context, tf.int32), shape) > 0
+    return {"input_word_ids": tf.cast(word_ids, tf.int32), "input_mask": tf.cast(mask, tf.int32),
+            "input_type_ids": tf.cast(type_ids, tf.int32), "row": row, "index": index, "start": start,
+            "span": span, "position_word": position_word, "position_max_context": position_max_context,
+            "words": words, "word_begin": word_begin, "word_end": word_end}
+
+  def decode(self, context, windows, start_logits, end_logits) -> Dict[str, tf.Tensor]:
+    """One answer per example from its windows' logits, as `squad.decode_predictions`."""
+    batch = tf.shape(context, out_type=tf.int64)[0]
+    row = windows["row"]
+    k = min(self.n_best_size, self.max_seq_length)
+    top_starts = tf.math.top_k(start_logits, k).indices  # ties: the lower position first, as Python's stable sort
+    top_ends = tf.math.top_k(end_logits, k).indices
+    word = windows["position_word"]
+    start_word = tf.gather(word, top_starts, batch_dims=1)[:, :, None]  # [W, k, 1]
+    end_word = tf.gather(word, top_ends, batch_dims=1)[:, None, :]  # [W, 1, k]
+    start_position = tf.cast(top_starts, tf.int64)[:, :, None]
+    end_position = tf.cast(top_ends, tf.int64)[:, None, :]
+    valid = ((start_word >= 0) & (end_word >= 0)
+             & tf.gather(windows["position_max_context"], top_starts, batch_dims=1)[:, :, None]
+             & (end_position >= start_position) & (end_position - start_position + 1 <= self.max_answer_length))
+    # The runner's scores: Python floats (float64) of the float32 logits, added.
+    start_scores = tf.cast(tf.gather(start_logits, top_starts, batch_dims=1), tf.float64)[:, :, None]
+    end_scores = tf.cast(tf.gather(end_logits, top_ends, batch_dims=1), tf.float64)[:, None, :]
+    scores = tf.reshape(start_scores + end_scores, [-1])
+    valid = tf.reshape(valid, [-1])
+    first_words = tf.reshape(tf.broadcast_to(start_word, [tf.shape(row)[0], k, k]), [-1])
+    last_words = tf.reshape(tf.broadcast_to(end_word, [tf.shape(row)[0], k, k]), [-1])
+    candidate_row = tf.repeat(row, k * k)
+    scores = tf.where(valid, scores, tf.constant(-np.inf, tf.float64))
+    best = tf.math.unsorted_segment_max(scores, candidate_row, batch)
+    has_span = tf.math.unsorted_segment_max(tf.cast(valid, tf.int32), candidate_row, batch) > 0
+    # The first candidate (in the runner's order: window, start rank, end rank) with the best score.
+    chosen = _segment_first(tf.range(tf.shape(scores, out_type=tf.int64)[0]),
+                            valid & (scores == tf.gather(best, candidate_row)), candidate_row, batch)
+    chosen = tf.where(has_span, chosen, 0)
+    out = {"num_windows": tf.cast(tf.math.bincount(tf.cast(row, tf.int32), minlength=tf.cast(batch, tf.int32)),
+                                  tf.int32)}
+    answered = has_span
+    if self.version_2:
+      null_scores = tf.cast(start_logits[:, 0], tf.float64) + tf.cast(end_logits[:, 0], tf.float64)
+      null = tf.math.unsorted_segment_min(null_scores, row, batch)
+      if self.n_best_size <= 1:
+        # An n-best list of one holds only the null answer when it outscores every span (a tie goes to the span).
+        has_span &= ~(null > best)
+      diff = tf.where(has_span, null - best, tf.constant(np.inf, tf.float64))
+      answered = has_span & ~(diff > self.null_score_diff_threshold)
+      out.update(null_score=null, null_score_diff=diff)
+    first_word = tf.where(answered, tf.gather(first_words, chosen), 0)
+    last_word = tf.where(answered, tf.gather(last_words, chosen), -1)
+    words = windows["words"].flat_values
+    answer_words = tf.gather(words, tf.ragged.range(first_word, last_word + 1))
+    answer = tf.strings.reduce_join(answer_words, axis=1, separator=" ")
+    begin_byte = tf.gather(windows["word_begin"].flat_values, tf.maximum(first_word, 0))
+    end_byte = tf.gather(windows["word_end"].flat_values, tf.maximum(last_word, 0))
+
+    def characters(byte_offset):
+      # Python string indices: characters before the byte offset.
+      return tf.strings.length(tf.strings.substr(context, tf.zeros_like(byte_offset), byte_offset), unit="UTF8_CHAR")
+
+    missing = tf.constant(-1, tf.int32)
+    out.update(
+        answer=answer,
+        answer_start=tf.where(answered, characters(begin_byte), missing),
+        answer_end=tf.where(answered, characters(end_byte), missing),
+        has_answer=answered,
+        score=tf.where(has_span, best, tf.constant(-np.inf, tf.float64)))
+    return out
+
+  @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="question"),
+                                tf.TensorSpec([None], tf.string, name="context")])
+  def serve_squad(self, question, context):
+    windows = self.windows(question, context)
+    outputs = self.outputs({k: windows[k] for k in ("input_word_ids", "input_mask", "input_type_ids")})
+    return self.decode(context, windows, outputs["start_logits"], outputs["end_logits"])
+
+  @tf.function(autograph=False, input_signature=[{
+      "input_word_ids": tf.TensorSpec([None, None], tf.int32, name="input_word_ids"),
+      "input_mask": tf.TensorSpec([None, None], tf.int32, name="input_mask"),
+      "input_type_ids": tf.TensorSpec([None, None], tf.int32, name="input_type_ids"),
+  }])
+  def serve_window_features(self, inputs):
+    return self.outputs(inputs)
+
+  @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="question"),
+                                tf.TensorSpec([None], tf.string, name="context")])
+  def encode_squad(self, question, context):
+    windows = self.windows(question, context)
+    # Words as indices within their example (the runner's token_to_orig_map), -1 outside the window.
+    word = windows["position_word"]
+    example_first_word = tf.gather(windows["words"].row_splits, windows["row"])[:, None]
+    return {"input_word_ids": windows["input_word_ids"], "input_mask": windows["input_mask"],
+            "input_type_ids": windows["input_type_ids"], "example_index": tf.cast(windows["row"], tf.int32),
+            "window_index": tf.cast(windows["index"], tf.int32), "window_start": tf.cast(windows["start"], tf.int32),
+            "token_to_word": tf.cast(tf.where(word >= 0, word - example_first_word, -1), tf.int32),
+            "token_is_max_context": windows["position_max_context"]}
+
+
+class MultipleChoiceServingModule(_TokenizingModule):
+  """A fine-tuned RACE model behind a signature that takes an article, a question and its options as text.
+
+  Packing is the runner's (`race.convert_example`): `[CLS] article [SEP] question [SEP] option [SEP]`,
+  article in segment 0, question and option in segment 1; when they do not fit only the article is
+  cut (from its end), then the option, then the question (`race.fit_lengths`). Each option is scored
+  from its own [CLS]; the answer is the first option with the highest score, as a letter ("A" = 0).
+  """
+
+  @staticmethod
+  def _kept(lengths, budget):
+    return tf.maximum(tf.minimum(lengths, budget), 0)
+
+  def encode_options(self, article, question, options) -> Dict[str, tf.Tensor]:
+    """Encoder inputs [batch, options, max_seq_length]."""
+    length = self.max_seq_length
+    shape = tf.shape(options, out_type=tf.int64)
+    row = tf.repeat(tf.range(shape[0]), shape[1])
+    article_ids = tf.gather(self._tokenize(article), row)
+    question_ids = tf.gather(self._tokenize(question), row)
+    option_ids = self._tokenize(tf.reshape(options, [-1]))
+    budget = tf.constant(length - 4, tf.int64)
+    kept_question = self._kept(question_ids.row_lengths(), budget)
+    kept_option = self._kept(option_ids.row_lengths(), budget - kept_question)
+    kept_article = self._kept(article_ids.row_lengths(), budget - kept_question - kept_option)
+    segments = [_keep_first(article_ids, kept_article), _keep_first(question_ids, kept_question),
+                _keep_first(option_ids, kept_option)]
+    word_ids, type_ids = tf_text.combine_segments(segments, self._cls, self._sep)
+    type_ids = tf.minimum(type_ids, 1)  # question and option share segment 1
+    word_ids, mask = tf_text.pad_model_inputs(word_ids, length, pad_value=self._pad)
+    type_ids, _ = tf_text.pad_model_inputs(type_ids, length, pad_value=0)
+    out_shape = tf.stack([shape[0], shape[1], tf.constant(length, tf.int64)])
+    return {"input_word_ids": tf.reshape(tf.cast(word_ids, tf.int32), out_shape),
+            "input_mask": tf.reshape(tf.cast(mask, tf.int32), out_shape),
+            "input_type_ids": tf.reshape(tf.cast(type_ids, tf.int32), out_shape)}
+
+  def choose(self, inputs) -> Dict[str, tf.Tensor]:
+    shape = tf.shape(inputs["input_word_ids"])
+    flat = {name: tf.reshape(inputs[name], [-1, shape[-1]]) for name in inputs}
+    sequence = self.model.encoder(flat, training=False)["sequence_output"]
+    scores = self.model.head.scorer(sequence, training=False)
+    logits = tf.reshape(tf.cast(scores, tf.float32), shape[:2])
+    index = tf.cast(_first_max(logits), tf.int32)
+    letters = tf.constant([chr(ord("A") + i) for i in range(26)])
+    return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1), "answer_index": index,
+            "answer": tf.gather(letters, index)}
+
+  @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="article"),
+                                tf.TensorSpec([None], tf.string, name="question"),
+                                tf.TensorSpec([None, None], tf.string, name="options")])
+  def serve_race(self, article, question, options):
+    return self.choose(self.encode_options(article, question, options))
+
+  @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="article"),
+                                tf.TensorSpec([None], tf.string, name="question"),
+                                tf.TensorSpec([None, None], tf.string, name="options")])
+  def encode_race(self, article, question, options):
+    return self.encode_options(article, question, options)
+
+  @tf.function(autograph=False, input_signature=[{
+      "input_word_ids": tf.TensorSpec([None, None, None], tf.int32, name="input_word_ids"),
+      "input_mask": tf.TensorSpec([None, None, None], tf.int32, name="input_mask"),
+      "input_type_ids": tf.TensorSpec([None, None, None], tf.int32, name="input_type_ids"),
+  }])
+  def serve_option_features(self, inputs):
+    return self.choose(inputs)
+
+
 # GLUE tasks whose examples are sentence pairs (the others are single sentences).
 PAIR_TASKS = ("mrpc", "sts-b", "qqp", "mnli", "qnli", "rte", "wnli")
 
@@ -280,23 +564,27 @@ def export_text_saved_model(model_dir: str, output_dir: str, overwrite: bool = F
                             seed: Optional[int] = None) -> str:
   """Writes the text-in SavedModel of fine-tuning run `model_dir` (seed `seed`, default its first).
 
-  Signatures: `serving_default` takes `text` (single-sentence tasks) or `text_a` + `text_b` (pair
-  tasks) and returns `probabilities`, `logits`, `label_id`, `label` (classification) or `score`
+  GLUE: `serving_default` takes `text` (single-sentence tasks) or `text_a` + `text_b` (pair tasks)
+  and returns `probabilities`, `logits`, `label_id`, `label` (classification) or `score`
   (regression); `encode` returns the packed encoder inputs for the same strings; `serve_features`
-  takes them as ids.
+  takes them as ids. Tagging: `words` in, `tags` out. SQuAD: `question` + `context` in, `answer`
+  and its character offsets out. RACE: `article`, `question`, `options` in, `probabilities` and the
+  answer letter out.
   """
   fileio.check_new_output_dir(output_dir, overwrite)
   run = finetuned.read_finetuning_run(model_dir, seed)
   glue_task = run.glue_task()
   if glue_task is None and run.task in ("pos", "ner"):
     return _export_tagging_saved_model(run, output_dir)
+  if glue_task is None and run.task in ("squad_v1", "squad_v2"):
+    return _export_squad_saved_model(run, output_dir)
+  if glue_task is None and run.task == "race":
+    return _export_race_saved_model(run, output_dir)
   if glue_task is None:
-    raise ExportError(f"the text-in SavedModel covers GLUE classification and regression runs and tagging; "
-                      f"{run.task!r} (SQuAD, RACE) is not exported from text yet")
+    raise ExportError(f"the text-in SavedModel covers GLUE, tagging, SQuAD and RACE runs; "
+                      f"{run.task!r} is not exported from text yet")
   model = finetuned.load_task_model(run)
-  tokenizer = run.load_tokenizer()
-  if not hasattr(tokenizer, "_op"):
-    raise ExportError(f"the run's tokenizer {type(tokenizer).__name__} has no tensorflow_text op to serve with")
+  tokenizer = _serving_tokenizer(run)
   module = TextServingModule(model, tokenizer, run.max_seq_length, run.label_list, run.vocab_path())
   pair = glue_task.name in PAIR_TASKS
   signatures = {
@@ -304,13 +592,26 @@ def export_text_saved_model(model_dir: str, output_dir: str, overwrite: bool = F
       "encode": module.encode_pair if pair else module.encode_text,
       "serve_features": module.serve_features,
   }
+  return _save_text_module(run, tokenizer, module, signatures, output_dir, {
+      "inputs": ["text_a", "text_b"] if pair else ["text"], "label_list": run.label_list})
+
+
+def _serving_tokenizer(run: finetuned.FinetuningRun) -> tokenization.Tokenizer:
+  tokenizer = run.load_tokenizer()
+  if not hasattr(tokenizer, "_op"):
+    raise ExportError(f"the run's tokenizer {type(tokenizer).__name__} has no tensorflow_text op to serve with")
+  return tokenizer
+
+
+def _save_text_module(run: finetuned.FinetuningRun, tokenizer, module: tf.Module, signatures, output_dir: str,
+                      record: Dict[str, object]) -> str:
+  """Saves `module` with `signatures` and an export.json (the run, seed, checkpoint, tokenizer and `record`)."""
   tmp_dir = fileio.temporary_sibling(output_dir)
   try:
     tf.saved_model.save(module, tmp_dir, signatures=signatures)
-    _write_text(os.path.join(tmp_dir, "export.json"), json.dumps({
+    _write_text(os.path.join(tmp_dir, "export.json"), json.dumps(dict({
         "task": run.task, "seed": run.seed, "checkpoint": run.checkpoint, "max_seq_length": run.max_seq_length,
-        "inputs": ["text_a", "text_b"] if pair else ["text"], "label_list": run.label_list,
-        "do_lower_case": tokenizer.do_lower_case, "vocab_type": tokenizer.vocab_type}, indent=2) + "\n")
+        "do_lower_case": tokenizer.do_lower_case, "vocab_type": tokenizer.vocab_type}, **record), indent=2) + "\n")
     fileio.move_into_place(tmp_dir, output_dir)
   finally:
     if tf.io.gfile.exists(tmp_dir):
@@ -323,22 +624,38 @@ def _export_tagging_saved_model(run: finetuned.FinetuningRun, output_dir: str) -
     raise ExportError(f"{run.model_dir}/run.json lists no tag names (a run from before run.json recorded "
                       "label_list); re-run the fine-tuning to export it from text")
   model = finetuned.load_task_model(run)
-  tokenizer = run.load_tokenizer()
+  tokenizer = _serving_tokenizer(run)
   module = WordTaggingModule(model, tokenizer, run.max_seq_length, run.label_list, run.vocab_path())
-  tmp_dir = fileio.temporary_sibling(output_dir)
-  try:
-    tf.saved_model.save(module, tmp_dir, signatures={
-        "serving_default": module.serve_words, "encode": module.encode_word_rows,
-        "serve_features": module.serve_features})
-    _write_text(os.path.join(tmp_dir, "export.json"), json.dumps({
-        "task": run.task, "seed": run.seed, "checkpoint": run.checkpoint, "max_seq_length": run.max_seq_length,
-        "inputs": ["words"], "label_list": run.label_list, "do_lower_case": tokenizer.do_lower_case,
-        "vocab_type": tokenizer.vocab_type}, indent=2) + "\n")
-    fileio.move_into_place(tmp_dir, output_dir)
-  finally:
-    if tf.io.gfile.exists(tmp_dir):
-      tf.io.gfile.rmtree(tmp_dir)
-  return output_dir
+  return _save_text_module(run, tokenizer, module, {
+      "serving_default": module.serve_words, "encode": module.encode_word_rows,
+      "serve_features": module.serve_features}, output_dir, {"inputs": ["words"], "label_list": run.label_list})
+
+
+def squad_settings(run: finetuned.FinetuningRun) -> Dict[str, object]:
+  """The run's windowing and decoding settings (SquadTask's arguments as the run had them)."""
+  return run.serving_settings("version_2", "doc_stride", "max_query_length", "n_best_size", "max_answer_length",
+                              "null_score_diff_threshold")
+
+
+def _export_squad_saved_model(run: finetuned.FinetuningRun, output_dir: str) -> str:
+  settings = squad_settings(run)
+  model = finetuned.load_task_model(run)
+  tokenizer = _serving_tokenizer(run)
+  module = SquadServingModule(model, tokenizer, run.max_seq_length, vocab_path=run.vocab_path(), **settings)
+  return _save_text_module(run, tokenizer, module, {
+      "serving_default": module.serve_squad, "encode": module.encode_squad,
+      "serve_features": module.serve_window_features},
+      output_dir, {"inputs": ["question", "context"], "squad": settings})
+
+
+def _export_race_saved_model(run: finetuned.FinetuningRun, output_dir: str) -> str:
+  model = finetuned.load_task_model(run)
+  tokenizer = _serving_tokenizer(run)
+  module = MultipleChoiceServingModule(model, tokenizer, run.max_seq_length, vocab_path=run.vocab_path())
+  return _save_text_module(run, tokenizer, module, {
+      "serving_default": module.serve_race, "encode": module.encode_race,
+      "serve_features": module.serve_option_features}, output_dir,
+      {"inputs": ["article", "question", "options"], **run.serving_settings("num_choices")})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -519,8 +836,20 @@ def _finetuned_state(model, encoder) -> Tuple[str, Dict[str, np.ndarray], Dict[s
     logits = model.head.logits
     state.update({"qa_outputs.weight": _linear(logits.kernel.numpy()), "qa_outputs.bias": logits.bias.numpy()})
     return "ElectraForQuestionAnswering", state, {"num_labels": 2}
-  raise ExportError(f"no transformers class computes {type(model).__name__}'s head as ours does "
-                    "(ElectraForMultipleChoice pools differently); export --format=saved_model instead")
+  if isinstance(model, task_models.MultipleChoiceModel):
+    # ElectraForMultipleChoice: its sequence summary (first token, dense H -> H, activation, dropout) and
+    # classifier (H -> 1) are our [CLS] scorer's dense + activation, dropout and out_proj.
+    scorer = model.head.scorer
+    state.update({"sequence_summary.summary.weight": _linear(scorer.dense.kernel.numpy()),
+                  "sequence_summary.summary.bias": scorer.dense.bias.numpy(),
+                  "classifier.weight": _linear(scorer.out_proj.kernel.numpy()),
+                  "classifier.bias": scorer.out_proj.bias.numpy()})
+    return "ElectraForMultipleChoice", state, {
+        "summary_type": "first", "summary_use_proj": True, "summary_proj_to_labels": False,
+        "summary_activation": convert.huggingface_activation(encoder.config.activation),
+        "summary_last_dropout": encoder.config.dropout_rate}
+  raise ExportError(f"no transformers class computes {type(model).__name__}'s head as ours does; "
+                    "export --format=saved_model instead")
 
 
 def _write_huggingface_dir(output_dir: str, config: Dict[str, object], state: Dict[str, np.ndarray],
@@ -547,7 +876,7 @@ def export_huggingface(model_dir: str, output_dir: str, overwrite: bool = False,
   Pretraining runs: ElectraForPreTraining (ELECTRA, ALE), BertForMaskedLM (BERT, SCRIPT with E = H),
   ElectraForMaskedLM (BERT, SCRIPT with E != H), ElectraModel (TEAMS). Fine-tuning runs:
   ElectraForSequenceClassification (GLUE, regression included), ElectraForTokenClassification
-  (tagging), ElectraForQuestionAnswering (SQuAD).
+  (tagging), ElectraForQuestionAnswering (SQuAD), ElectraForMultipleChoice (RACE).
   """
   fileio.check_new_output_dir(output_dir, overwrite)
   if finetuned.is_finetuning_dir(model_dir):
@@ -576,7 +905,7 @@ def _export_finetuned_huggingface(model_dir: str, output_dir: str, seed: Optiona
   config = huggingface_config(encoder.config, architecture, tokenizer.special_token_ids["[PAD]"])
   config.update(extra)
   labels = run.label_list
-  if labels and len(labels) == config["num_labels"]:
+  if labels and len(labels) == config.get("num_labels"):
     config["id2label"] = {str(i): label for i, label in enumerate(labels)}
     config["label2id"] = {label: i for i, label in enumerate(labels)}
   vocab_path = run.vocab_path() if tokenizer.vocab_type == tokenization.WORDPIECE else None

@@ -1,8 +1,10 @@
 """Fine-tuned models out: a run rebuilt from its dir, the text-in SavedModel served in a fresh process,
 and the transformers class of a fine-tuned classifier."""
+import collections
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,7 +24,9 @@ from tpu_electra.finetuning import finetuned
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import models
 from tpu_electra.finetuning import pretrained
+from tpu_electra.finetuning import race
 from tpu_electra.finetuning import runner
+from tpu_electra.finetuning import squad
 from tpu_electra.finetuning import tagging
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder
 from tpu_electra.objectives import electra
@@ -231,34 +235,39 @@ def test_transformers_sequence_classification_reproduces_the_runner(runs, tmp_pa
       assert tokenizer("W12 w13", "w14")["input_ids"] == [2, 12, 13, 3, 14, 3]
 
 
-def _write_run(run_dir, task, model, encoder, pretrained_dir):
+def _write_run(run_dir, task, model, encoder, pretrained_dir, task_serving=None):
   """A fine-tuning run dir as the runner leaves it, for a model built here."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   tf.train.Checkpoint(model=model, encoder=encoder).write(os.path.join(run_dir, "seed_0", "final", "model"))
   run_info.write_run_info(run_dir, {
       "kind": "finetuning", "task": task, "max_seq_length": MAX_SEQ_LENGTH, "seeds": [0],
       "init_checkpoint": pretrained.read_run(pretrained_dir).checkpoint,
-      "encoder_config": dataclasses.asdict(CONFIG), "label_list": None,
+      "encoder_config": dataclasses.asdict(CONFIG), "label_list": None, "task_serving": task_serving or {},
       "tokenizer": {"vocab": None, "vocab_type": "wordpiece", "do_lower_case": True}})
 
 
 @pytest.mark.parametrize("task,architecture", [("pos", "ElectraForTokenClassification"),
-                                               ("squad_v1", "ElectraForQuestionAnswering")])
-def test_transformers_token_classification_and_question_answering(runs, tmp_path, task, architecture):
+                                               ("squad_v1", "ElectraForQuestionAnswering"),
+                                               ("race", "ElectraForMultipleChoice")])
+def test_transformers_token_classification_question_answering_and_multiple_choice(runs, tmp_path, task,
+                                                                                   architecture):
   torch = pytest.importorskip("torch", reason="torch is not installed (test-only extra 'hf')")
   transformers = pytest.importorskip("transformers", reason="transformers is not installed (test-only extra 'hf')")
   tf.keras.utils.set_random_seed(4)
   encoder = TransformerEncoder(CONFIG, name="encoder")
-  model = models.TaggingModel(encoder, 5) if task == "pos" else models.SpanModel(encoder)
+  model = {"pos": lambda: models.TaggingModel(encoder, 5), "squad_v1": lambda: models.SpanModel(encoder),
+           "race": lambda: models.MultipleChoiceModel(encoder, 2)}[task]()
   ids = np.array([[2, 10, 11, 12, 13, 3, 0, 0], [2, 20, 21, 3, 22, 23, 24, 3]], np.int32)
   batch = {"input_word_ids": ids, "input_mask": (ids > 0).astype(np.int32),
            "input_type_ids": np.array([[0] * 8, [0, 0, 0, 0, 1, 1, 1, 1]], np.int32)}
+  if task == "race":  # one question with the two rows as its options: [1, 2, 8]
+    batch = {name: value[None] for name, value in batch.items()}
   model.task_outputs(batch, training=False)
-  bias = model.head.logits.bias
+  bias = model.head.scorer.out_proj.bias if task == "race" else model.head.logits.bias
   bias.assign(np.random.default_rng(4).normal(0, 0.5, bias.shape).astype(np.float32))
   expected = model.task_outputs(batch, training=False)
   run_dir = str(tmp_path / "run")
-  _write_run(run_dir, task, model, encoder, runs["pretrained"])
+  _write_run(run_dir, task, model, encoder, runs["pretrained"], {"num_choices": 2} if task == "race" else None)
   out = str(tmp_path / "hf")
   assert export.cli(["export", f"--model_dir={run_dir}", "--format=huggingface", f"--output_dir={out}"]) == 0
   hf_model = getattr(transformers, architecture).from_pretrained(out)
@@ -269,6 +278,9 @@ def test_transformers_token_classification_and_question_answering(runs, tmp_path
   mask = batch["input_mask"].astype(bool)
   if task == "pos":
     np.testing.assert_allclose(outputs.logits.numpy()[mask], expected["logits"].numpy()[mask], atol=1e-4)
+  elif task == "race":
+    # Its sequence summary (first token, dense H -> H, GELU) and classifier are our [CLS] scorer.
+    np.testing.assert_allclose(outputs.logits.numpy(), expected["logits"].numpy(), atol=1e-4)
   else:
     # Real tokens agree; ours also pushes padding to -10000, which transformers leaves to the caller.
     for name in ("start_logits", "end_logits"):
@@ -278,13 +290,14 @@ def test_transformers_token_classification_and_question_answering(runs, tmp_path
 def test_text_saved_model_of_a_task_it_cannot_serve_from_text_is_a_one_line_error(runs, tmp_path, capsys):
   tf.keras.utils.set_random_seed(4)
   encoder = TransformerEncoder(CONFIG, name="encoder")
-  model = models.SpanModel(encoder)
+  model = models.ClassificationModel(encoder, 2)
   model.task_outputs(encoder.dummy_inputs(), training=False)
   run_dir = str(tmp_path / "run")
-  _write_run(run_dir, "squad_v1", model, encoder, runs["pretrained"])
+  # A task registered outside the package (BoolQ, say): no text-in signature knows its inputs.
+  _write_run(run_dir, "boolq", model, encoder, runs["pretrained"])
   assert export.cli(["export", f"--model_dir={run_dir}", f"--output_dir={tmp_path / 'saved'}"]) == 1
   err = capsys.readouterr().err.strip()
-  assert "not exported from text yet" in err and "\n" not in err
+  assert "'boolq' is not exported from text yet" in err and "\n" not in err
 
 
 def _write_pos(root):
@@ -343,3 +356,267 @@ def test_tagging_saved_model_tags_words_as_the_runner(runs, tmp_path):
     final = json.load(f)["final_metrics"]
   assert tagging.evaluate_examples(examples, predicted, chunked=False)["accuracy"] == final["accuracy"]
   assert any(-1 in r.word_positions for r in rows)  # truncation was exercised
+
+
+# ----------------------------------------------------------------------------------------------
+# SQuAD and RACE served from text
+
+# Contexts with what the runner's white-space words and per-word tokenization must survive: two
+# spaces, a newline and U+202F between words, punctuation glued to words (a word of 2 tokens), an
+# accented word (characters and bytes differ) and an out-of-vocab word; the first needs 2+ windows.
+SQUAD_CONTEXTS = [
+    "W10 w11, w12  w13\nw14 caf\u00e9 w15 w16\u202fw17 w18. w19 w20 zzz w21 w22 w23 w24 w25 w26",
+    "w30 w31 w32 w33",
+    "w34 w35 w36 w37 w38 w39 w40 w41 w42 w43 w44",
+]
+# (context, question, answer text or None for unanswerable); the second question is longer than
+# the runs' max_query_length (5).
+SQUAD_QUESTIONS = [
+    (0, "w50 w51", "w12  w13"), (0, "W52 w53 w54 w55 w56 w57 w58", "w16\u202fw17 w18."), (0, "w59", "w23 w24"),
+    (1, "w50 w52", "w31"), (1, "w53", None), (2, "w54 w55", "w40 w41"), (2, "w56", None), (0, "w57 w51", None),
+    (0, "w58 w59 w50", "caf\u00e9 w15"),
+]
+
+
+def _write_squad(root, version_2):
+  paragraphs = {}
+  for i, (c, question, answer) in enumerate(SQUAD_QUESTIONS):
+    if answer is None and not version_2:
+      continue
+    context = SQUAD_CONTEXTS[c]
+    qa = {"id": f"q{i}", "question": question,
+          "answers": [] if answer is None else [{"text": answer, "answer_start": context.index(answer)}]}
+    if version_2:
+      qa["is_impossible"] = answer is None
+    paragraphs.setdefault(c, {"context": context, "qas": []})["qas"].append(qa)
+  data = {"version": "v2.0" if version_2 else "1.1", "data": [{"title": "t", "paragraphs": list(paragraphs.values())}]}
+  os.makedirs(root, exist_ok=True)
+  suffix = "v2.0" if version_2 else "v1.1"
+  for split in ("train", "dev"):
+    with open(os.path.join(root, f"{split}-{suffix}.json"), "w") as f:
+      json.dump(data, f)
+  return root
+
+
+def _write_race(root):
+  rng = random.Random(3)
+  for split, articles in (("train", 4), ("dev", 3)):
+    for level in ("middle", "high"):
+      for a in range(articles):
+        # Articles from 2 to 14 tokens: with MAX_SEQ_LENGTH 16 (12 after the specials) some are cut.
+        article = _words(rng, rng.randint(2, 14))
+        questions = [_words(rng, rng.randint(1, 3)) for _ in range(2)]
+        options = [[_words(rng, rng.randint(1, 3)) for _ in range(4)] for _ in questions]
+        answers = ["ABCD"[(a + q) % 4] for q in range(len(questions))]
+        directory = os.path.join(root, split, level)
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, f"{a}.txt"), "w") as f:
+          json.dump({"article": article, "questions": questions, "options": options, "answers": answers}, f)
+  return root
+
+
+QA_SERVE_SCRIPT = textwrap.dedent("""
+    import json, statistics, sys, time
+    start = time.time()
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
+    import_s = time.time() - start
+    request = json.load(open(sys.argv[1]))
+
+    def plain(value):
+      value = value.numpy()
+      if value.dtype == object:
+        return [[y.decode() for y in x] if value.ndim == 2 else x.decode() for x in value]
+      return value.tolist()
+
+    out = {"import_s": import_s}
+    for name, job in request.items():
+      start = time.time()
+      loaded = tf.saved_model.load(job["path"])
+      load_s = time.time() - start
+      serve, encode = loaded.signatures["serving_default"], loaded.signatures["encode"]
+      inputs = {k: tf.constant(v) for k, v in job["inputs"].items()}
+      outputs = {k: plain(v) for k, v in serve(**inputs).items()}
+      encoded = {k: plain(v) for k, v in encode(**inputs).items()}
+      one = {k: tf.constant(v[:1]) for k, v in job["inputs"].items()}
+      start = time.time()
+      serve(**one)
+      first_call_s = time.time() - start
+      times = []
+      for _ in range(10):
+        start = time.time()
+        serve(**one)
+        times.append(time.time() - start)
+      out[name] = {"outputs": outputs, "encoded": encoded, "load_s": load_s, "first_call_s": first_call_s,
+                   "call_s": statistics.median(times), "signature": sorted(serve.structured_input_signature[1])}
+    json.dump(out, open(sys.argv[2], "w"))
+""")
+
+SQUAD_PARAMS = {
+    # Short windows (16 - question - 3 tokens) with a stride of 3 or 4: the long context needs 3+ windows.
+    "squad_v1": ["SquadTask.doc_stride = 3", "SquadTask.max_query_length = 5", "SquadTask.n_best_size = 5",
+                 "SquadTask.max_answer_length = 4"],
+    "squad_v2": ["SquadTask.doc_stride = 4", "SquadTask.max_query_length = 5",
+                 "SquadTask.null_score_diff_threshold = 0.1"],
+}
+
+
+@pytest.fixture(scope="module")
+def served_qa(runs, tmp_path_factory):
+  """Tiny SQuAD 1.1, SQuAD 2.0 and RACE runs, exported and served in one fresh process."""
+  root = tmp_path_factory.mktemp("qa")
+  jobs, out = {}, {}
+  for task in ("squad_v1", "squad_v2", "race"):
+    if task == "race":
+      data_dir, params = _write_race(str(root / "race_data")), ["LAYERWISE_DECAY = 1.0"]
+    else:
+      data_dir, params = _write_squad(str(root / f"{task}_data"), task == "squad_v2"), SQUAD_PARAMS[task]
+    run_dir, path = str(root / task), str(root / f"{task}_saved")
+    assert _finetune([f"--gin_file=finetune/{task}.gin", f"--init_checkpoint={runs['pretrained']}",
+                      f"--data_dir={data_dir}", f"--model_dir={run_dir}", "--gin_param=BATCH_SIZE = 4",
+                      f"--gin_param=MAX_SEQ_LENGTH = {MAX_SEQ_LENGTH}", "--gin_param=EPOCHS = 2",
+                      "--gin_param=LEARNING_RATE = 1e-3"] + [f"--gin_param={p}" for p in params]) == 0
+    start = time.time()
+    assert export.cli(["export", f"--model_dir={run_dir}", f"--output_dir={path}"]) == 0
+    export_s = time.time() - start
+    if task == "race":
+      examples = race.read_examples(data_dir, "dev")
+      inputs = {"article": [e.article for e in examples], "question": [e.question for e in examples],
+                "options": [e.options for e in examples]}
+    else:
+      examples = squad.read_examples(os.path.join(data_dir, "dev-v2.0.json" if task == "squad_v2" else "dev-v1.1.json"),
+                                     is_training=False, version_2=task == "squad_v2")
+      contexts = {qa["id"]: p["context"] for a in json.load(open(os.path.join(
+          data_dir, "dev-v2.0.json" if task == "squad_v2" else "dev-v1.1.json")))["data"]
+                  for p in a["paragraphs"] for qa in p["qas"]}
+      inputs = {"question": [e.question_text for e in examples], "context": [contexts[e.qas_id] for e in examples]}
+    jobs[task] = {"path": path, "inputs": inputs}
+    out[task] = {"run_dir": run_dir, "path": path, "examples": examples, "inputs": inputs, "export_s": export_s}
+  request, result = str(root / "request.json"), str(root / "result.json")
+  with open(request, "w") as f:
+    json.dump(jobs, f)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  subprocess.run([sys.executable, "-c", QA_SERVE_SCRIPT, request, result], check=True, cwd=str(root), env=env,
+                 timeout=300)
+  with open(result) as f:
+    served = json.load(f)
+  for task in out:
+    out[task]["served"] = served[task]
+    print(f"{task}: export {out[task]['export_s']:.1f} s; fresh process: import {served['import_s']:.1f} s, "
+          f"load {served[task]['load_s']:.2f} s, first call {served[task]['first_call_s']:.2f} s, then one "
+          f"example {1000 * served[task]['call_s']:.1f} ms (median of 10)")
+  return out
+
+
+@pytest.mark.parametrize("task", ["squad_v1", "squad_v2"])
+def test_squad_saved_model_answers_every_dev_question_as_the_runner(served_qa, task):
+  job = served_qa[task]
+  run = finetuned.read_finetuning_run(job["run_dir"])
+  settings = export.squad_settings(run)
+  assert settings["version_2"] == (task == "squad_v2") and settings["max_query_length"] == 5
+  examples, served = job["examples"], job["served"]
+  assert served["signature"] == ["context", "question"]
+  # Windows: the runner's features, id for id, with each position's word and max-context flag.
+  rows = squad.convert_examples_to_features(examples, run.load_tokenizer(), MAX_SEQ_LENGTH, settings["doc_stride"],
+                                            settings["max_query_length"], is_training=False, first_example_index=0)
+  encoded = {k: np.asarray(v) for k, v in served["encoded"].items()}
+  np.testing.assert_array_equal(encoded["input_word_ids"], [r.input_ids for r in rows])
+  np.testing.assert_array_equal(encoded["input_mask"], [r.input_mask for r in rows])
+  np.testing.assert_array_equal(encoded["input_type_ids"], [r.segment_ids for r in rows])
+  np.testing.assert_array_equal(encoded["example_index"], [r.example_index for r in rows])
+  np.testing.assert_array_equal(encoded["window_index"], [r.doc_span_index for r in rows])
+  for row, words, max_context in zip(rows, encoded["token_to_word"], encoded["token_is_max_context"]):
+    assert {p: w for p, w in enumerate(words) if w >= 0} == row.token_to_orig_map
+    assert {p: bool(max_context[p]) for p in row.token_to_orig_map} == row.token_is_max_context
+  outputs = served["outputs"]
+  assert max(outputs["num_windows"]) >= 3 and min(outputs["num_windows"]) == 1
+  # Answers: the runner's dev predictions file, question for question.
+  seed_dir = os.path.join(job["run_dir"], "seed_0")
+  with open(os.path.join(seed_dir, "predictions.json")) as f:
+    predictions = json.load(f)
+  assert {e.qas_id: a for e, a in zip(examples, outputs["answer"])} == predictions
+  assert outputs["has_answer"] == [bool(predictions[e.qas_id]) for e in examples]
+  if task == "squad_v2":
+    with open(os.path.join(seed_dir, "null_odds.json")) as f:
+      null_odds = json.load(f)
+    np.testing.assert_allclose(outputs["null_score_diff"], [null_odds[e.qas_id] for e in examples], atol=1e-5)
+    # The run's threshold splits the tiny dev set: both decisions are served.
+    assert 0 < sum(outputs["has_answer"]) < len(examples), outputs["null_score_diff"]
+  # Offsets: the answer's words in the context, as Python string indices.
+  for context, answer, start, end in zip(job["inputs"]["context"], outputs["answer"], outputs["answer_start"],
+                                         outputs["answer_end"]):
+    if not answer:
+      assert start == end == -1
+      continue
+    assert " ".join(context[start:end].split()) == answer
+    assert start == 0 or context[start - 1].isspace()
+    assert end == len(context) or context[end].isspace()
+  # The metric of the served answers is the runner's.
+  gold = squad.gold_answers_from_examples(examples)
+  with open(os.path.join(seed_dir, "metrics.json")) as f:
+    final = json.load(f)["final_metrics"]
+  if task == "squad_v1":
+    assert squad.evaluate_v1(gold, predictions)["f1"] == final["f1"]
+
+
+def test_squad_answer_offsets_are_characters_of_the_context(served_qa):
+  """Answers after the accented word: offsets count characters (Python indices), not UTF-8 bytes."""
+  job = served_qa["squad_v1"]
+  outputs = job["served"]["outputs"]
+  exact = 0
+  for context, answer, start, end in zip(job["inputs"]["context"], outputs["answer"], outputs["answer_start"],
+                                         outputs["answer_end"]):
+    accent = context.find("caf\u00e9")
+    # Where the answer's words are one space apart in the context, the slice is the answer itself.
+    if answer and 0 <= accent < start and " ".join(context[start:end].split()) == context[start:end]:
+      assert context[start:end] == answer
+      assert len(context[:start].encode()) > start  # the byte offset would be off by one
+      exact += 1
+  assert exact > 0, outputs["answer"]
+
+
+def test_race_saved_model_reproduces_the_runner(served_qa):
+  job = served_qa["race"]
+  run = finetuned.read_finetuning_run(job["run_dir"])
+  examples, served = job["examples"], job["served"]
+  assert served["signature"] == ["article", "options", "question"]
+  stats = collections.Counter()
+  rows = [race.convert_example(e, run.load_tokenizer(), MAX_SEQ_LENGTH, stats) for e in examples]
+  assert stats["article_truncated"] > 0  # article-only truncation is exercised
+  features = {"input_word_ids": np.asarray([r.input_ids for r in rows], np.int32),
+              "input_mask": np.asarray([r.input_mask for r in rows], np.int32),
+              "input_type_ids": np.asarray([r.segment_ids for r in rows], np.int32)}
+  for key, value in features.items():
+    np.testing.assert_array_equal(np.asarray(served["encoded"][key]), value, err_msg=key)
+  predictor = runner.Predictor(finetuned.load_task_model(run), tf.distribute.get_strategy(), global_batch_size=4)
+  logits = predictor(features)["logits"]
+  outputs = served["outputs"]
+  np.testing.assert_allclose(outputs["logits"], logits, atol=1e-5)
+  np.testing.assert_allclose(outputs["probabilities"], [race.option_probabilities(x) for x in logits.tolist()],
+                             atol=1e-5)
+  assert outputs["answer_index"] == [race.predict_option(x) for x in logits.tolist()]
+  assert outputs["answer"] == ["ABCD"[i] for i in outputs["answer_index"]]
+  with open(os.path.join(job["run_dir"], "seed_0", "metrics.json")) as f:
+    final = json.load(f)["final_metrics"]
+  predicted = {e.guid: i for e, i in zip(examples, outputs["answer_index"])}
+  assert race.evaluate(examples, predicted)["accuracy"] == final["accuracy"]
+
+
+def test_run_json_records_what_serving_needs_and_an_older_run_is_a_one_line_error(served_qa, tmp_path, capsys):
+  run = finetuned.read_finetuning_run(served_qa["squad_v2"]["run_dir"])
+  assert run.info["task_serving"] == {"version_2": True, **{k: v for k, v in export.squad_settings(run).items()
+                                                              if k != "version_2"}}
+  assert run.info["task_serving"]["null_score_diff_threshold"] == 0.1
+  assert finetuned.read_finetuning_run(served_qa["race"]["run_dir"]).info["task_serving"] == {"num_choices": 4}
+  # A run written before run.json recorded them: the export says how to get them, in one line.
+  old_run = str(tmp_path / "old_squad")
+  shutil.copytree(served_qa["squad_v2"]["run_dir"], old_run)
+  info_path = os.path.join(old_run, "run.json")
+  with open(info_path) as f:
+    info = json.load(f)
+  del info["task_serving"]
+  with open(info_path, "w") as f:
+    json.dump(info, f)
+  assert export.cli(["export", f"--model_dir={old_run}", f"--output_dir={tmp_path / 'saved'}"]) == 1
+  err = capsys.readouterr().err.strip()
+  assert "does not record version_2, doc_stride" in err and "re-run" in err and "\n" not in err

@@ -3,7 +3,9 @@
 `tpu_electra.finetuning.runner.finetune` leaves run.json (kind "finetuning": task, max_seq_length,
 the pretraining checkpoint, the encoder config, the label list, the tokenizer as used) and per seed
 `seed_<s>/final/model` (tf.train.Checkpoint items `model` = the task model, `encoder`). This module
-rebuilds the task model from that record and the task registry (no gin), for export.
+rebuilds the task model from that record and the task registry (no gin), for export; run.json's
+"task_serving" holds what serving needs beyond the head (SQuAD's doc stride, query length, n-best size,
+answer length and null threshold; RACE's options per question).
 """
 import dataclasses
 import os
@@ -95,6 +97,18 @@ class FinetuningRun:
       return os.path.join(run.model_dir, recorded)
     return None
 
+  def serving_settings(self, *names: str) -> Dict[str, Any]:
+    """Settings the runner recorded for serving this task (run.json "task_serving"): SQuAD's windowing
+    and decoding arguments, RACE's options per question."""
+    recorded = self.info.get("task_serving") or {}
+    missing = [name for name in names if name not in recorded]
+    if missing:
+      raise FinetunedModelError(
+          f"{run_info.path_of(self.model_dir)} does not record {', '.join(missing)} (a run from before run.json "
+          f"recorded the task's serving settings); re-run its python -m tpu_electra.finetune command: finished "
+          f"seeds are kept and run.json is rewritten")
+    return {name: recorded[name] for name in names}
+
 
 def read_finetuning_run(model_dir: str, seed: Optional[int] = None) -> FinetuningRun:
   """A fine-tuning run dir and the seed to use (default: the run's first seed)."""
@@ -129,14 +143,17 @@ def build_task_model(run: FinetuningRun, encoder: tf.keras.Model) -> models.Task
     if not kernel:
       raise FinetunedModelError(f"{run.checkpoint} has no tagging head")
     return models.TaggingModel(encoder, kernel[0][-1], dropout_rate=0.0)
-  raise FinetunedModelError(f"cannot rebuild the model of task {name!r} (GLUE, SQuAD and tagging runs only)")
+  if name == "race":
+    return models.MultipleChoiceModel(encoder, run.serving_settings("num_choices")["num_choices"], dropout_rate=0.0)
+  raise FinetunedModelError(f"cannot rebuild the model of task {name!r} (GLUE, SQuAD, tagging and RACE runs only)")
 
 
 def load_task_model(run: FinetuningRun) -> models.TaskModel:
   """The task model with `seed_<seed>/final/model` restored into it (every variable must match)."""
   encoder = TransformerEncoder(run.encoder_config(), name="encoder")
   model = build_task_model(run, encoder)
-  dummy = encoder.dummy_inputs(batch_size=1, seq_length=2)
+  # A multiple-choice model reads its flat batch as rows of num_choices options.
+  dummy = encoder.dummy_inputs(batch_size=getattr(model, "num_choices", 1), seq_length=2)
   model.task_outputs(dummy, training=False)
   try:
     # `read`, as the runner `write`s (no save counter).

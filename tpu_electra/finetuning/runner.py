@@ -307,6 +307,8 @@ def finetune(init_checkpoint: str,
       # (None: regression, or labels kept in the feature cache), and the vocab as passed (None: the
       # pretraining run's) with the type and casing actually used.
       "label_list": _label_list(task_adapter, task_data),
+      # What serving needs beyond the head: SQuAD's windowing and decoding arguments, RACE's options.
+      "task_serving": dict(task_data.serving),
       "tokenizer": {"vocab": vocab, "vocab_type": getattr(tokenizer, "vocab_type", vocab_type),
                     "do_lower_case": getattr(tokenizer, "do_lower_case", do_lower_case)}})
   strategy = strategy_lib.get_strategy()

@@ -64,6 +64,9 @@ class TaskData:
   stats: Dict[str, int] = dataclasses.field(default_factory=dict)
   # Where the features came from: {"source": "built" | "cache", "dir": ...}.
   features: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  # What serving the fine-tuned model needs beyond the features (recorded in the run's run.json):
+  # SQuAD's windowing and decoding arguments, RACE's options per question.
+  serving: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def num_train(self) -> int:
@@ -439,8 +442,12 @@ class SquadTask(CachedFeaturesTask):
           doc_span_index=int(arrays["doc_span_index"][i]), input_ids=[], input_mask=[], segment_ids=[],
           token_to_orig_map=_WindowMap(start, orig, int), token_is_max_context=_WindowMap(start, max_context, bool)))
     evals = [EvalSet("dev", cached.splits["dev"], self._scorer(examples, rows))]
+    serving = {"version_2": self.version_2, "doc_stride": self.doc_stride, "max_query_length": self.max_query_length,
+               "n_best_size": self.n_best_size, "max_answer_length": self.max_answer_length,
+               "null_score_diff_threshold": self.null_score_diff_threshold}
     return TaskData(self.name, cached.splits["train"], evals,
-                    lambda encoder, dropout_rate=0.1: models.SpanModel(encoder), self.primary_metric)
+                    lambda encoder, dropout_rate=0.1: models.SpanModel(encoder), self.primary_metric,
+                    serving=serving)
 
   def _scorer(self, examples, rows) -> ScoreFn:
     gold = squad.gold_answers_from_examples(examples)
@@ -621,7 +628,7 @@ class RaceTask(CachedFeaturesTask):
 
     return TaskData(self.name, cached.splits["train"], [EvalSet(self.eval_split, cached.splits[self.eval_split], score)],
                     lambda encoder, dropout_rate=0.1: models.MultipleChoiceModel(encoder, num_choices, dropout_rate),
-                    self.primary_metric)
+                    self.primary_metric, serving={"num_choices": num_choices})
 
 
 # ----------------------------------------------------------------------------------------------
