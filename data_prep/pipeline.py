@@ -399,8 +399,7 @@ def join_pieces(task: ExtractTask, pieces: Sequence[Dict]) -> Dict:
   tmp = path + shards_lib.TMP_SUFFIX
   with sources.open_file(tmp, "wb") as out:
     for piece in pieces:
-      with sources.open_file(piece["piece"], "rb") as f:
-        shutil.copyfileobj(f, out, 1 << 20)
+      _append_file(piece["piece"], out, local=not fileio.is_url(tmp))
   sizes = [size for piece in pieces for size in piece["sizes"]]
   buckets: Dict[int, int] = {}
   for piece in pieces:
@@ -420,6 +419,28 @@ def join_pieces(task: ExtractTask, pieces: Sequence[Dict]) -> Dict:
   return summary
 
 
+def _append_file(source: str, out, local: bool) -> None:
+  """Appends the bytes of `source` to the open file `out`; between local files inside the kernel
+  (sendfile), which copies 2-3x faster than reading and writing them through Python."""
+  if not (local and not fileio.is_url(source) and hasattr(os, "sendfile")):
+    with sources.open_file(source, "rb") as f:
+      shutil.copyfileobj(f, out, 1 << 20)
+    return
+  out.flush()
+  with open(source, "rb") as f:
+    size, offset = os.fstat(f.fileno()).st_size, 0
+    while offset < size:
+      sent = os.sendfile(out.fileno(), f.fileno(), offset, size - offset)
+      if not sent:
+        raise OSError(f"{source} ended at byte {offset} of {size} while being copied")
+      offset += sent
+
+
+def _join_item(item: Tuple["ExtractTask", List[Dict]]) -> Dict:
+  """join_pieces of (task, pieces) (a top-level function: workers run it)."""
+  return join_pieces(*item)
+
+
 def run_extract(executor: "Executor", tasks: Sequence[ExtractTask], timings: Optional[Dict[str, float]] = None
                 ) -> List[Dict]:
   """The summaries of all parts, in order; several workers share the parts of several files file by file."""
@@ -436,9 +457,10 @@ def run_extract(executor: "Executor", tasks: Sequence[ExtractTask], timings: Opt
     else:
       summaries[item.index] = result
   start = time.monotonic()
-  for task in tasks:
-    if task.index in pieces:
-      summaries[task.index] = join_pieces(task, pieces[task.index])
+  # Parts are joined from their files' pieces in parallel (each join writes only its own part).
+  joins = [(task, pieces[task.index]) for task in tasks if task.index in pieces]
+  for summary in executor.imap_unordered(_join_item, joins):
+    summaries[summary["index"]] = summary
   if timings is not None:
     timings["extract"] += time.monotonic() - start
   return [summaries[task.index] for task in tasks]
