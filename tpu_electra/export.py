@@ -443,8 +443,9 @@ class SquadServingModule(_TokenizingModule):
     words = windows["words"].flat_values
     answer_words = tf.gather(words, tf.ragged.range(first_word, last_word + 1))
     answer = tf.strings.reduce_join(answer_words, axis=1, separator=" ")
-    begin_byte = tf.gather(windows["word_begin"].flat_values, tf.maximum(first_word, 0))
-    end_byte = tf.gather(windows["word_end"].flat_values, tf.maximum(last_word, 0))
+    # A trailing 0 so that a batch without a single context word (every context empty) gathers too.
+    begin_byte = tf.gather(tf.concat([windows["word_begin"].flat_values, [0]], 0), tf.maximum(first_word, 0))
+    end_byte = tf.gather(tf.concat([windows["word_end"].flat_values, [0]], 0), tf.maximum(last_word, 0))
 
     def characters(byte_offset):
       # Python string indices: characters before the byte offset.

@@ -449,6 +449,9 @@ QA_SERVE_SCRIPT = textwrap.dedent("""
         times.append(time.time() - start)
       out[name] = {"outputs": outputs, "encoded": encoded, "load_s": load_s, "first_call_s": first_call_s,
                    "call_s": statistics.median(times), "signature": sorted(serve.structured_input_signature[1])}
+      if "context" in job["inputs"]:  # A batch whose contexts have no word at all.
+        empty = serve(question=tf.constant(["who?", "what?"]), context=tf.constant(["", "  "]))
+        out[name]["empty_contexts"] = {k: plain(v) for k, v in empty.items()}
     json.dump(out, open(sys.argv[2], "w"))
 """)
 
@@ -551,6 +554,9 @@ def test_squad_saved_model_answers_every_dev_question_as_the_runner(served_qa, t
     assert " ".join(context[start:end].split()) == answer
     assert start == 0 or context[start - 1].isspace()
     assert end == len(context) or context[end].isspace()
+  # Contexts without a word have no answer (not a graph error).
+  empty = served["empty_contexts"]
+  assert empty["answer"] == ["", ""] and empty["has_answer"] == [False, False] and empty["answer_start"] == [-1, -1]
   # The metric of the served answers is the runner's.
   gold = squad.gold_answers_from_examples(examples)
   with open(os.path.join(seed_dir, "metrics.json")) as f:
