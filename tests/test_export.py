@@ -39,6 +39,18 @@ def electra_dir(token_data_dir, tmp_path_factory):
   return model_dir, expected
 
 
+
+def _transformers_outputs(model_class, directory):
+  """The outputs (hidden states included) of transformers' `model_class` loaded from `directory` on INPUTS."""
+  import torch  # pylint: disable=g-import-not-at-top
+  model = model_class.from_pretrained(directory)
+  model.eval()
+  with torch.no_grad():
+    return model(input_ids=torch.tensor(INPUTS["input_word_ids"], dtype=torch.long),
+                 attention_mask=torch.tensor(INPUTS["input_mask"], dtype=torch.long),
+                 token_type_ids=torch.tensor(INPUTS["input_type_ids"], dtype=torch.long),
+                 output_hidden_states=True)
+
 def test_saved_model_serves_sequence_output_and_rtd_logits(electra_dir, tmp_path):
   model_dir, expected = electra_dir
   out = str(tmp_path / "saved")
@@ -101,18 +113,12 @@ def test_shared_layer_weights_are_written_once_per_depth():
 
 
 def test_transformers_loads_the_export_and_reproduces_our_outputs(electra_dir, tmp_path):
-  torch = pytest.importorskip("torch", reason="torch is not installed (test-only extra 'hf')")
+  pytest.importorskip("torch", reason="torch is not installed (test-only extra 'hf')")
   transformers = pytest.importorskip("transformers", reason="transformers is not installed (test-only extra 'hf')")
   model_dir, expected = electra_dir
   out = str(tmp_path / "hf")
   export.export_huggingface(model_dir, out)
-  model = transformers.ElectraForPreTraining.from_pretrained(out)
-  model.eval()
-  with torch.no_grad():
-    outputs = model(input_ids=torch.tensor(INPUTS["input_word_ids"], dtype=torch.long),
-                    attention_mask=torch.tensor(INPUTS["input_mask"], dtype=torch.long),
-                    token_type_ids=torch.tensor(INPUTS["input_type_ids"], dtype=torch.long),
-                    output_hidden_states=True)
+  outputs = _transformers_outputs(transformers.ElectraForPreTraining, out)
   np.testing.assert_allclose(outputs.hidden_states[-1].numpy(), expected["sequence_output"], atol=1e-4)
   np.testing.assert_allclose(outputs.logits.numpy(), expected["rtd_logits"], atol=1e-4)
 
@@ -159,7 +165,7 @@ def _randomize(layer, rng, encoder):
 
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_transformers_loads_every_objectives_export_with_equal_outputs(name, token_data_dir, tmp_path):
-  torch = pytest.importorskip("torch", reason="torch is not installed (test-only extra 'hf')")
+  pytest.importorskip("torch", reason="torch is not installed (test-only extra 'hf')")
   transformers = pytest.importorskip("transformers", reason="transformers is not installed (test-only extra 'hf')")
   build, config, architecture, head = OBJECTIVES[name]
   tf.keras.utils.set_random_seed(11)
@@ -186,13 +192,7 @@ def test_transformers_loads_every_objectives_export_with_equal_outputs(name, tok
   assert export.cli(["export", f"--model_dir={model_dir}", "--format=huggingface", f"--output_dir={out}"]) == 0
   with open(os.path.join(out, "config.json")) as f:
     assert json.load(f)["architectures"] == [architecture]
-  model = getattr(transformers, architecture).from_pretrained(out)
-  model.eval()
-  with torch.no_grad():
-    outputs = model(input_ids=torch.tensor(INPUTS["input_word_ids"], dtype=torch.long),
-                    attention_mask=torch.tensor(INPUTS["input_mask"], dtype=torch.long),
-                    token_type_ids=torch.tensor(INPUTS["input_type_ids"], dtype=torch.long),
-                    output_hidden_states=True)
+  outputs = _transformers_outputs(getattr(transformers, architecture), out)
   mask = INPUTS["input_mask"].astype(bool)
   np.testing.assert_allclose(outputs.hidden_states[-1].numpy()[mask], sequence.numpy()[mask], atol=1e-4)
   if "logits" in expected:

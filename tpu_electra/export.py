@@ -529,6 +529,8 @@ class MultipleChoiceServingModule(_TokenizingModule):
     shape = tf.shape(inputs["input_word_ids"])
     flat = {name: tf.reshape(inputs[name], [-1, shape[-1]]) for name in inputs}
     sequence = self.model.encoder(flat, training=False)["sequence_output"]
+    # The head's scorer, not task_outputs: the head reshapes to the run's fixed number of options,
+    # while a request may bring any number.
     scores = self.model.head.scorer(sequence, training=False)
     logits = tf.reshape(tf.cast(scores, tf.float32), shape[:2])
     index = tf.cast(_first_max(logits), tf.int32)

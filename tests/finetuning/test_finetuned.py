@@ -117,34 +117,57 @@ def _runner_outputs(run_dir, examples, seed=None):
   return predictor(features), features
 
 
+# Loads each job's SavedModel in this fresh process, serves its inputs (and one example, timed), encodes them.
 SERVE_SCRIPT = textwrap.dedent("""
-    import json, sys, time
-    import numpy as np
+    import json, statistics, sys, time
+    start = time.time()
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
+    import_s = time.time() - start
     request = json.load(open(sys.argv[1]))
-    out = {}
+
+    def plain(value):
+      value = value.numpy()
+      if value.dtype == object:
+        return [[y.decode() for y in x] if value.ndim == 2 else x.decode() for x in value]
+      return value.tolist()
+
+    out = {"import_s": import_s}
     for name, job in request.items():
       start = time.time()
       loaded = tf.saved_model.load(job["path"])
       load_s = time.time() - start
       serve, encode = loaded.signatures["serving_default"], loaded.signatures["encode"]
       inputs = {k: tf.constant(v) for k, v in job["inputs"].items()}
-      outputs = {k: v.numpy().tolist() for k, v in serve(**inputs).items()}
-      encoded = {k: v.numpy().tolist() for k, v in encode(**inputs).items()}
+      outputs = {k: plain(v) for k, v in serve(**inputs).items()}
+      encoded = {k: plain(v) for k, v in encode(**inputs).items()}
       one = {k: tf.constant(v[:1]) for k, v in job["inputs"].items()}
-      serve(**one)
       start = time.time()
-      for _ in range(20):
+      serve(**one)
+      first_call_s = time.time() - start
+      times = []
+      for _ in range(10):
+        start = time.time()
         serve(**one)
-      latency_s = (time.time() - start) / 20
-      for k in ("label",):
-        if k in outputs:
-          outputs[k] = [x.decode() for x in outputs[k]]
-      out[name] = {"outputs": outputs, "encoded": encoded, "load_s": load_s, "latency_s": latency_s,
-                   "signature": sorted(serve.structured_input_signature[1])}
+        times.append(time.time() - start)
+      out[name] = {"outputs": outputs, "encoded": encoded, "load_s": load_s, "first_call_s": first_call_s,
+                   "call_s": statistics.median(times), "signature": sorted(serve.structured_input_signature[1])}
+      if "context" in job["inputs"]:  # A batch whose contexts have no word at all.
+        empty = serve(question=tf.constant(["who?", "what?"]), context=tf.constant(["", "  "]))
+        out[name]["empty_contexts"] = {k: plain(v) for k, v in empty.items()}
     json.dump(out, open(sys.argv[2], "w"))
 """)
+
+def _serve_in_fresh_process(jobs, directory):
+  """SERVE_SCRIPT's results for {name: {"path": SavedModel, "inputs": {signature input: values}}}."""
+  request, result = os.path.join(directory, "request.json"), os.path.join(directory, "result.json")
+  with open(request, "w") as f:
+    json.dump(jobs, f)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  subprocess.run([sys.executable, "-c", SERVE_SCRIPT, request, result], check=True, cwd=directory, env=env,
+                 timeout=300)
+  with open(result) as f:
+    return json.load(f)
 
 
 def test_text_saved_model_in_a_fresh_process_reproduces_the_runner(runs, tmp_path):
@@ -167,14 +190,7 @@ def test_text_saved_model_in_a_fresh_process_reproduces_the_runner(runs, tmp_pat
     expected[name] = (run_dir, examples, outputs, features, seed, export_s, size)
     # Self-contained: the run's vocab is an asset of the SavedModel.
     assert os.path.exists(os.path.join(path, "assets", "vocab.txt"))
-  request, result = str(tmp_path / "request.json"), str(tmp_path / "result.json")
-  with open(request, "w") as f:
-    json.dump(jobs, f)
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  subprocess.run([sys.executable, "-c", SERVE_SCRIPT, request, result], check=True, cwd=str(tmp_path), env=env,
-                 timeout=300)
-  with open(result) as f:
-    served = json.load(f)
+  served = _serve_in_fresh_process(jobs, str(tmp_path))
   for name, (run_dir, examples, outputs, features, seed, export_s, size) in expected.items():
     got = served[name]
     # Packing and truncation equal the runner's features, id for id.
@@ -195,7 +211,7 @@ def test_text_saved_model_in_a_fresh_process_reproduces_the_runner(runs, tmp_pat
     assert glue.evaluate(task.name, predicted.tolist(), gold)["accuracy"] == final["accuracy"]
     assert got["signature"] == (["text_a", "text_b"] if name == "rte" else ["text"])
     print(f"{name}: export {export_s:.1f} s, SavedModel {size / 1e6:.2f} MB, load {got['load_s']:.2f} s, "
-          f"one sentence {1000 * got['latency_s']:.1f} ms")
+          f"one sentence {1000 * got['call_s']:.1f} ms (median of 10)")
 
 
 def test_export_of_a_missing_seed_is_a_one_line_error(runs, tmp_path, capsys):
@@ -415,46 +431,6 @@ def _write_race(root):
   return root
 
 
-QA_SERVE_SCRIPT = textwrap.dedent("""
-    import json, statistics, sys, time
-    start = time.time()
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
-    import_s = time.time() - start
-    request = json.load(open(sys.argv[1]))
-
-    def plain(value):
-      value = value.numpy()
-      if value.dtype == object:
-        return [[y.decode() for y in x] if value.ndim == 2 else x.decode() for x in value]
-      return value.tolist()
-
-    out = {"import_s": import_s}
-    for name, job in request.items():
-      start = time.time()
-      loaded = tf.saved_model.load(job["path"])
-      load_s = time.time() - start
-      serve, encode = loaded.signatures["serving_default"], loaded.signatures["encode"]
-      inputs = {k: tf.constant(v) for k, v in job["inputs"].items()}
-      outputs = {k: plain(v) for k, v in serve(**inputs).items()}
-      encoded = {k: plain(v) for k, v in encode(**inputs).items()}
-      one = {k: tf.constant(v[:1]) for k, v in job["inputs"].items()}
-      start = time.time()
-      serve(**one)
-      first_call_s = time.time() - start
-      times = []
-      for _ in range(10):
-        start = time.time()
-        serve(**one)
-        times.append(time.time() - start)
-      out[name] = {"outputs": outputs, "encoded": encoded, "load_s": load_s, "first_call_s": first_call_s,
-                   "call_s": statistics.median(times), "signature": sorted(serve.structured_input_signature[1])}
-      if "context" in job["inputs"]:  # A batch whose contexts have no word at all.
-        empty = serve(question=tf.constant(["who?", "what?"]), context=tf.constant(["", "  "]))
-        out[name]["empty_contexts"] = {k: plain(v) for k, v in empty.items()}
-    json.dump(out, open(sys.argv[2], "w"))
-""")
-
 SQUAD_PARAMS = {
     # Short windows (16 - question - 3 tokens) with a stride of 3 or 4: the long context needs 3+ windows.
     "squad_v1": ["SquadTask.doc_stride = 3", "SquadTask.max_query_length = 5", "SquadTask.n_best_size = 5",
@@ -487,22 +463,14 @@ def served_qa(runs, tmp_path_factory):
       inputs = {"article": [e.article for e in examples], "question": [e.question for e in examples],
                 "options": [e.options for e in examples]}
     else:
-      examples = squad.read_examples(os.path.join(data_dir, "dev-v2.0.json" if task == "squad_v2" else "dev-v1.1.json"),
-                                     is_training=False, version_2=task == "squad_v2")
-      contexts = {qa["id"]: p["context"] for a in json.load(open(os.path.join(
-          data_dir, "dev-v2.0.json" if task == "squad_v2" else "dev-v1.1.json")))["data"]
-                  for p in a["paragraphs"] for qa in p["qas"]}
+      dev_file = os.path.join(data_dir, "dev-v2.0.json" if task == "squad_v2" else "dev-v1.1.json")
+      examples = squad.read_examples(dev_file, is_training=False, version_2=task == "squad_v2")
+      with open(dev_file) as f:
+        contexts = {qa["id"]: p["context"] for a in json.load(f)["data"] for p in a["paragraphs"] for qa in p["qas"]}
       inputs = {"question": [e.question_text for e in examples], "context": [contexts[e.qas_id] for e in examples]}
     jobs[task] = {"path": path, "inputs": inputs}
     out[task] = {"run_dir": run_dir, "path": path, "examples": examples, "inputs": inputs, "export_s": export_s}
-  request, result = str(root / "request.json"), str(root / "result.json")
-  with open(request, "w") as f:
-    json.dump(jobs, f)
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  subprocess.run([sys.executable, "-c", QA_SERVE_SCRIPT, request, result], check=True, cwd=str(root), env=env,
-                 timeout=300)
-  with open(result) as f:
-    served = json.load(f)
+  served = _serve_in_fresh_process(jobs, str(root))
   for task in out:
     out[task]["served"] = served[task]
     print(f"{task}: export {out[task]['export_s']:.1f} s; fresh process: import {served['import_s']:.1f} s, "
