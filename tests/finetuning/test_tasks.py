@@ -1,5 +1,8 @@
+import gin
 import pytest
 
+from tpu_electra import gin_utils
+from tpu_electra.finetuning import runner  # noqa: F401  (registers what the task configs bind)
 from tpu_electra.finetuning import tasks
 
 
@@ -26,3 +29,22 @@ def test_a_task_registered_outside_the_package_is_found_and_cannot_take_another_
   with pytest.raises(ValueError, match="already taken by task 'mnli'"):
     tasks.register_task("mnli2", lambda: tasks.GlueTask("mnli"), aliases=["MNLI"])
   assert "mnli2" not in tasks.task_names() and tasks.get_task("mnli").name == "mnli"
+
+
+@pytest.mark.parametrize("config,task,expected", [
+    ("trec", "text_classification", {"train_file": "TREC/train.tsv", "dev_file": "TREC/dev.tsv", "text_column": "text",
+                                     "label_column": "label", "primary_metric": "accuracy"}),
+    ("conll03", "ner", {"train_file": "CoNLL03/train.txt", "dev_file": "CoNLL03/dev.txt", "chunked": True,
+                        "primary_metric": "f1"}),
+])
+def test_the_embedded_task_configs_read_the_files_embedded_tasks_writes(config, task, expected):
+  gin_utils.clear()
+  try:
+    gin_utils.parse([f"finetune/{config}.gin"], [])
+    assert gin.query_parameter("TASK/macro.value") == task
+    adapter = tasks.get_task(task)
+    assert {name: getattr(adapter, name) for name in expected} == expected
+    if config == "trec":
+      assert gin.query_parameter("MAX_SEQ_LENGTH/macro.value") == 64
+  finally:
+    gin_utils.clear()

@@ -10,8 +10,9 @@ Modules:
   metrics  — accuracy, binary F1, Matthews correlation, Pearson, Spearman (average ranks for ties).
   glue     — GLUE readers, task registry, pair features, the 8-task average and the GLUE score.
   squad    — SQuAD 1.1/2.0 reader, doc-stride features, n-best decoding, official EM/F1.
-  tagging  — CoNLL reader, first-sub-token features, word accuracy and entity-level F1.
+  tagging  — CoNLL reader, first-sub-token features, word accuracy and conlleval's entity-level F1.
   race     — RACE reader, per-option features with article-only truncation, accuracy.
+  text_classification — any single-text TSV (columns named by its header), label set, accuracy, macro-F1.
   report   — multi-seed aggregation, JSON and Markdown writers, the GLUE report.
   fileio   — the few file operations the above need, local or `gs://`.
   features — the tokenizer protocol and padding helpers shared by the task modules.

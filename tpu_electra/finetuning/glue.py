@@ -374,25 +374,38 @@ def label_ids_of(labels: Sequence[Optional[Label]], task: GlueTask) -> np.ndarra
   return np.asarray([features.IGNORE_LABEL if label is None else label_map[label] for label in labels], np.int32)
 
 
-def convert_fields(fields: Sequence[Fields], task: GlueTask, tokenizer: features.Tokenizer,
-                   max_seq_length: int) -> Dict[str, np.ndarray]:
-  """`convert_example` for many rows at once (`iter_fields` tuples): two tokenizer calls and array arithmetic.
+def pack_texts(texts_a: Sequence[str], texts_b: Optional[Sequence[Optional[str]]], tokenizer: features.Tokenizer,
+               max_seq_length: int) -> Dict[str, np.ndarray]:
+  """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` for many rows at once: two tokenizer calls and array arithmetic.
 
-  Returns `input_word_ids`, `input_mask`, `input_type_ids` ([rows, max_seq_length] int32) and
-  `label_ids` ([rows], int32 or float32 for regression), equal row for row to `convert_example`.
+  `texts_b` is None for single-text rows, or one second text (None: none) per row. Returns
+  `input_word_ids`, `input_mask`, `input_type_ids` ([rows, max_seq_length] int32), equal row for row
+  to `convert_example`; the longer text of a pair gives way (`truncate_pair`).
   """
   ids = features.special_ids(tokenizer)
-  a_flat, a_splits = features.tokenize_ragged(tokenizer, [f[1] for f in fields])
-  has_b = np.asarray([f[2] is not None for f in fields], bool)
+  a_flat, a_splits = features.tokenize_ragged(tokenizer, texts_a)
+  if texts_b is None:
+    texts_b = [None] * len(texts_a)
+  has_b = np.asarray([b is not None for b in texts_b], bool)
   if has_b.any():
-    b_flat, b_splits = features.tokenize_ragged(tokenizer, [f[2] or "" for f in fields])
+    b_flat, b_splits = features.tokenize_ragged(tokenizer, [b or "" for b in texts_b])
   else:
-    b_flat, b_splits = np.zeros([0], np.int64), np.zeros([len(fields) + 1], np.int64)
+    b_flat, b_splits = np.zeros([0], np.int64), np.zeros([len(texts_a) + 1], np.int64)
   len_a, len_b = np.diff(a_splits), np.diff(b_splits)
   pair_a, pair_b = features.truncate_pair_lengths(len_a, len_b, max_seq_length - 3)
   kept_a = np.where(has_b, pair_a, np.minimum(len_a, max(0, max_seq_length - 2)))
   kept_b = np.where(has_b, pair_b, -1)
-  arrays = features.pack_ragged([(a_flat, a_splits, kept_a), (b_flat, b_splits, kept_b)], max_seq_length, ids)
+  return features.pack_ragged([(a_flat, a_splits, kept_a), (b_flat, b_splits, kept_b)], max_seq_length, ids)
+
+
+def convert_fields(fields: Sequence[Fields], task: GlueTask, tokenizer: features.Tokenizer,
+                   max_seq_length: int) -> Dict[str, np.ndarray]:
+  """`convert_example` for many rows at once (`iter_fields` tuples): `pack_texts` and the label ids.
+
+  Returns `input_word_ids`, `input_mask`, `input_type_ids` ([rows, max_seq_length] int32) and
+  `label_ids` ([rows], int32 or float32 for regression), equal row for row to `convert_example`.
+  """
+  arrays = pack_texts([f[1] for f in fields], [f[2] for f in fields], tokenizer, max_seq_length)
   arrays["label_ids"] = label_ids_of([f[3] for f in fields], task)
   return arrays
 

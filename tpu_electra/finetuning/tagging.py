@@ -7,11 +7,21 @@ and `-DOCSTART-` lines ignored.
 Each word is labelled on its first sub-token; its other sub-tokens, [CLS], [SEP] and padding get
 `features.IGNORE_LABEL`, so the loss and the prediction are per word.
 
-Entity-level scores follow the CoNLL `conlleval` chunking rules, which accept BIO (IOB2), IOB1
-and BIOES alike: a chunk starts at B-/S-, at an I-/E- that follows O, E- or S-, and wherever the
-type changes; it ends before B-/S-/O after B-/I-, after E-/S-, and where the type changes. A chunk
-is correct only when its type and both boundaries match. L-/U- (BILOU) are read as E-/S-, and a
-bare non-O tag such as `PER` as `I-PER` (IO tagging).
+Entity-level scores are those of the CoNLL `conlleval` script (its 2004 perl version, the one the
+CoNLL-2000 and CoNLL-2003 shared tasks scored with). A tag is split at its first hyphen into a
+prefix and a type (`B-PER`: B and PER; a bare `B`: B and no type). With B-, I- and O tags, that is
+BIO (IOB2), IOB1 and any mix of them, well-formed or not, the chunks are exactly conlleval's: a
+chunk starts at B-, at an I- that follows O, and wherever the type changes; it ends before B- or
+O and where the type changes (so an I- after O, or an I-X after B-Y, starts a chunk, and in IOB1 a
+B- splits two adjacent chunks of one type). A chunk runs at most to the end of its sentence, and
+it is correct only when its type and both boundaries match; precision, recall and F1 are
+micro-averaged over all chunks, as conlleval's overall line.
+
+Beyond what conlleval reads: E- and S- (IOBES) follow the IOBES reading of its rules that later
+ports of it use (a chunk also ends after E- or S- and starts at S-, and after E- or S- an I- or E-
+starts one); the perl script knows no S- and lets a B-X after an E-X continue the chunk. L- and U-
+(BILOU) are read as E- and S-, and a bare tag that is not a prefix, such as `PER`, as `I-PER`
+(IO tagging), which conlleval does not read as PER chunks.
 """
 import collections
 import dataclasses
@@ -144,15 +154,20 @@ def word_tags(feature: TaggingFeature, position_predictions: Sequence[int],
           for p in feature.word_positions]
 
 
+_PREFIXES = ("B", "I", "E", "S")
+
+
 def _split_tag(tag: str) -> Tuple[str, str]:
-  """(prefix, type) with prefix in B/I/E/S/O."""
+  """(prefix, type) with prefix in B/I/E/S/O; split at the first hyphen, as conlleval splits."""
   if tag == OUTSIDE:
     return OUTSIDE, ""
   prefix, sep, chunk_type = tag.partition("-")
-  if not sep:
-    return "I", tag
   prefix = {"L": "E", "U": "S"}.get(prefix, prefix)
-  if prefix not in ("B", "I", "E", "S"):
+  if not sep:
+    # A bare B, I, E or S is a chunk tag without a type (untyped BIO chunking); any other bare tag
+    # names a type (IO tagging).
+    return (prefix, "") if prefix in _PREFIXES else ("I", tag)
+  if prefix not in _PREFIXES:
     raise ValueError(f"tag {tag!r} has prefix {prefix!r}, not one of B I E S (or L U)")
   return prefix, chunk_type
 
@@ -210,9 +225,8 @@ def word_accuracy(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
   return metrics.accuracy(flat_pred, flat_gold)
 
 
-def chunk_scores(gold: Sequence[Sequence[str]],
-                 predicted: Sequence[Sequence[str]]) -> Dict[str, float]:
-  """Entity-level precision, recall and F1 (micro-averaged over chunks of all types)."""
+def chunk_counts(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> Tuple[int, int, int]:
+  """(gold chunks, predicted chunks, correct chunks): conlleval's "N phrases; found: M; correct: K"."""
   _check_aligned(gold, predicted)
   num_gold = num_predicted = num_correct = 0
   for gold_tags, predicted_tags in zip(gold, predicted):
@@ -221,6 +235,13 @@ def chunk_scores(gold: Sequence[Sequence[str]],
     num_gold += len(gold_chunks)
     num_predicted += len(predicted_chunks)
     num_correct += len(gold_chunks & predicted_chunks)
+  return num_gold, num_predicted, num_correct
+
+
+def chunk_scores(gold: Sequence[Sequence[str]],
+                 predicted: Sequence[Sequence[str]]) -> Dict[str, float]:
+  """Entity-level precision, recall and F1 (micro-averaged over chunks of all types)."""
+  num_gold, num_predicted, num_correct = chunk_counts(gold, predicted)
   return {
       "precision": num_correct / num_predicted if num_predicted else 0.0,
       "recall": num_correct / num_gold if num_gold else 0.0,

@@ -1,8 +1,8 @@
 """The model side of each fine-tuning task: features prepared once, the model, and scoring its outputs.
 
-The readers, feature converters and official metrics live in `glue`, `squad`, `tagging` and `race`;
-this module converts a task's splits into the features `finetuning.models` reads
-(`input_word_ids`, `input_mask`, `input_type_ids`, labels) in batches, writes them once into the
+The readers, feature converters and official metrics live in `glue`, `squad`, `tagging`, `race` and
+`text_classification`; this module converts a task's splits into the features `finetuning.models`
+reads (`input_word_ids`, `input_mask`, `input_type_ids`, labels) in batches, writes them once into the
 feature cache (`feature_cache`: TFRecord shards keyed by the task files, vocab, casing, sequence
 length and task settings), and builds the run's `TaskData` from the cache, whether this run wrote
 it or an earlier one did: training and evaluation stream the shards, and scoring maps the
@@ -10,8 +10,9 @@ model's per-row outputs back to examples with the small metadata kept beside the
 SQuAD's example and window maps, tagging's word positions, RACE's question ids).
 
 Tasks by name (what `finetune.task` takes): the nine GLUE tasks (cola, sst2, mrpc, stsb, qqp, mnli,
-qnli, rte, wnli), squad_v1, squad_v2, pos (tagging, word accuracy), ner (tagging, entity F1) and
-race (multiple choice); `register_task` adds one.
+qnli, rte, wnli), squad_v1, squad_v2, pos (tagging, word accuracy), ner (tagging, entity F1), race
+(multiple choice) and text_classification (any single-text TSV, its columns and files set by gin);
+`register_task` adds one.
 """
 import collections
 import dataclasses
@@ -31,6 +32,7 @@ from tpu_electra.finetuning import models
 from tpu_electra.finetuning import race
 from tpu_electra.finetuning import squad
 from tpu_electra.finetuning import tagging
+from tpu_electra.finetuning import text_classification
 
 Arrays = Dict[str, np.ndarray]
 # (per-row model outputs in row order) -> (metrics, files to write beside them: name -> JSON object)
@@ -288,6 +290,78 @@ class GlueTask(CachedFeaturesTask):
       return glue.evaluate(self.name, predictions, gold), {}
 
     return score
+
+
+# ----------------------------------------------------------------------------------------------
+# Text classification
+
+
+@gin.configurable
+class TextClassificationTask(CachedFeaturesTask):
+  """Any single-text classification TSV: `<data_dir>/<train_file>` and `<data_dir>/<dev_file>`.
+
+  The columns are named in each file's header (`text_column`, `label_column`); the labels are those
+  of the train file, sorted (`text_classification.sort_labels`), and recorded in the feature cache's
+  info (so in the run's run.json). Features are GLUE's single-sentence ones, `[CLS] text [SEP]`.
+  """
+
+  def __init__(self, train_file: str = "train.tsv", dev_file: str = "dev.tsv", text_column: str = "text",
+               label_column: str = "label"):
+    self.name = "text_classification"
+    self.train_file = train_file
+    self.dev_file = dev_file
+    self.text_column = text_column
+    self.label_column = label_column
+    self.primary_metric = "accuracy"
+    self._label_list: Optional[List[str]] = None
+
+  def prepare(self, data_dir: str, tokenizer, max_seq_length: int, cache_dir: Optional[str] = None,
+              verify_checksums: bool = True) -> TaskData:
+    # The label set is part of what the features are keyed by, so it is read before the cache is looked up.
+    train_path = _require_files(self.input_files(data_dir))["train"]
+    self._label_list = text_classification.read_label_list(train_path, self.text_column, self.label_column)
+    return super().prepare(data_dir, tokenizer, max_seq_length, cache_dir, verify_checksums)
+
+  def settings(self) -> Dict[str, Any]:
+    return {"text_column": self.text_column, "label_column": self.label_column, "labels": list(self._label_list)}
+
+  def input_files(self, data_dir: str) -> Dict[str, str]:
+    return {"train": fileio.join(data_dir, self.train_file), "dev": fileio.join(data_dir, self.dev_file)}
+
+  def write_features(self, data_dir, tokenizer, max_seq_length, builder) -> None:
+    label_map = {label: i for i, label in enumerate(self._label_list)}
+    record_format = feature_cache.RecordFormat(
+        _encoder_specs(tokenizer, [max_seq_length]) + [feature_cache.scalar_spec("label_ids")])
+    gold: List[np.ndarray] = []
+    for split, path in self.input_files(data_dir).items():
+      writer = builder.split(split, record_format)
+      progress = feature_cache.Progress(f"preparing {self.name} {split}", None)
+      rows = text_classification.read_rows(path, self.text_column, self.label_column)
+      labelled = ((row.text, text_classification.label_id(row, label_map, path)) for row in rows)
+      converted = ((chunk, glue.pack_texts([text for text, _ in chunk], None, tokenizer, max_seq_length))
+                   for chunk in _in_background(_chunks(labelled, CHUNK_EXAMPLES)))
+      for chunk, arrays in _in_background(converted):
+        arrays["label_ids"] = np.asarray([label for _, label in chunk], np.int32)
+        writer.write(arrays)
+        if split == "dev":
+          gold.append(arrays["label_ids"])
+        progress.update(writer.num_rows)
+      builder.finish_split(writer)
+      progress.finish(writer.num_rows)
+    builder.write_metadata("dev", arrays={"gold": np.concatenate(gold)})
+    builder.info["label_list"] = list(self._label_list)
+
+  def task_data(self, cached: feature_cache.CachedTask) -> TaskData:
+    _, arrays = cached.metadata("dev")
+    gold = arrays["gold"].tolist()
+    num_labels = len(cached.info["label_list"])
+
+    def score(outputs: Arrays):
+      return text_classification.evaluate(np.argmax(outputs["logits"], axis=-1).tolist(), gold), {}
+
+    return TaskData(self.name, cached.splits["train"], [EvalSet("dev", cached.splits["dev"], score)],
+                    lambda encoder, dropout_rate=0.1: models.ClassificationModel(encoder, num_labels, dropout_rate),
+                    self.primary_metric)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -675,3 +749,4 @@ register_task("squad_v2", lambda: SquadTask(version_2=True), aliases=["squad2", 
 register_task("pos", lambda: TaggingTask(name="pos", chunked=False))
 register_task("ner", lambda: TaggingTask(name="ner", chunked=True))
 register_task("race", RaceTask)
+register_task("text_classification", TextClassificationTask)
