@@ -25,8 +25,9 @@ from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import pretrained
 from tpu_electra.finetuning import runner
 from tpu_electra.finetuning import tasks
-from tpu_electra.modeling import EncoderConfig
+from tpu_electra.modeling import EncoderConfig, TransformerEncoder
 from tpu_electra.objectives import electra
+from tpu_electra.training import seeding
 
 CONFIG = EncoderConfig(vocab_size=60, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
                        embedding_size=8, max_position_embeddings=32)
@@ -265,6 +266,117 @@ def test_another_seed_gives_other_weights(pretrained_dir, tmp_path):
     assert json.load(f)["seeds"] == [7]
 
 
+def _weights(network):
+  return [v.numpy() for v in network.weights]
+
+
+def _drawn(network):
+  """The weights an initializer drew (not LayerNorm's ones or the biases' zeros, equal for any seed)."""
+  return [w for w in _weights(network) if np.unique(w).size > 1]
+
+
+def test_fresh_encoder_is_the_runs_shape_with_weights_drawn_from_the_seed_not_the_checkpoint(pretrained_dir):
+  run = pretrained.read_run(pretrained_dir[0])
+  seeding.seed_everything(3)
+  fresh = pretrained.fresh_encoder(run)
+  assert fresh.config == CONFIG
+  # The same seed draws the same encoder, bit for bit, as any encoder of that config built after it...
+  seeding.seed_everything(3)
+  again = TransformerEncoder(CONFIG, name="encoder")
+  again(again.dummy_inputs(batch_size=1, seq_length=2))
+  for a, b in zip(_weights(fresh), _weights(again), strict=True):
+    assert a.tobytes() == b.tobytes()
+  # ...not the checkpoint's weights (which load_encoder restores after building the same way)...
+  seeding.seed_everything(3)
+  restored = pretrained.load_encoder(run)
+  assert not any(np.array_equal(a, b) for a, b in zip(_drawn(fresh), _drawn(restored), strict=True))
+  np.testing.assert_allclose(restored(PROBE, training=False)["sequence_output"].numpy(), pretrained_dir[1], atol=1e-6)
+  # ...and another seed draws another encoder.
+  seeding.seed_everything(4)
+  other = pretrained.fresh_encoder(run)
+  assert not any(np.array_equal(a, b) for a, b in zip(_drawn(fresh), _drawn(other), strict=True))
+  # Both ways draw the same numbers, so what is drawn next (a task head) starts the same either way.
+  seeding.seed_everything(3)
+  pretrained.fresh_encoder(run)
+  after_fresh = tf.random.uniform([4]).numpy()
+  seeding.seed_everything(3)
+  pretrained.load_encoder(run)
+  np.testing.assert_array_equal(after_fresh, tf.random.uniform([4]).numpy())
+
+
+def _without_weights_and_carrying_its_vocab(pretrained_dir, token_data_dir, copy):
+  """A copy of the pretraining dir whose checkpoint files are all emptied (any read of them fails), laid out
+  as tpu_electra.convert leaves a run: the vocab carried inside, no pretraining data dir."""
+  shutil.copytree(pretrained_dir, copy)
+  for name in os.listdir(copy):
+    if name.startswith("ckpt-"):
+      open(os.path.join(copy, name), "w").close()
+  shutil.copy(os.path.join(token_data_dir, "vocab.txt"), os.path.join(copy, "vocab.txt"))
+  info = run_info.read_run_info(copy)
+  info["data"] = {"data_dir": None, "vocab_file": "vocab.txt", "vocab_type": "wordpiece", "do_lower_case": True,
+                  "vocab_size": CONFIG.vocab_size}
+  with open(run_info.path_of(copy), "w") as f:
+    json.dump(info, f)
+  return copy
+
+
+def test_from_scratch_fine_tunes_the_runs_encoder_from_seeded_fresh_weights_without_reading_them(
+    pretrained_dir, token_data_dir, tmp_path, capsys):
+  glue_dir = _write_glue(str(tmp_path / "glue"))
+  weightless = _without_weights_and_carrying_its_vocab(pretrained_dir[0], token_data_dir, str(tmp_path / "weightless"))
+  with pytest.raises(pretrained.PretrainedModelError, match="does not fit the encoder"):
+    pretrained.load_encoder(pretrained.read_run(weightless))
+  runs = {name: str(tmp_path / name) for name in ("intact", "weightless")}
+  for name, init in (("intact", pretrained_dir[0]), ("weightless", weightless)):
+    assert _cli(_seed_argv(init, glue_dir, runs[name], "--seeds=2", "--from_scratch")) == 0
+  # The same seeds give bit-identical runs from either dir: nothing of the weights was read.
+  for seed in (0, 1):
+    _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["intact"], f"seed_{seed}")),
+                          _checkpoint_tensors(os.path.join(runs["weightless"], f"seed_{seed}")))
+  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(os.path.join(runs["intact"], "seed_0")),
+                                                 _checkpoint_tensors(os.path.join(runs["intact"], "seed_1")))
+  assert len(differ) == len(weights) > 0
+  checkpoint = pretrained.read_run(pretrained_dir[0]).checkpoint
+  info = run_info.read_run_info(runs["intact"])
+  assert info["from_scratch"] is True and info["init_checkpoint"] == checkpoint
+  assert info["encoder_config"] == dataclasses.asdict(CONFIG)
+  with open(os.path.join(runs["intact"], "results.json")) as f:
+    results = json.load(f)
+  assert results["from_scratch"] is True and results["init_checkpoint"] == checkpoint
+  with open(os.path.join(runs["intact"], "seed_1", "metrics.json")) as f:
+    assert json.load(f)["from_scratch"] is True
+  with open(os.path.join(runs["intact"], "results.md")) as f:
+    header = f.read().split("\n\n")[:2]
+  assert header == ["# Fine-tuning sst-2 from scratch",
+                    f"- from scratch (no pretraining): fresh encoder weights drawn from each seed; the encoder's "
+                    f"shape and vocab are those of `{checkpoint}`\n- seeds: 0, 1 (n = 2; SEED = 0, seed k = SEED + k)"
+                    "\n- primary metric: accuracy"]
+  capsys.readouterr()
+
+  # A dir with from-scratch seeds is not resumed as a pretrained fine-tuning (nor the other way round).
+  assert _cli(_seed_argv(pretrained_dir[0], glue_dir, runs["intact"], "--seeds=2")) == 1
+  err = capsys.readouterr().err.strip()
+  assert "holds a fine-tuning from scratch" in err and "use another --model_dir" in err and "\n" not in err
+  # The GLUE report of from-scratch runs says so, and refuses to mix them with pretrained ones.
+  assert _cli([f"--glue_runs={runs['intact']}", f"--model_dir={tmp_path / 'glue_scratch'}"]) == 0
+  with open(tmp_path / "glue_scratch" / "glue_results.md") as f:
+    assert f.read().startswith("## GLUE (dev), fine-tuned from scratch (no pretraining)")
+  pretrained_run = str(tmp_path / "pretrained_run")
+  assert _cli(_seed_argv(pretrained_dir[0], glue_dir, pretrained_run)) == 0
+  assert run_info.read_run_info(pretrained_run)["from_scratch"] is False
+  capsys.readouterr()
+  assert _cli([f"--glue_runs={runs['intact']},{pretrained_run}", f"--model_dir={tmp_path / 'glue_mixed'}"]) == 1
+  assert "combine runs of one kind" in capsys.readouterr().err
+
+
+def test_from_scratch_without_init_checkpoint_says_what_to_pass(tmp_path, capsys):
+  assert _cli(["--gin_file=finetune/sst2.gin", "--from_scratch", f"--data_dir={tmp_path}",
+               f"--model_dir={tmp_path / 'run'}"]) == 1
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("error: --init_checkpoint is required (--from_scratch takes the encoder's shape and vocab")
+  assert "\n" not in err
+
+
 def test_seed_out_of_range_is_a_one_line_error_before_any_work(pretrained_dir, tmp_path, capsys):
   assert runner.run_seeds(5, 3) == [5, 6, 7]
   argv = _seed_argv(pretrained_dir[0], str(tmp_path / "no_data"), str(tmp_path / "run"), "--gin_param=SEED = -1")
@@ -419,7 +531,7 @@ def test_every_task_gin_file_names_a_task_and_the_papers_recipe():
     assert tasks.get_task(task).name in (task, task.replace("sst2", "sst-2").replace("stsb", "sts-b")), name
     epochs[task] = gin.query_parameter("EPOCHS/macro.value")
     assert gin.query_parameter("create_finetuning_optimizer.warmup_fraction") == 0.1
-  assert {tasks.get_task(t).name for t in epochs} == {tasks.get_task(n).name for n in tasks.task_names()} - {"ner"}
+  assert {tasks.get_task(t).name for t in epochs} == {tasks.get_task(n).name for n in tasks.task_names()}
   # SCRIPT Table 5: 10 epochs for RTE and STS, 2 for SQuAD, 3 for the other tasks.
   assert {t for t, e in epochs.items() if e == 10} == {"rte", "stsb"}
   assert {t for t, e in epochs.items() if e == 2} == {"squad_v1", "squad_v2"}

@@ -8,6 +8,15 @@ BERT, generator and RTD metrics for ELECTRA/ALE, MWS accuracy for TEAMS, the cri
 averaged over the batches, and objectives with replaced-token detection add the exact AUC over
 every held-out token (ties counted half) — a sort over the whole set, kept out of the train step.
 
+Every objective also reports the health of its kept encoder's representations (`model.encoder`, the
+network fine-tuning loads; tpu_electra.representation_health), run on the same batches' original
+ids (not masked, not corrupted), over every real token of the set: `health/cosine_<part>`, the mean
+cosine similarity of two distinct tokens' vectors, and `health/effective_rank_<part>`, the
+effective rank of their covariance, for the embedding output (`embedding`), each transformer layer
+(`layer_0` at the bottom to `layer_<L-1>`) and the top one again as `final`. Cosine near 1 or an
+effective rank falling towards 1 is collapse, and the layer where it starts shows where. The cost
+is one more forward pass of the encoder per batch and a d×d matrix per layer.
+
 The command prints the metrics and writes them as JSON (default: DIR/eval/metrics-<step>.json).
 """
 import json
@@ -22,6 +31,7 @@ import tensorflow as tf
 
 from tpu_electra import cli_utils
 from tpu_electra import fileio
+from tpu_electra import representation_health
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
 from tpu_electra.finetuning import pretrained
@@ -44,32 +54,39 @@ def make_evaluator(model: tf.keras.Model, strategy: tf.distribute.Strategy, data
     outputs = model(batch, training=False, with_detection=True)
     detection = outputs.pop(DETECTION, None)
     scalars = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
-    return scalars, detection
+    # A leading axis of one per replica, so that gathering keeps each replica's sums apart.
+    health = tf.nest.map_structure(lambda t: t[tf.newaxis],
+                                   representation_health.encoder_moments(model.encoder, batch))
+    return scalars, detection, health
 
   @tf.function
   def step(batch):
-    scalars, detection = strategy.run(replica_step, args=(batch,))
+    scalars, detection, health = strategy.run(replica_step, args=(batch,))
     scalars = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in scalars.items()}
     if detection is not None:
       detection = {k: strategy.gather(v, axis=0) for k, v in detection.items()}
-    return scalars, detection
+    return scalars, detection, tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), health)
 
   def evaluate() -> Dict[str, float]:
     sums: Dict[str, float] = {}
     tokens = {"scores": [], "labels": [], "weights": []}
+    moments: Dict[str, representation_health.Moments] = {}
     count = 0
     for batch in dataset:
-      scalars, detection = step(batch)
+      scalars, detection, health = step(batch)
       for k, v in scalars.items():
         sums[k] = sums.get(k, 0.0) + float(v)
       if detection is not None:
         for k in tokens:
           tokens[k].append(detection[k].numpy().reshape(-1))
+      for part, parts in health.items():
+        moments[part] = representation_health.merge_all({k: v.numpy() for k, v in parts.items()}, moments.get(part))
       count += 1
     metrics = {k: v / max(count, 1) for k, v in sums.items()}
     if tokens["scores"]:
       metrics["discriminator_auc"] = float(losses.binary_auc(
           np.concatenate(tokens["scores"]), np.concatenate(tokens["labels"]), np.concatenate(tokens["weights"])))
+    metrics.update(representation_health.summarize(moments))
     return metrics
 
   return evaluate

@@ -4,10 +4,11 @@ r"""Fine-tunes a pretrained encoder on one task and evaluates it over one or mor
       --data_dir=GLUE_DIR --model_dir=RUN_DIR [--seeds=N] [--gin_param='LEARNING_RATE = 1e-4']
 
 --init_checkpoint is a pretraining model dir (its latest checkpoint) or one checkpoint prefix in
-it; the encoder's shape comes from the dir's operative_config.gin and its vocab from the
-pretraining data's manifest (or --vocab). --data_dir is the task's data: the GLUE root (holding
-CoLA/, SST-2/, ...), the directory with the SQuAD JSON files, with train.txt/dev.txt for tagging,
-or the RACE root (train/, dev/). Per-task hyper-parameters are macros in finetune/<task>.gin (tpu_electra/gin/).
+it, or a converted one (tpu_electra.convert); the encoder's shape comes from the dir's run.json and
+its vocab from the pretraining data's manifest, the vocab the dir carries, or --vocab. --data_dir
+is the task's data: the GLUE root (holding CoLA/, SST-2/, ...), the directory with the SQuAD JSON
+files, with train.txt/dev.txt for tagging, or the RACE root (train/, dev/). Per-task
+hyper-parameters are macros in finetune/<task>.gin (tpu_electra/gin/).
 
 The task's tokenized, packed features are prepared once (batched, with a progress line) into
 TFRecord shards under --feature_cache_dir (default: beside the data), keyed by the task files,
@@ -18,6 +19,13 @@ learning_curves.png, per-seed metrics, checkpoints and predictions (see finetuni
 Re-running the command skips the seeds already done. The k-th of --seeds=N fine-tunings uses seed
 SEED + k (`--gin_param='SEED = 5'`; default 0) for everything random, in `seed_<SEED + k>/`: the same
 command with the same SEED gives bit-identical checkpoints on CPU.
+
+  python -m tpu_electra.finetune ... --init_checkpoint=PRETRAIN_DIR --from_scratch
+
+is the no-pretraining baseline of the same recipe: PRETRAIN_DIR's encoder (the same shape and vocab)
+with fresh weights drawn from each fine-tuning seed, so seed k starts from the same encoder every
+time and another seed from another one; none of PRETRAIN_DIR's weights is read. results.json,
+run.json ("from_scratch": true) and results.md say so.
 
   python -m tpu_electra.finetune --glue_runs=RUN_COLA,RUN_SST2,... --model_dir=OUT [--glue_statistic=mean]
 
@@ -43,6 +51,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   cli_utils.define_gin_flags(flag_values, "LEARNING_RATE = 1e-4")
   flags.DEFINE_string("init_checkpoint", None, "Pretraining model dir, or a checkpoint prefix inside one.",
                       flag_values=flag_values)
+  flags.DEFINE_boolean("from_scratch", False, "Fine-tune --init_checkpoint's encoder (its shape and vocab) from "
+                       "fresh weights drawn from each fine-tuning seed, not its pretrained weights: the "
+                       "no-pretraining baseline.", flag_values=flag_values)
   flags.DEFINE_string("data_dir", None, "The task's data directory.", flag_values=flag_values)
   flags.DEFINE_string("model_dir", None, "Where checkpoints, metrics and reports go (gs:// works).",
                       flag_values=flag_values)
@@ -74,13 +85,16 @@ def run(flag_values: flags.FlagValues) -> int:
     glue_results = runner.glue_summary(flag_values.glue_runs, flag_values.model_dir, flag_values.glue_statistic)
     print(report.glue_markdown(glue_results))
     return 0
+  if flag_values.from_scratch:
+    cli_utils.require(flag_values, "init_checkpoint", why="--from_scratch takes the encoder's shape and vocab from "
+                      "it: pass --init_checkpoint=<a pretraining or converted run dir>")
   cli_utils.require(flag_values, "init_checkpoint", "data_dir", "model_dir")
   gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
   results = runner.finetune(
       init_checkpoint=flag_values.init_checkpoint, data_dir=flag_values.data_dir,
       model_dir=flag_values.model_dir, num_seeds=flag_values.seeds, vocab=flag_values.vocab,
       vocab_type=flag_values.vocab_type, do_lower_case=flag_values.do_lower_case,
-      feature_cache_dir=flag_values.feature_cache_dir)
+      feature_cache_dir=flag_values.feature_cache_dir, from_scratch=flag_values.from_scratch)
   print(runner.results_markdown(results))
   return 0
 

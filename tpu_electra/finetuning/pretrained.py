@@ -6,7 +6,8 @@ the objective's registry name and resolved arguments, the kept encoder's Encoder
 Nothing here parses gin:
 
 - `load_encoder` builds an encoder from the recorded EncoderConfig and restores the `encoder`
-  item into it, for fine-tuning (no objective is built);
+  item into it, for fine-tuning (no objective is built); `fresh_encoder` builds the same encoder and
+  reads no weights, for fine-tuning from scratch;
 - `load_objective` rebuilds the objective from the registry and its recorded arguments and restores
   the whole `model` item, for export, scoring and evaluation (heads included);
 - `restore_available` restores into a configured objective whatever the checkpoint has of it
@@ -184,9 +185,24 @@ def _restore(run: PretrainingRun, network: tf.keras.Model, what: str, **items) -
                                f"{first}") from None
 
 
-def load_encoder(run: PretrainingRun) -> TransformerEncoder:
-  """An encoder of the recorded EncoderConfig with the checkpoint's `encoder` item restored into it."""
+def fresh_encoder(run: PretrainingRun) -> TransformerEncoder:
+  """An encoder of the recorded EncoderConfig, built, with the fresh weights its initializers draw from
+  the global generators (seed them first: `seeding.seed_everything`); nothing of the checkpoint is read.
+
+  Fine-tuning `--from_scratch` starts from it: the no-pretraining baseline of the same shape and vocab.
+  """
   encoder = TransformerEncoder(run.encoder_config(), name="encoder")
+  encoder(encoder.dummy_inputs(batch_size=1, seq_length=2))
+  return encoder
+
+
+def load_encoder(run: PretrainingRun) -> TransformerEncoder:
+  """An encoder of the recorded EncoderConfig with the checkpoint's `encoder` item restored into it.
+
+  Built as `fresh_encoder` builds it, so both draw the same numbers from the global generators and
+  whatever is drawn after them (a task head's initial weights) is the same either way.
+  """
+  encoder = fresh_encoder(run)
   _restore(run, encoder, "encoder", encoder=encoder)
   return encoder
 

@@ -173,7 +173,9 @@ def glue_markdown(report: Mapping[str, Any], digits: int = 2) -> str:
                       ("GLUE score", report["glue_score"])):
     if entry["missing"]:
       notes.append(f"- {name} not computed: missing {', '.join(entry['missing'])}")
-  text = f"## GLUE (dev)\n\n{task_table}\n{summary_table}"
+  # Only a combined report (runner.glue_summary) records how its runs were initialized.
+  scratch = ", fine-tuned from scratch (no pretraining)" if report.get("from_scratch") else ""
+  text = f"## GLUE (dev){scratch}\n\n{task_table}\n{summary_table}"
   if notes:
     text += "\n" + "\n".join(notes) + "\n"
   return text

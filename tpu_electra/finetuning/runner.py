@@ -17,6 +17,12 @@ whatever ran before it in the process (a resumed run that skips seed_0 trains se
 uninterrupted run does), and a run with another SEED in the same --model_dir never takes another
 seed's results for its own.
 
+From scratch (`finetune(..., from_scratch=True)`, `--from_scratch`): the no-pretraining baseline. The
+encoder is the init run's (its run.json EncoderConfig and its vocab, as for any fine-tuning) with the
+fresh weights its initializers draw right after `seed_everything(seed)`, so they too are a function
+of the fine-tuning seed; the init run's checkpoint is never read. run.json, results.json, each seed's
+metrics.json ("from_scratch") and results.md say so.
+
 Data: the task's features are prepared once into the feature cache (`feature_cache`, keyed by the
 task files, vocab, casing, sequence length and task settings) and streamed from its shards by every
 run and seed: training reads each host's share, shuffled with the seed; evaluation reads each split
@@ -136,12 +142,13 @@ def eval_points(num_train: int, batch_size: int, epochs: float, train_steps: int
   return sorted(points)
 
 
-@gin.configurable(denylist=["task_data", "run", "strategy", "seed", "seed_dir"])
+@gin.configurable(denylist=["task_data", "run", "strategy", "seed", "seed_dir", "from_scratch"])
 def train_and_evaluate(task_data: tasks_lib.TaskData,
                        run: pretrained.PretrainingRun,
                        strategy: tf.distribute.Strategy,
                        seed: int,
                        seed_dir: str,
+                       from_scratch: bool,
                        batch_size: int = gin.REQUIRED,
                        epochs: float = gin.REQUIRED,
                        eval_batch_size: Optional[int] = None,
@@ -154,6 +161,9 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
                        save_final_checkpoint: bool = True,
                        log_every_secs: float = 10.0) -> Dict[str, Any]:
   """Fine-tunes one seed from the pretrained encoder and evaluates it; returns its record.
+
+  With `from_scratch` the encoder is `run`'s, of its shape, with the fresh weights `seed` draws
+  (`pretrained.fresh_encoder`): the run's checkpoint is not read.
 
   Train steps are int(examples × epochs / batch_size) as in ELECTRA, capped by `max_train_steps`
   (smoke runs). With `keep_best`, the model at the best evaluation (by the task's primary metric)
@@ -170,7 +180,8 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
   iterator = iter(strategy.distribute_datasets_from_function(_train_dataset(task_data.train, batch_size, seed)))
   first_batch = next(iterator)
   with strategy.scope():
-    encoder = pretrained.load_encoder(run)
+    # Drawn after seed_everything(seed): a fresh encoder's weights are a function of the seed.
+    encoder = pretrained.fresh_encoder(run) if from_scratch else pretrained.load_encoder(run)
     model = task_data.build_model(encoder, dropout_rate=dropout_rate)
   strategy.run(lambda batch: model(batch, training=False), args=(first_batch,))
   with strategy.scope():
@@ -223,6 +234,7 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
   reported = best if keep_best and best is not None else final
   return {
       "seed": seed,
+      "from_scratch": from_scratch,
       "metrics": reported["metrics"],
       "per_eval": reported["per_eval"],
       "reported_step": reported["step"],
@@ -255,7 +267,7 @@ def run_seeds(seed: int, num_seeds: int) -> List[int]:
 
 
 @gin.configurable(denylist=["init_checkpoint", "data_dir", "model_dir", "num_seeds", "vocab", "vocab_type",
-                            "do_lower_case", "feature_cache_dir"])
+                            "do_lower_case", "feature_cache_dir", "from_scratch"])
 def finetune(init_checkpoint: str,
              data_dir: str,
              model_dir: str,
@@ -264,6 +276,7 @@ def finetune(init_checkpoint: str,
              vocab_type: Optional[str] = None,
              do_lower_case: Optional[bool] = None,
              feature_cache_dir: Optional[str] = None,
+             from_scratch: bool = False,
              task: str = gin.REQUIRED,
              max_seq_length: int = gin.REQUIRED,
              seed: int = 0,
@@ -276,10 +289,16 @@ def finetune(init_checkpoint: str,
   the user's cache dir when the data dir is read-only) and reused by every later run; a cache is
   checked against its index (sizes, and CRC32s unless `verify_feature_checksums` is False) and
   rebuilt with a warning when it does not match.
+
+  With `from_scratch`, each seed fine-tunes `init_checkpoint`'s encoder (the EncoderConfig its run.json
+  records, its vocab) from fresh weights drawn from that seed instead of the pretrained ones: the
+  "no pretraining" baseline of the same recipe. Its run.json, results.json and results.md say so; a
+  --model_dir that holds the other kind of run is refused, so the two are never mixed.
   """
   seeds = run_seeds(seed, num_seeds)
   strategy_lib.set_precision(precision)
   fileio.make_output_dir(model_dir)
+  _check_same_kind(model_dir, from_scratch)
   run = pretrained.read_run(init_checkpoint)
   encoder_config = run.encoder_config()
   if max_seq_length > encoder_config.max_position_embeddings:
@@ -299,7 +318,7 @@ def finetune(init_checkpoint: str,
 
   run_info.write_run_info(model_dir, {
       "kind": "finetuning", "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
-      "SEED": seed, "seeds": seeds, "init_checkpoint": run.checkpoint,
+      "SEED": seed, "seeds": seeds, "init_checkpoint": run.checkpoint, "from_scratch": from_scratch,
       "encoder_config": dataclasses.asdict(encoder_config), "features": dict(task_data.features),
       "data_dir": data_dir, "train_and_evaluate": _arguments(train_and_evaluate),
       "create_finetuning_optimizer": _arguments(layerwise_decay.create_finetuning_optimizer),
@@ -314,6 +333,9 @@ def finetune(init_checkpoint: str,
   strategy = strategy_lib.get_strategy()
   logging.info("SEED=%d: fine-tuning %s with seed(s) %s (seed k = SEED + k).", seed, task_data.name,
                ", ".join(str(s) for s in seeds))
+  if from_scratch:
+    logging.info("From scratch: the encoder of %s (its run.json EncoderConfig and vocab) with fresh weights drawn "
+                 "from each seed; its checkpoint is not read.", run.model_dir)
   records = []
   for k, run_seed in enumerate(seeds):
     seed_dir = os.path.join(model_dir, f"seed_{run_seed}")
@@ -323,16 +345,29 @@ def finetune(init_checkpoint: str,
       records.append(_read_json(metrics_path))
       continue
     logging.info("seed %d (SEED=%d + %d, %d of %d) -> %s", run_seed, seed, k, k + 1, len(seeds), seed_dir)
-    record = train_and_evaluate(task_data, run, strategy, run_seed, seed_dir)
+    record = train_and_evaluate(task_data, run, strategy, run_seed, seed_dir, from_scratch)
     report.write_json(metrics_path, record)
     records.append(record)
 
   results = summarize(task_data, run, records, hyperparameters={
       "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
-      "num_train_rows": task_data.num_train, "SEED": seed}, prepare_seconds=prepare_seconds)
+      "num_train_rows": task_data.num_train, "SEED": seed}, prepare_seconds=prepare_seconds, from_scratch=from_scratch)
   write_reports(model_dir, results, records, task_data.primary_metric)
   fileio.write_text_atomic(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
   return results
+
+
+def _check_same_kind(model_dir: str, from_scratch: bool) -> None:
+  """Refuses a --model_dir whose earlier fine-tuning is of the other kind (from scratch or pretrained):
+  its finished seeds would be skipped and reported as this run's."""
+  info = run_info.read_run_info(model_dir)
+  if info and info.get("kind") == "finetuning" and bool(info.get("from_scratch")) != from_scratch:
+    raise ValueError(f"{model_dir!r} holds a fine-tuning {_kind(not from_scratch)} (its run.json); this one is "
+                     f"{_kind(from_scratch)}: use another --model_dir")
+
+
+def _kind(from_scratch: bool) -> str:
+  return "from scratch" if from_scratch else "from the pretrained weights"
 
 
 def _label_list(task_adapter, task_data: tasks_lib.TaskData) -> Optional[List[str]]:
@@ -364,11 +399,16 @@ def _arguments(configurable) -> Dict[str, Any]:
 
 
 def summarize(task_data: tasks_lib.TaskData, run: pretrained.PretrainingRun, records: List[Dict[str, Any]],
-              hyperparameters: Dict[str, Any], prepare_seconds: float) -> Dict[str, Any]:
-  """The run's results: per-seed metrics, their statistics over seeds, and (GLUE) the GLUE view."""
+              hyperparameters: Dict[str, Any], prepare_seconds: float, from_scratch: bool) -> Dict[str, Any]:
+  """The run's results: per-seed metrics, their statistics over seeds, and (GLUE) the GLUE view.
+
+  `init_checkpoint` is the pretraining run the encoder came from: its weights, or with `from_scratch`
+  only its shape and vocab.
+  """
   results: Dict[str, Any] = {
       "task": task_data.name,
       "init_checkpoint": run.checkpoint,
+      "from_scratch": from_scratch,
       "hyperparameters": hyperparameters,
       "primary_metric": task_data.primary_metric,
       "seeds": [r["seed"] for r in records],
@@ -392,11 +432,13 @@ def glue_summary(run_dirs: List[str], output_dir: str, statistic: str = "median"
   """Combines the results.json of GLUE task runs into the GLUE report (both summary numbers).
 
   Writes `glue_results.json` and `glue_results.md` into `output_dir`; a task given twice is an
-  error, a task missing leaves the summaries it feeds at None with the gap listed.
+  error, a task missing leaves the summaries it feeds at None with the gap listed. The runs must be
+  all from scratch or all from pretrained weights; the report says which.
   """
   fileio.make_output_dir(output_dir)
   per_key: Dict[str, List[Dict[str, float]]] = {}
   sources: Dict[str, str] = {}
+  by_kind: Dict[bool, str] = {}
   for run_dir in run_dirs:
     path = os.path.join(run_dir, "results.json")
     if not fileio.exists(path):
@@ -404,6 +446,11 @@ def glue_summary(run_dirs: List[str], output_dir: str, statistic: str = "median"
     results = _read_json(path)
     if results["task"] not in glue.TASKS:
       raise ValueError(f"{run_dir!r} holds a {results['task']} run, not a GLUE task")
+    from_scratch = bool(results.get("from_scratch"))
+    by_kind.setdefault(from_scratch, run_dir)
+    if len(by_kind) > 1:
+      raise ValueError(f"{by_kind[True]!r} was fine-tuned {_kind(True)} and {by_kind[False]!r} {_kind(False)}: "
+                       "combine runs of one kind")
     for entry in results["per_seed"]:
       for key, metrics in entry["per_eval"].items():
         if key in sources and sources[key] != run_dir:
@@ -412,6 +459,7 @@ def glue_summary(run_dirs: List[str], output_dir: str, statistic: str = "median"
         per_key.setdefault(key, []).append(metrics)
   glue_results = report.glue_report(per_key, statistic=statistic)
   glue_results["runs"] = sources
+  glue_results["from_scratch"] = True in by_kind
   report.write_json(os.path.join(output_dir, "glue_results.json"), glue_results)
   report.write_markdown(os.path.join(output_dir, "glue_results.md"), report.glue_markdown(glue_results))
   return glue_results
@@ -421,8 +469,12 @@ def results_markdown(results: Dict[str, Any]) -> str:
   seeds = results["seeds"]
   base_seed = results["hyperparameters"].get("SEED")
   derived = "" if base_seed is None else f"; SEED = {base_seed}, seed k = SEED + k"
-  lines = [f"# Fine-tuning {results['task']}", "",
-           f"- initialized from `{results['init_checkpoint']}`",
+  if results["from_scratch"]:
+    init = (f"- from scratch (no pretraining): fresh encoder weights drawn from each seed; the encoder's shape and "
+            f"vocab are those of `{results['init_checkpoint']}`")
+  else:
+    init = f"- initialized from `{results['init_checkpoint']}`"
+  lines = [f"# Fine-tuning {results['task']}{' from scratch' if results['from_scratch'] else ''}", "", init,
            f"- seeds: {', '.join(str(s) for s in seeds)} (n = {len(seeds)}{derived})",
            f"- primary metric: {results['primary_metric']}", ""]
   text = "\n".join(lines) + "\n" + report.seeds_markdown(results["aggregate"], title="Dev metrics over seeds")
