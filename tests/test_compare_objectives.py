@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from benchmarks import compare_objectives
+from benchmarks import heldout_probe
+from benchmarks import study_stats
 from tests.conftest import write_token_data
 from tpu_electra import evaluate
 from tpu_electra.data import manifest as manifest_lib
@@ -33,10 +35,10 @@ def test_data_without_a_heldout_split_is_refused_in_one_line_saying_how_to_rebui
 
 def test_the_probe_reads_exactly_the_datas_heldout_shards(token_data_dir):
   manifest = manifest_lib.read_manifest(token_data_dir)
-  heldout = compare_objectives.read_heldout_examples(token_data_dir)
+  heldout = heldout_probe.read_heldout_examples(token_data_dir)
   assert heldout["input_ids"].shape == (manifest.num_eval_examples, manifest.max_seq_length) == (32, 32)
-  training = compare_objectives.pretraining.parse_example(
-      [r.numpy() for r in compare_objectives.tf.data.TFRecordDataset(manifest.shard_paths(token_data_dir))],
+  training = heldout_probe.pretraining.parse_example(
+      [r.numpy() for r in heldout_probe.tf.data.TFRecordDataset(manifest.shard_paths(token_data_dir))],
       manifest.max_seq_length)["input_ids"].numpy()
   assert len(training) == manifest.num_examples == 64
   assert not _rows(heldout["input_ids"]) & _rows(training)
@@ -54,32 +56,33 @@ def test_a_detector_that_sees_only_the_token_scores_chance_on_the_probe_corrupti
   test_half = np.where(rng.random(shape) < 0.4, 5, rng.integers(25, 61, shape))
   ids = np.concatenate([fit_half, test_half]).astype(np.int32)
   ids[:, 0], ids[:, -1] = SPECIAL_IDS["[CLS]"], SPECIAL_IDS["[SEP]"]
-  data = compare_objectives.corrupt_for_probe(
+  data = heldout_probe.corrupt_for_probe(
       {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids)}, SPECIAL_IDS, seed=0)
   assert data.fit_sequences == num_sequences // 2
-  assert abs(data.labels[data.scored].mean() - compare_objectives.PROBE_REPLACE_RATE) < 0.01
+  assert abs(data.labels[data.scored].mean() - heldout_probe.REPLACE_RATE) < 0.01
   assert not data.labels[~data.scored].any()
   features = np.eye(61, dtype=np.float32)[data.input_ids[data.scored]]
   labels = data.labels[data.scored]
   fit = np.nonzero(data.scored)[0] < data.fit_sequences
-  probe = compare_objectives.fit_logistic_regression(features[fit], labels[fit])
-  assert abs(compare_objectives.roc_auc(probe.logits(features[~fit]), labels[~fit]) - 0.5) < 0.03
+  probe = heldout_probe.fit_logistic_regression(features[fit], labels[fit])
+  assert abs(heldout_probe.roc_auc(probe.logits(features[~fit]), labels[~fit]) - 0.5) < 0.03
 
 
 def test_roc_auc_counts_ties_as_half_and_is_undefined_with_one_class():
-  assert compare_objectives.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
-  assert compare_objectives.roc_auc(np.array([1.0, 1.0, 0.0]), np.array([1, 0, 0])) == 0.75
-  assert math.isnan(compare_objectives.roc_auc(np.array([0.2, 0.3]), np.array([1, 1])))
+  assert heldout_probe.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
+  assert heldout_probe.roc_auc(np.array([1.0, 1.0, 0.0]), np.array([1, 0, 0])) == 0.75
+  assert math.isnan(heldout_probe.roc_auc(np.array([0.2, 0.3]), np.array([1, 1])))
 
 
-def test_summaries_are_mean_and_sample_std_over_seeds_and_curves_average_the_common_steps():
-  summary = compare_objectives.summarize([1.0, 2.0, 4.0])
+def test_summaries_are_mean_std_and_t_interval_over_seeds_and_curves_average_the_common_steps():
+  summary = study_stats.summarize([1.0, 2.0, 4.0])
   assert summary["n"] == 3 and summary["mean"] == pytest.approx(7 / 3)
   assert summary["std"] == pytest.approx(math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2))
-  single = compare_objectives.summarize([0.5])
+  single = study_stats.summarize([0.5])
   assert single["mean"] == 0.5 and single["n"] == 1 and math.isnan(single["std"])
-  assert compare_objectives.format_summary(summary, 3) == "2.33 ± 1.5 (n=3)"
-  assert compare_objectives.format_summary(single) == "0.5 (n=1)"
+  # The t interval of the mean: 7/3 ± t(0.975, 2) * std / sqrt(3), t(0.975, 2) = 4.3027 (a t table).
+  assert study_stats.format_mean(summary) == "2.33 [-1.46, 6.13] (n=3)"
+  assert study_stats.format_mean(single) == "0.5 (n=1)"
   # Seed 1 was evaluated at one more step (say, resumed and evaluated again): only common steps count.
   curves = compare_objectives.mean_curves([{"loss": [[2, 4.0], [4, 3.0]], "only_here": [[2, 1.0]]},
                                            {"loss": [[2, 6.0], [3, 9.0], [4, 1.0]]}], flops_per_step=10.0)
@@ -96,6 +99,16 @@ def test_reserved_bindings_are_refused(token_data_dir, tmp_path):
                                  gin_params=TINY + [binding])
 
 
+def test_the_budget_defaults_to_the_configs_own_which_must_agree(token_data_dir):
+  configs = {name: compare_objectives.gin_utils.resolve_gin_file(f"experiments/cpu_{name}.gin")
+             for name in ("bert", "electra")}
+  budget = compare_objectives.configured_train_flops(configs, token_data_dir, [])
+  assert budget > 0
+  configs["ale"] = compare_objectives.gin_utils.resolve_gin_file("smoke/ale.gin")  # Sized by TRAIN_STEPS.
+  with pytest.raises(ValueError, match="pass --train_flops"):
+    compare_objectives.configured_train_flops(configs, token_data_dir, [])
+
+
 def test_eval_points_spread_evaluations_over_the_run_ending_at_its_last_step():
   def evaluated(steps, points):  # The trainer evaluates every EVAL_EVERY steps and at the last step.
     return _expected_eval_steps(steps, compare_objectives.eval_every_for(steps, points))
@@ -109,8 +122,8 @@ def _expected_eval_steps(steps, eval_every):
   return sorted(set(range(eval_every, steps + 1, eval_every)) | {steps})
 
 
-def test_every_objective_trains_several_seeds_at_the_budget_and_reports_mean_std_and_eval_curves(token_data_dir,
-                                                                                                  tmp_path):
+def test_every_objective_trains_several_seeds_at_the_budget_and_reports_means_intervals_and_eval_curves(
+    token_data_dir, tmp_path):
   output_dir = str(tmp_path / "compare")
   results = compare_objectives.compare(token_data_dir, BUDGET, output_dir, objectives=["bert", "electra"], seeds=2,
                                        eval_points=2, num_bootstrap=20, gin_params=TINY)
@@ -168,9 +181,12 @@ def test_every_objective_trains_several_seeds_at_the_budget_and_reports_mean_std
     table = f.read()
   assert f"| bert | {runs['bert']['steps']} |" in table and f"| electra | {runs['electra']['steps']} |" in table
   loss = runs["bert"]["final_eval"]["loss"]
-  assert f"| bert | loss | {loss['mean']:.4g} ± {loss['std']:.2g} (n=2) |" in table
+  assert f"| bert | loss | {loss['mean']:.4g} [{loss['low']:.4g}, {loss['high']:.4g}] (n=2) |" in table
+  assert "| bert | " in table.split("cosine_final")[1]  # Representation health, which compares across objectives.
   with open(os.path.join(output_dir, "curves.png"), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  assert results["timings"]["pretrain_seconds_per_run"]["values"] == [
+      one["train_seconds"] for name in ("bert", "electra") for one in runs[name]["per_seed"]]
 
   # Re-running reuses the finished runs (nothing retrained, the same numbers) ...
   again = compare_objectives.compare(token_data_dir, BUDGET, output_dir, objectives=["bert"], seeds=2, eval_points=2,
