@@ -1,7 +1,7 @@
 """tpu_electra: TPU-first pretraining and fine-tuning of compute-efficient text encoders."""
 import setuptools
 
-# One tested, compatible set (see ../shared/STACK.md). protobuf / numpy / pillow are held below
+# One tested, compatible set (see docs/STACK.md). protobuf / numpy / pillow are held below
 # the newest releases so that the optional Apache Beam extra can join this environment.
 INSTALL_REQUIRES = [
     "tensorflow==2.20.0",
@@ -15,8 +15,14 @@ INSTALL_REQUIRES = [
     "numpy==2.4.6",
     "pillow==12.3.0",
     "mwparserfromhell==0.7.2",
+    # tensorboard 2.20 (the one tensorflow 2.20 takes) imports pkg_resources, which setuptools 82 and later no
+    # longer ship: 81.0.0 is the newest that does, so `tensorboard --logdir` starts in a fresh venv.
+    "setuptools==81.0.0",
     # TFRecord framing (masked CRC32C) without TensorFlow: data_prep's workers never import it.
     "google-crc32c==1.9.0",
+    # tpu_electra.convert reads model.safetensors with it (header validation included): one Rust
+    # extension, no dependencies, 1.3 MB installed (measured) (the version transformers 4.57.6 resolves to).
+    "safetensors==0.8.0",
 ]
 
 EXTRAS_REQUIRE = {
@@ -29,6 +35,9 @@ EXTRAS_REQUIRE = {
         "pyarrow==25.0.1",
         "python-dateutil==2.9.0.post0",
     ],
+    # --data_dir=tfds:[DIR] reads GLUE and SQuAD through TensorFlow Datasets (tpu_electra/finetuning/tfds_source.py);
+    # the version tf-models-official 2.20.0 resolves to beside tensorflow 2.20.
+    "tfds": ["tensorflow-datasets==4.9.10"],
 }
 
 setuptools.setup(

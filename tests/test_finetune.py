@@ -17,6 +17,7 @@ import tensorflow as tf
 from benchmarks import finetune_tasks
 from data_prep import embedded_tasks
 from data_prep import vocab as vocab_lib
+from tests.finetuning import tfds_mock
 from tpu_electra import finetune
 from tpu_electra import gin_utils
 from tpu_electra import run_info
@@ -401,6 +402,45 @@ def test_unwritable_model_dir_is_a_one_line_error(pretrained_dir, tmp_path, glue
   assert process.stdout == ""
   last = process.stderr.strip().splitlines()[-1]
   assert last.startswith(f"error: cannot write to --model_dir={model_dir!r}") and "Traceback" not in process.stderr
+
+
+def test_a_failed_run_leaves_no_run_dir_behind_and_an_existing_one_as_it_was(pretrained_dir, tmp_path, capsys):
+  run_dir = tmp_path / "runs" / "sst2"
+  argv = _seed_argv(pretrained_dir[0], str(tmp_path / "no_such_data"), str(run_dir))
+  assert _cli(argv) == 1
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("error: ") and "no_such_data" in err and "\n" not in err
+  assert not (tmp_path / "runs").exists()  # Neither the run dir nor the parent made for it.
+  run_dir.mkdir(parents=True)
+  assert _cli(argv) == 1
+  assert run_dir.is_dir() and not any(run_dir.iterdir())
+
+
+def test_a_failed_glue_report_leaves_no_output_dir(tmp_path, capsys):
+  out = tmp_path / "glue_report"
+  assert _cli([f"--glue_runs={tmp_path / 'not_a_run'}", f"--model_dir={out}"]) == 1
+  assert capsys.readouterr().err.strip().startswith("error: no results.json in")
+  assert not out.exists()
+
+
+def test_tfds_data_dir_fine_tunes_exactly_as_the_same_data_from_files(pretrained_dir, tmp_path):
+  glue_dir = _write_glue(str(tmp_path / "glue"))
+  assert _cli(_seed_argv(pretrained_dir[0], glue_dir, str(tmp_path / "from_files"))) == 0
+  splits = {"train": os.path.join(glue_dir, "SST-2", "train.tsv"),
+            "validation": os.path.join(glue_dir, "SST-2", "dev.tsv")}
+  with tfds_mock.mock_tfds("glue/sst2", splits):
+    assert _cli(_seed_argv(pretrained_dir[0], "tfds:", str(tmp_path / "from_tfds"),
+                           f"--feature_cache_dir={tmp_path / 'cache'}")) == 0
+  runs = {}
+  for name in ("from_files", "from_tfds"):
+    with open(tmp_path / name / "seed_0" / "metrics.json") as f:
+      runs[name] = json.load(f)
+  # The same rows in the same order under the same seed: the same training and the same scores.
+  assert runs["from_tfds"]["metrics"] == runs["from_files"]["metrics"]
+  losses = {name: [(point["step"], point["loss"]) for point in run["train_curve"]] for name, run in runs.items()}
+  assert losses["from_tfds"] == losses["from_files"]
+  info = run_info.read_run_info(str(tmp_path / "from_tfds"))
+  assert info["data_dir"] == "tfds:" and info["features"]["dir"].startswith(str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")

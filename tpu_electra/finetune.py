@@ -7,11 +7,13 @@ r"""Fine-tunes a pretrained encoder on one task and evaluates it over one or mor
 it, or a converted one (tpu_electra.convert); the encoder's shape comes from the dir's run.json and
 its vocab from the pretraining data's manifest, the vocab the dir carries, or --vocab. --data_dir
 is the task's data: the GLUE root (holding CoLA/, SST-2/, ...), the directory with the SQuAD JSON
-files, with train.txt/dev.txt for tagging, or the RACE root (train/, dev/). Per-task
-hyper-parameters are macros in finetune/<task>.gin (tpu_electra/gin/).
+files, with train.txt/dev.txt for tagging, or the RACE root (train/, dev/); or, for GLUE and SQuAD,
+`tfds:` (TensorFlow Datasets' data dir) or `tfds:DIR`, where TFDS prepared `glue/<task>` or
+`squad/v1.1` / `squad/v2.0` (finetuning/tfds_source.py). Per-task hyper-parameters are macros in
+finetune/<task>.gin (tpu_electra/gin/).
 
 The task's tokenized, packed features are prepared once (batched, with a progress line) into
-TFRecord shards under --feature_cache_dir (default: beside the data), keyed by the task files,
+TFRecord shards under --feature_cache_dir (default: beside the data), keyed by the task files (TFDS: the dataset),
 vocab, casing, sequence length and task settings; every later run and seed streams them.
 
 Writes into --model_dir: results.json, results.md (statistics over seeds: mean, median, std, max),
@@ -54,7 +56,8 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_boolean("from_scratch", False, "Fine-tune --init_checkpoint's encoder (its shape and vocab) from "
                        "fresh weights drawn from each fine-tuning seed, not its pretrained weights: the "
                        "no-pretraining baseline.", flag_values=flag_values)
-  flags.DEFINE_string("data_dir", None, "The task's data directory.", flag_values=flag_values)
+  flags.DEFINE_string("data_dir", None, "The task's data directory, or tfds:[DIR] for GLUE and SQuAD from "
+                      "TensorFlow Datasets.", flag_values=flag_values)
   flags.DEFINE_string("model_dir", None, "Where checkpoints, metrics and reports go (gs:// works).",
                       flag_values=flag_values)
   flags.DEFINE_integer("seeds", 1, "Number of fine-tuning seeds; results report mean, median, std and max.",

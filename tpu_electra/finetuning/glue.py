@@ -4,6 +4,8 @@ The directory layout is the one the usual GLUE download produces: `<data_dir>/<T
 with TASK one of CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI. Splits are `train`, `dev`,
 `test`, except MNLI, whose evaluation splits are `dev_matched`, `dev_mismatched`, `test_matched`
 and `test_mismatched`. Files are tab-separated with no quoting (quote characters are text).
+The same tasks from TensorFlow Datasets (`--data_dir=tfds:`) come through `tfds_source`, which
+turns each TFDS example into the fields this reader makes of the same row.
 
 Two summary numbers are computed, and they are not the same thing:
 
@@ -225,7 +227,8 @@ def read_tsv_rows(path: str) -> List[List[str]]:
     return list(split_tsv_lines(f))
 
 
-def _parse_label(task: GlueTask, raw: str, where: str) -> Label:
+def parse_label(task: GlueTask, raw: str, where: str) -> Label:
+  """A label as a file spells it (`raw`), checked: the score of a regression task, else a label of its list."""
   if task.is_regression:
     try:
       return float(raw)
@@ -261,7 +264,7 @@ def iter_row_fields(task: GlueTask, split: str, rows: Iterable[Sequence[str]], s
     if label_column is not None:
       label = row[label_column]
       if task.is_regression or label not in labels:
-        label = _parse_label(task, label, f"{source}:{first_line + n}")
+        label = parse_label(task, label, f"{source}:{first_line + n}")
     yield n, row[text_a], row[text_b] if text_b is not None else None, label
 
 

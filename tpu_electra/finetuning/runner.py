@@ -35,11 +35,12 @@ every epoch (or only at the end with `eval_every_epoch=False`); rows are padded 
 every step has a static shape (TPU), and padding rows are dropped before scoring.
 """
 import dataclasses
+import functools
 import inspect
 import math
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import gin
 from absl import logging
@@ -266,8 +267,56 @@ def run_seeds(seed: int, num_seeds: int) -> List[int]:
   return [seed + k for k in range(num_seeds)]
 
 
+def _dirs_made_by_creating(path: str) -> List[str]:
+  """The directories that creating `path` makes, deepest first: `path` and its missing parents (a URL:
+  only `path`, as an object store has no parents to make)."""
+  made = []
+  while path and not fileio.exists(path):
+    made.append(path)
+    parent = os.path.dirname(os.path.normpath(path))
+    if fileio.is_url(path) or parent == path:
+      break
+    path = parent
+  return made
+
+
+def _remove_if_empty(directories: List[str]) -> None:
+  """Removes `directories` (deepest first) as long as they are empty."""
+  for directory in directories:
+    try:
+      if not fileio.isdir(directory) or fileio.listdir(directory):
+        return
+      if fileio.is_url(directory):
+        fileio.rmtree(directory)
+      else:
+        os.rmdir(directory)  # Refuses a directory something was written into meanwhile.
+    except fileio.errors():
+      return  # Cleaning up must never hide the error that stopped the command.
+
+
+def _no_empty_dir_on_failure(argument: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+  """Decorates a function that creates the output dir its `argument` names first thing (so that an
+  unusable one fails before any work): when the function fails, what creating the dir made and is
+  still empty is removed again (a wrong --data_dir, a bad checkpoint), so a failed command leaves no
+  empty run dir behind. A dir that holds anything, e.g. a run.json, is kept."""
+  def decorate(function):
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+      made = _dirs_made_by_creating(signature.bind(*args, **kwargs).arguments[argument])
+      try:
+        return function(*args, **kwargs)
+      except BaseException:
+        _remove_if_empty(made)
+        raise
+    return wrapper
+  return decorate
+
+
 @gin.configurable(denylist=["init_checkpoint", "data_dir", "model_dir", "num_seeds", "vocab", "vocab_type",
                             "do_lower_case", "feature_cache_dir", "from_scratch"])
+@_no_empty_dir_on_failure("model_dir")
 def finetune(init_checkpoint: str,
              data_dir: str,
              model_dir: str,
@@ -428,6 +477,7 @@ def summarize(task_data: tasks_lib.TaskData, run: pretrained.PretrainingRun, rec
   return results
 
 
+@_no_empty_dir_on_failure("output_dir")
 def glue_summary(run_dirs: List[str], output_dir: str, statistic: str = "median") -> Dict[str, Any]:
   """Combines the results.json of GLUE task runs into the GLUE report (both summary numbers).
 

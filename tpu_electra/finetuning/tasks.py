@@ -12,7 +12,8 @@ SQuAD's example and window maps, tagging's word positions, RACE's question ids).
 Tasks by name (what `finetune.task` takes): the nine GLUE tasks (cola, sst2, mrpc, stsb, qqp, mnli,
 qnli, rte, wnli), squad_v1, squad_v2, pos (tagging, word accuracy), ner (tagging, entity F1), race
 (multiple choice) and text_classification (any single-text TSV, its columns and files set by gin);
-`register_task` adds one.
+`register_task` adds one. GLUE and SQuAD also read TensorFlow Datasets (`--data_dir=tfds:[DIR]`,
+`tfds_source`): the same examples, so the same features, cache layout and scores.
 """
 import collections
 import dataclasses
@@ -33,6 +34,7 @@ from tpu_electra.finetuning import race
 from tpu_electra.finetuning import squad
 from tpu_electra.finetuning import tagging
 from tpu_electra.finetuning import text_classification
+from tpu_electra.finetuning import tfds_source
 
 Arrays = Dict[str, np.ndarray]
 # (per-row model outputs in row order) -> (metrics, files to write beside them: name -> JSON object)
@@ -175,9 +177,11 @@ class CachedFeaturesTask:
 
   A subclass says what its features are made from (`settings`, `input_files`), how to write them
   (`write_features`, through a `feature_cache.CacheBuilder`) and how to turn the committed cache
-  into `TaskData` (`task_data`).
+  into `TaskData` (`task_data`). A task with a TensorFlow Datasets source names it (`tfds_name`);
+  `--data_dir=tfds:[DIR]` then keys the cache by that dataset instead of files.
   """
   name: str
+  tfds_name: Optional[str] = None
 
   def settings(self) -> Dict[str, Any]:
     raise NotImplementedError
@@ -192,13 +196,25 @@ class CachedFeaturesTask:
   def task_data(self, cached: feature_cache.CachedTask) -> TaskData:
     raise NotImplementedError
 
+  def tfds_dataset(self, data_dir: str) -> tfds_source.Dataset:
+    """The TensorFlow Datasets dataset that `data_dir` (`tfds:[DIR]`) names for this task."""
+    if self.tfds_name is None:
+      raise ValueError(f"task {self.name} reads files only (--data_dir=tfds: serves the GLUE tasks, squad_v1 and "
+                       "squad_v2): pass --data_dir=<the directory with its files>")
+    return tfds_source.Dataset(self.tfds_name, data_dir)
+
   def prepare(self, data_dir: str, tokenizer, max_seq_length: int, cache_dir: Optional[str] = None,
               verify_checksums: bool = True) -> TaskData:
     """The task's features for this tokenizer and length: from the cache, or prepared once into it."""
-    files = _require_files(self.input_files(data_dir))
+    settings = self.settings()
+    if tfds_source.is_tfds(data_dir):
+      dataset = self.tfds_dataset(data_dir)
+      files, settings["tfds"], data_root = {}, dataset.identity(), dataset.root
+    else:
+      files, data_root = _require_files(self.input_files(data_dir)), data_dir
     cached = feature_cache.prepare(
-        f"{self.name}-{max_seq_length}", data_dir, cache_dir,
-        lambda digests: feature_cache.cache_key(self.name, self.settings(), files, tokenizer, max_seq_length, digests),
+        f"{self.name}-{max_seq_length}", data_root, cache_dir,
+        lambda digests: feature_cache.cache_key(self.name, settings, files, tokenizer, max_seq_length, digests),
         lambda builder: self.write_features(data_dir, tokenizer, max_seq_length, builder),
         verify_checksums=verify_checksums)
     data = self.task_data(cached)
@@ -218,6 +234,7 @@ class GlueTask(CachedFeaturesTask):
   def __init__(self, name: str):
     self.task = glue.get_task(name)
     self.name = self.task.name
+    self.tfds_name = tfds_source.glue_name(self.task)
 
   @property
   def primary_metric(self) -> str:
@@ -240,6 +257,16 @@ class GlueTask(CachedFeaturesTask):
     label = feature_cache.scalar_spec("label_ids", "float32" if self.task.is_regression else "int32")
     return feature_cache.RecordFormat(_encoder_specs(tokenizer, [max_seq_length]) + [label])
 
+  def _fields(self, data_dir: str, split: str, stats: collections.Counter,
+              on_progress: Callable[[float], None]) -> Tuple[Iterator[glue.Fields], str]:
+    """(`glue.Fields` of `split`, streamed, and where they come from): its TSV, or its TFDS split."""
+    if tfds_source.is_tfds(data_dir):
+      source = self.tfds_dataset(data_dir)
+      return (tfds_source.glue_fields(source, self.task, split, on_progress=on_progress),
+              f"{source} {tfds_source.GLUE_SPLITS[split]}")
+    return (glue.iter_fields(data_dir, self.name, split, stats=stats, on_progress=on_progress),
+            glue.split_path(data_dir, self.task, split))
+
   def write_features(self, data_dir, tokenizer, max_seq_length, builder) -> None:
     record_format = self._record_format(tokenizer, max_seq_length)
     stats = collections.Counter()
@@ -247,8 +274,8 @@ class GlueTask(CachedFeaturesTask):
       writer = builder.split(split, record_format)
       progress = feature_cache.Progress(f"preparing {self.name} {split}", None)
       gold: List[np.ndarray] = []
-      fields = glue.iter_fields(data_dir, self.name, split, stats=stats,
-                                on_progress=lambda fraction: progress.update(writer.num_rows, fraction))
+      fields, where = self._fields(data_dir, split, stats,
+                                   on_progress=lambda fraction: progress.update(writer.num_rows, fraction))
       converted = ((chunk, glue.convert_fields(chunk, self.task, tokenizer, max_seq_length))
                    for chunk in _in_background(_chunks(fields, CHUNK_EXAMPLES)))
       for chunk, arrays in _in_background(converted):
@@ -260,7 +287,7 @@ class GlueTask(CachedFeaturesTask):
       builder.finish_split(writer)
       progress.finish(writer.num_rows)
       if not writer.num_rows:
-        raise ValueError(f"{glue.split_path(data_dir, self.task, split)} has no examples")
+        raise ValueError(f"{where} has no examples")
       if split != "train":
         builder.write_metadata(split, arrays={"gold": np.concatenate(gold)})
     builder.stats.update(stats)
@@ -317,6 +344,8 @@ class TextClassificationTask(CachedFeaturesTask):
 
   def prepare(self, data_dir: str, tokenizer, max_seq_length: int, cache_dir: Optional[str] = None,
               verify_checksums: bool = True) -> TaskData:
+    if tfds_source.is_tfds(data_dir):
+      self.tfds_dataset(data_dir)  # Refuses it in one line: this task has no TFDS source.
     # The label set is part of what the features are keyed by, so it is read before the cache is looked up.
     train_path = _require_files(self.input_files(data_dir))["train"]
     self._label_list = text_classification.read_label_list(train_path, self.text_column, self.label_column)
@@ -411,6 +440,7 @@ class SquadTask(CachedFeaturesTask):
     self.max_answer_length = max_answer_length
     self.null_score_diff_threshold = null_score_diff_threshold
     self.primary_metric = "f1"
+    self.tfds_name = tfds_source.squad_name(version_2)
 
   def settings(self) -> Dict[str, Any]:
     # n-best size, answer length and the null threshold act on outputs, not on features.
@@ -418,6 +448,17 @@ class SquadTask(CachedFeaturesTask):
 
   def input_files(self, data_dir: str) -> Dict[str, str]:
     return {"train": fileio.join(data_dir, self.train_file), "dev": fileio.join(data_dir, self.dev_file)}
+
+  def _read_examples(self, data_dir: str, split: str, stats: Optional[collections.Counter] = None):
+    """(examples of `split`, where they came from): its JSON file, or TFDS's examples in that file's layout."""
+    is_training = split == "train"
+    if tfds_source.is_tfds(data_dir):
+      source = self.tfds_dataset(data_dir)
+      dataset = tfds_source.squad_json(source, split, self.version_2)
+      return (squad.examples_from_json(dataset, is_training, self.version_2, stats),
+              f"{source} {tfds_source.SQUAD_SPLITS[split]}")
+    path = fileio.join(data_dir, self.train_file if is_training else self.dev_file)
+    return squad.read_examples(path, is_training, self.version_2, stats), path
 
   def _convert(self, examples, tokenizer, max_seq_length, is_training, writer, progress, on_features=None):
     """Windows `examples` chunk by chunk against a batched memo of the chunk's texts; writes them."""
@@ -449,9 +490,8 @@ class SquadTask(CachedFeaturesTask):
   def write_features(self, data_dir, tokenizer, max_seq_length, builder) -> None:
     stats = collections.Counter()
     encoder = _encoder_specs(tokenizer, [max_seq_length])
-    train_path = fileio.join(data_dir, self.train_file)
-    train_examples = squad.read_examples(train_path, is_training=True, version_2=self.version_2, stats=stats)
-    _require_rows(train_examples, train_path)
+    train_examples, train_source = self._read_examples(data_dir, "train", stats)
+    _require_rows(train_examples, train_source)
     writer = builder.split("train", feature_cache.RecordFormat(
         encoder + [feature_cache.scalar_spec("start_positions"), feature_cache.scalar_spec("end_positions")]))
     progress = feature_cache.Progress(f"preparing {self.name} train", len(train_examples), "questions")
@@ -460,9 +500,8 @@ class SquadTask(CachedFeaturesTask):
     progress.finish(len(train_examples))
     del train_examples
 
-    dev_path = fileio.join(data_dir, self.dev_file)
-    dev_examples = squad.read_examples(dev_path, is_training=False, version_2=self.version_2)
-    _require_rows(dev_examples, dev_path)
+    dev_examples, dev_source = self._read_examples(data_dir, "dev")
+    _require_rows(dev_examples, dev_source)
     writer = builder.split("dev", feature_cache.RecordFormat(encoder))
     progress = feature_cache.Progress(f"preparing {self.name} dev", len(dev_examples), "questions")
     maps = collections.defaultdict(list)

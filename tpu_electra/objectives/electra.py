@@ -1,6 +1,7 @@
 """ELECTRA: a small masked-LM generator corrupts the input, a discriminator detects replaced tokens.
 
-Clark et al. 2020; sizes and defaults as in ../shared/papers (generator 1/4 of the discriminator's
+Clark et al. 2020, "ELECTRA: Pre-training Text Encoders as Discriminators Rather Than Generators";
+sizes and defaults as in the paper (generator 1/4 of the discriminator's
 width, same depth, shared token/position/type embeddings; loss = MLM + 50 * RTD).
 """
 from typing import Dict, Optional

@@ -1,4 +1,5 @@
-"""TEAMS: ELECTRA augmented with multi-word selection (Shen et al. 2021, ../shared/papers).
+"""TEAMS: ELECTRA augmented with multi-word selection (Shen et al. 2021, "Training ELECTRA Augmented with
+Multi-word Selection").
 
 The generator (masked LM, Eq. 1-2) corrupts the masked positions with one sample each, as in
 ELECTRA, and also proposes, for every masked position, K non-original candidate tokens. The
