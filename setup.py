@@ -20,8 +20,8 @@ INSTALL_REQUIRES = [
     "setuptools==81.0.0",
     # TFRecord framing (masked CRC32C) without TensorFlow: data_prep's workers never import it.
     "google-crc32c==1.9.0",
-    # tpu_electra.convert reads model.safetensors with it (header validation included): one Rust
-    # extension, no dependencies, 1.3 MB installed (measured) (the version transformers 4.57.6 resolves to).
+    # tpu_electra.convert reads model.safetensors with it, header validation included: one Rust
+    # extension without dependencies, 1.3 MB installed (measured); transformers 4.57.6 resolves to it too.
     "safetensors==0.8.0",
 ]
 

@@ -34,6 +34,14 @@ TMP_SUFFIX = ".tmp"
 _LENGTH = struct.Struct("<I")  # tfexample.LENGTH_PREFIX_DTYPE: serialized batches come framed for these files.
 
 
+def _naming(error: OSError, path: str) -> OSError:
+  """`error` naming the file written: a failed write (ENOSPC: a full disk) names none, and the build's
+  one-line error should say which file of which directory could not be written."""
+  if error.filename is not None:
+    return error
+  return OSError(error.errno, error.strerror or str(error), path)
+
+
 class RecordWriter:
   """Length-prefixed records into `path`, which appears only when `close()` completes."""
 
@@ -44,8 +52,11 @@ class RecordWriter:
     self.num_bytes = 0
 
   def write(self, record: bytes) -> None:
-    self._file.write(_LENGTH.pack(len(record)))
-    self._file.write(record)
+    try:
+      self._file.write(_LENGTH.pack(len(record)))
+      self._file.write(record)
+    except OSError as e:
+      raise _naming(e, self._path + TMP_SUFFIX) from None
     self.num_records += 1
     self.num_bytes += len(record)
 
@@ -55,16 +66,25 @@ class RecordWriter:
       for record in batch.records():
         self.write(record)
       return
-    self._file.write(batch.data.tobytes())
+    try:
+      self._file.write(batch.data.tobytes())
+    except OSError as e:
+      raise _naming(e, self._path + TMP_SUFFIX) from None
     self.num_records += len(batch)
     self.num_bytes += batch.num_bytes
 
   def close(self) -> None:
-    self._file.close()
+    try:
+      self._file.close()  # Flushes: a full disk may show only here.
+    except OSError as e:
+      raise _naming(e, self._path + TMP_SUFFIX) from None
     fileio.rename(self._path + TMP_SUFFIX, self._path)
 
   def abort(self) -> None:
-    self._file.close()
+    try:
+      self._file.close()
+    except OSError:
+      pass  # The flush of a discarded file failed (a full disk): the file is closed all the same.
     if fileio.exists(self._path + TMP_SUFFIX):
       fileio.remove(self._path + TMP_SUFFIX)
 
@@ -227,9 +247,11 @@ def write_shard(output_dir: str, task: ShardTask, info_dir: Optional[str] = None
   try:
     with fileio.open_file(path + TMP_SUFFIX, "wb") as f:
       f.write(data)
-  except BaseException:
+  except BaseException as e:
     if fileio.exists(path + TMP_SUFFIX):
       fileio.remove(path + TMP_SUFFIX)
+    if isinstance(e, OSError):
+      raise _naming(e, path + TMP_SUFFIX) from None
     raise
   _write_info(info_dir, task.name, info)
   fileio.rename(path + TMP_SUFFIX, path)

@@ -313,11 +313,15 @@ class Runner:
 
 
 def main_wrapper(prog: str, main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
-  """Runs `main`, turning LaunchError into a one-line message and exit status 2."""
+  """Runs `main`, turning LaunchError into a one-line message and exit status 2.
+
+  The message is masked as the printed commands are: an error quotes the flag value it refuses,
+  which may be a URL with a password in it.
+  """
   try:
     return main(argv)
   except LaunchError as e:
-    print(f"{prog}: error: {e}", file=sys.stderr)
+    print(f"{prog}: error: {redact(str(e))}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print(f"{prog}: interrupted; jobs already started keep running remotely", file=sys.stderr)

@@ -26,11 +26,22 @@ INPUTS = {"input_word_ids": IDS, "input_mask": (IDS > 0).astype(np.int32),
           "input_type_ids": np.array([[0] * 8, [0, 0, 0, 0, 1, 1, 1, 1]], np.int32)}
 
 
+def _randomize_layer_norms(encoder, rng):
+  """Moves the encoder's layer norms off a fresh one's gain 1 and bias 0, which transformers' fresh
+  model has too: an export that left a layer norm out would otherwise reproduce our outputs."""
+  encoder(encoder.dummy_inputs(batch_size=1, seq_length=2), training=False)
+  for layer in encoder.submodules:
+    if isinstance(layer, tf.keras.layers.LayerNormalization):
+      for variable in layer.weights:
+        variable.assign(variable + rng.normal(0.0, 0.3, variable.shape).astype(np.float32))
+
+
 @pytest.fixture(scope="module")
 def electra_dir(token_data_dir, tmp_path_factory):
   """A pretraining dir, and the encoder's and RTD head's outputs on INPUTS before saving."""
   tf.keras.utils.set_random_seed(5)
   objective = electra.Electra(CONFIG, generator_fraction=0.5)
+  _randomize_layer_norms(objective.encoder, np.random.default_rng(5))
   sequence = objective.encoder({k: tf.constant(v) for k, v in INPUTS.items()}, training=False)["sequence_output"]
   expected = {"sequence_output": sequence.numpy(), "rtd_logits": objective.rtd_head(sequence).numpy()}
   model_dir = str(tmp_path_factory.mktemp("electra"))
@@ -70,6 +81,24 @@ def test_export_refuses_an_existing_output_dir_in_one_line(electra_dir, tmp_path
   assert export.cli(["export", f"--model_dir={electra_dir[0]}", "--format=huggingface", f"--output_dir={out}"]) == 1
   err = capsys.readouterr().err.strip()
   assert "already exists" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("export_format", ["huggingface", "saved_model"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(export_format, electra_dir, tmp_path, capsys, monkeypatch):
+  def full(path, *unused_args, **unused_kwargs):
+    raise tf.errors.ResourceExhaustedError(None, None, f"{path}; No space left on device")
+
+  monkeypatch.setattr(export, "_write_bytes", full)
+  monkeypatch.setattr(export.tf.saved_model, "save", lambda module, path, **unused: full(path + "/saved_model.pb"))
+  out = str(tmp_path / "out")
+  assert export.cli(["export", f"--model_dir={electra_dir[0]}", f"--format={export_format}",
+                     f"--output_dir={out}"]) == 1
+  err = capsys.readouterr().err.strip()
+  assert "\n" not in err
+  assert err.startswith(f"error: no space left to write the export {out} ({out}.tmp-"), err
+  assert err.endswith("No space left on device); nothing was written: free space there or choose another "
+                      "--output_dir"), err
+  assert os.listdir(tmp_path) == []
 
 
 def test_huggingface_export_writes_electra_config_and_mapped_weights(electra_dir, tmp_path):
@@ -171,6 +200,7 @@ def test_transformers_loads_every_objectives_export_with_equal_outputs(name, tok
   tf.keras.utils.set_random_seed(11)
   rng = np.random.default_rng(11)
   objective = build()
+  _randomize_layer_norms(objective.encoder, rng)
   inputs = {k: tf.constant(v) for k, v in INPUTS.items()}
   sequence = objective.encoder(inputs, training=False)["sequence_output"]
   expected = {}

@@ -47,16 +47,15 @@ tensors and shape mismatches are one-line errors naming the tensor.
 """
 import collections
 import dataclasses
-import json
 import os
 import pickle
 import re
-import struct
 import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import flags
 import numpy as np
+import safetensors
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
@@ -118,8 +117,10 @@ class ConversionError(ValueError):
 # Reading weights files without torch
 
 
-_SAFETENSORS_DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64,
-                       "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+# safetensors dtypes this converter reads: numpy's own, and BF16 (numpy has none), widened to float32.
+_SAFETENSORS_NUMPY_DTYPES = ("F64", "F32", "F16", "I64", "I32", "I16", "I8", "U8", "BOOL")
+_SAFETENSORS_BF16 = "BF16"
+_REDOWNLOAD = "re-download it, or re-save it with transformers' save_pretrained"
 
 
 def _bfloat16_to_float32(raw: np.ndarray) -> np.ndarray:
@@ -127,29 +128,26 @@ def _bfloat16_to_float32(raw: np.ndarray) -> np.ndarray:
 
 
 def read_safetensors_file(path: str) -> Dict[str, np.ndarray]:
-  """Tensors of a .safetensors file, memory-mapped (float16/bfloat16 become float32)."""
-  with open(path, "rb") as f:
-    head = f.read(8)
-    if len(head) != 8:
-      raise ConversionError(f"{path} is not a safetensors file (shorter than its header size)")
-    (size,) = struct.unpack("<Q", head)
-    try:
-      header = json.loads(f.read(size))
-    except (json.JSONDecodeError, UnicodeDecodeError, MemoryError, OverflowError):
-      raise ConversionError(f"{path} is not a safetensors file (its header is not JSON)") from None
-  header.pop("__metadata__", None)
-  body = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + size)
-  out = {}
-  for name, entry in header.items():
-    begin, end = entry["data_offsets"]
-    raw = body[begin:end]
-    if entry["dtype"] == "BF16":
-      array = _bfloat16_to_float32(raw.view("<u2"))
-    elif entry["dtype"] in _SAFETENSORS_DTYPES:
-      array = raw.view(np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]]).newbyteorder("<"))
-    else:
-      raise ConversionError(f"tensor {name} in {path} has dtype {entry['dtype']}, which this converter does not read")
-    out[name] = array.reshape(entry["shape"])
+  """Tensors of a .safetensors file as numpy arrays (bfloat16 becomes float32), read with the
+  `safetensors` package, which validates the header: an object of entries whose dtype, shape and
+  data_offsets agree with each other and cover the file exactly. Anything else is one
+  ConversionError naming the file."""
+  try:
+    with safetensors.safe_open(path, framework="np") as f:
+      dtypes = {name: f.get_slice(name).get_dtype() for name in f.keys()}
+      unreadable = [(n, d) for n, d in dtypes.items() if d not in _SAFETENSORS_NUMPY_DTYPES + (_SAFETENSORS_BF16,)]
+      if unreadable:
+        name, dtype = unreadable[0]
+        raise ConversionError(f"tensor {name} in {path} has dtype {dtype}, which this converter does not read")
+      out = {name: f.get_tensor(name) for name, dtype in dtypes.items() if dtype != _SAFETENSORS_BF16}
+    bfloat16 = [name for name, dtype in dtypes.items() if dtype == _SAFETENSORS_BF16]
+    if bfloat16:
+      # TensorFlow's tensors carry bfloat16, which numpy lacks.
+      with safetensors.safe_open(path, framework="tf") as f:
+        out.update({name: tf.cast(f.get_tensor(name), tf.float32).numpy() for name in bfloat16})
+  except safetensors.SafetensorError as e:
+    raise ConversionError(f"{path} is not a valid safetensors file ({cli_utils.first_line(e)}); "
+                          f"{_REDOWNLOAD}") from None
   return out
 
 
@@ -275,8 +273,7 @@ def read_huggingface_vocab(directory: str, default_lower_case: Optional[bool] = 
   lower = default_lower_case
   config_path = os.path.join(directory, "tokenizer_config.json")
   if os.path.exists(config_path):
-    with open(config_path, encoding="utf-8") as f:
-      value = json.load(f).get("do_lower_case")
+    value = fileio.read_json_object(config_path, ConversionError, _REDOWNLOAD).get("do_lower_case")
     if isinstance(value, bool):
       lower = value
   tokenizer_path = os.path.join(directory, "tokenizer.json")
@@ -284,8 +281,7 @@ def read_huggingface_vocab(directory: str, default_lower_case: Optional[bool] = 
   tokens = None
   origin = vocab_path
   if os.path.exists(tokenizer_path):
-    with open(tokenizer_path, encoding="utf-8") as f:
-      spec = json.load(f)
+    spec = fileio.read_json_object(tokenizer_path, ConversionError, _REDOWNLOAD)
     model = spec.get("model") or {}
     if model.get("type") != "WordPiece" and not os.path.exists(vocab_path):
       raise ConversionError(f"{tokenizer_path} is a {model.get('type')} tokenizer; tpu_electra converts WordPiece "
@@ -682,11 +678,7 @@ def read_huggingface(path: str) -> Source:
   config_path = os.path.join(path, "config.json")
   if not os.path.exists(config_path):
     raise ConversionError(f"{path} has no config.json")
-  with open(config_path, encoding="utf-8") as f:
-    try:
-      config = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ConversionError(f"{config_path} is not valid JSON ({e})") from None
+  config = fileio.read_json_object(config_path, ConversionError, _REDOWNLOAD)
   safetensors = os.path.join(path, SAFETENSORS_NAME)
   torch_bin = os.path.join(path, TORCH_BIN_NAME)
   if os.path.exists(safetensors):
@@ -803,8 +795,7 @@ def read_electra_tf1(path: str) -> Tuple[Source, Optional[Tuple[Dict[str, Any], 
   explicit = None
   for name in ("bert_config.json", "config.json"):
     if os.path.exists(os.path.join(directory, name)):
-      with open(os.path.join(directory, name), encoding="utf-8") as f:
-        explicit = json.load(f)
+      explicit = fileio.read_json_object(os.path.join(directory, name), ConversionError, "fix or remove it")
       break
   disc: Dict[str, np.ndarray] = {}
   gen: Dict[str, np.ndarray] = {}
@@ -1077,8 +1068,7 @@ def read_tf_models(path: str) -> Tuple[Source, Optional[Tuple[Dict[str, Any], Di
     config_path = _find_beside(prefix, ("bert_config.json",))
     if config_path is None:
       raise ConversionError(f"no params.yaml or bert_config.json beside {prefix}: cannot tell the encoder's sizes")
-    with open(config_path, encoding="utf-8") as f:
-      bert_config = json.load(f)
+    bert_config = fileio.read_json_object(config_path, ConversionError, "fix or remove it")
     bert = {"vocab_size": bert_config["vocab_size"], "hidden_size": bert_config["hidden_size"],
             "num_layers": bert_config["num_hidden_layers"], "num_attention_heads": bert_config["num_attention_heads"],
             "intermediate_size": bert_config["intermediate_size"],

@@ -33,6 +33,7 @@ from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra import representation_health
 from tpu_electra.data import manifest as manifest_lib
+from tpu_electra.data import masking
 from tpu_electra.data import pretraining
 from tpu_electra.finetuning import pretrained
 from tpu_electra.objectives import losses
@@ -42,13 +43,16 @@ DEFAULT_EVAL_BATCHES = 8
 
 
 def make_evaluator(model: tf.keras.Model, strategy: tf.distribute.Strategy, data_dir: str, global_batch_size: int,
-                   seq_length: int, num_batches: int) -> Callable[[], Dict[str, float]]:
-  """Returns evaluate() -> {metric: value} over the fixed held-out batches (built once, cached)."""
+                   seq_length: int, num_batches: int,
+                   masking_config: Optional[masking.MaskingConfig] = None) -> Callable[[], Dict[str, float]]:
+  """Returns evaluate() -> {metric: value} over the fixed held-out batches (built once, cached), masked
+  as `masking_config` says (the run's: its mask rate decides what the metrics measure)."""
   if num_batches < 1:
     raise ValueError(f"EVAL_BATCHES must be >= 1, got {num_batches}")
   dataset = strategy.distribute_datasets_from_function(
       lambda input_context: pretraining.evaluation_dataset(
-          data_dir, global_batch_size, seq_length, num_batches, input_context=input_context))
+          data_dir, global_batch_size, seq_length, num_batches, input_context=input_context,
+          masking_config=masking_config))
 
   def replica_step(batch):
     outputs = model(batch, training=False, with_detection=True)
@@ -112,7 +116,10 @@ def evaluate_run(model_dir: str, checkpoint: Optional[str] = None, data_dir: Opt
   eval_batches = eval_batches or int(run.setting("eval_batches", DEFAULT_EVAL_BATCHES))
   objective = pretrained.load_objective(run)
   strategy = tf.distribute.get_strategy()
-  metrics = make_evaluator(objective, strategy, data_dir, batch_size, seq_length, eval_batches)()
+  # A run recorded before run.json held its masking is evaluated at MaskingConfig's defaults, as before.
+  masking_config = masking.MaskingConfig(**run.setting("masking", {}))
+  metrics = make_evaluator(objective, strategy, data_dir, batch_size, seq_length, eval_batches,
+                           masking_config=masking_config)()
   step = checkpoint_step(run.checkpoint)
   result = {"checkpoint": run.checkpoint, "step": step, "data_dir": data_dir, "eval_batches": eval_batches,
             "batch_size": batch_size, "metrics": metrics}

@@ -936,8 +936,15 @@ def run(flag_values: flags.FlagValues) -> int:
     seed = finetuned.read_finetuning_run(flag_values.model_dir).seed
     print(f"exporting seed {seed}, the run's first seed (--seed chooses another)")
   exporter = export_saved_model if flag_values.format == "saved_model" else export_huggingface
-  path = exporter(flag_values.model_dir, flag_values.output_dir, overwrite=flag_values.overwrite,
-                  seed=flag_values.seed)
+  try:
+    path = exporter(flag_values.model_dir, flag_values.output_dir, overwrite=flag_values.overwrite,
+                    seed=flag_values.seed)
+  except tf.errors.OpError as e:
+    if not fileio.is_disk_full(e):
+      raise
+    # The export is written into a temporary sibling, removed on failure: nothing half-written stays.
+    raise ExportError(f"no space left to write the export {flag_values.output_dir} ({cli_utils.first_line(e)}); "
+                      "nothing was written: free space there or choose another --output_dir") from None
   print(f"wrote {flag_values.format} export to {path}")
   return 0
 

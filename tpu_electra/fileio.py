@@ -5,6 +5,7 @@ Local paths go through the standard library so that readers, metrics and reports
 tested) without TensorFlow. Paths with a URL scheme go through `tf.io.gfile`, imported only then,
 because on a TPU VM the data and the run directory usually live in a bucket.
 """
+import errno
 import glob as _glob
 import hashlib
 import json
@@ -80,6 +81,15 @@ def errors() -> Tuple[type, ...]:
   """The exceptions a failed read or write raises: OSError, and TensorFlow's once it is imported."""
   tf_errors = _tf_errors()
   return (OSError,) if tf_errors is None else (OSError, tf_errors.OpError)
+
+
+def is_disk_full(error: BaseException) -> bool:
+  """Whether a write failed for want of space: ENOSPC or a quota (TensorFlow reports both as
+  ResourceExhaustedError)."""
+  tf_errors = _tf_errors()
+  if tf_errors is not None and isinstance(error, tf_errors.ResourceExhaustedError):
+    return True
+  return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def not_found_errors() -> Tuple[type, ...]:
@@ -241,6 +251,25 @@ def parse_json_object(text: str, origin: str, error: Type[Exception], remedy: st
     value = json.loads(text)
   except json.JSONDecodeError as e:
     raise error(f"{origin} is not valid JSON ({e}){remedy}") from None
+  except RecursionError:
+    raise error(f"{origin} is not valid JSON (nested too deeply){remedy}") from None
   if not isinstance(value, dict):
     raise error(f"{origin} is not a JSON object{remedy}")
   return value
+
+
+def decode_utf8(data: bytes, origin: str, error: Type[Exception], remedy: str = "") -> str:
+  """`data` as text, or `error` in one line naming `origin` and the first byte that is not UTF-8."""
+  try:
+    return data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    problem = f"{origin} is not UTF-8 text (byte {data[e.start:e.start + 1]!r} at offset {e.start})"
+    raise error(f"{problem}; {remedy}" if remedy else problem) from None
+
+
+def read_json_object(path: str, error: Type[Exception], remedy: str = "") -> Dict[str, Any]:
+  """The JSON object in the file `path` (local or a URL), or `error` in one line naming it: not UTF-8,
+  not JSON, or not an object; then `remedy`. A file that cannot be read raises errors() as they are."""
+  with open_file(path, "rb") as f:
+    data = f.read()
+  return parse_json_object(decode_utf8(data, path, error, remedy), path, error, remedy)

@@ -11,6 +11,14 @@ A model dir written before run.json existed gets one with
 
   python -m tpu_electra.pretrain --upgrade_run_dir=DIR
 
+A re-run of a model dir that has checkpoints must train as they were trained: when its settings
+differ from run.json's in anything that changes training (learning rate and schedule, optimizer,
+objective arguments, masking, batch, sequence length, seed, precision, data, encoder shape), it
+stops before writing anything, with one line listing the differences. `--accept_changes` continues
+with them instead, and run.json's `history` records each change with the step it applies from (the
+configuration of the steps before is kept as operative_config.before-step-N.gin). A re-run with
+the same settings rewrites neither run.json nor operative_config.gin.
+
 Continued pretraining: `--init_checkpoint=RUN_DIR` (one of our pretraining runs, or a dir written
 by tpu_electra.convert) starts a new run from what that checkpoint holds: the whole objective when
 RUN_DIR's objective is the configured one (parts it lacks, e.g. the generator of a converted
@@ -18,8 +26,9 @@ discriminator, are freshly initialized), else its encoder alone; with a fresh op
 Its encoder config and vocab must match the configured model and the data (one-line errors). The
 init checkpoint applies only to a model dir without checkpoints: re-running resumes from its own.
 """
+import dataclasses
 import os
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from absl import flags, logging
 import gin
@@ -45,8 +54,9 @@ from tpu_electra.training import trainer
 
 
 # init_checkpoint is where a run starts from, like model_dir where it goes: a flag, recorded in
-# run.json, not a gin binding (it would otherwise travel in operative_config.gin to every later run).
-@gin.configurable(denylist=["init_checkpoint"])
+# run.json, not a gin binding (it would otherwise travel in operative_config.gin to every later run);
+# accept_changes is consent for one re-run, not a setting.
+@gin.configurable(denylist=["init_checkpoint", "accept_changes"])
 def pretrain(model_dir: str,
         objective=gin.REQUIRED,
         data_dir: str = gin.REQUIRED,
@@ -59,7 +69,8 @@ def pretrain(model_dir: str,
         eval_every: int = 0,
         eval_batches: int = 8,
         verify_checksums: bool = False,
-        init_checkpoint: Optional[str] = None) -> Dict[str, float]:
+        init_checkpoint: Optional[str] = None,
+        accept_changes: bool = False) -> Dict[str, float]:
   """Builds the objective for the data's vocab under the chosen strategy, and trains it.
 
   `seed` decides everything random (weights, dropout, masks, sampling, data order); the same
@@ -68,6 +79,8 @@ def pretrain(model_dir: str,
   Before the first step the data's shard sizes and vocab are checked against its manifest, and
   with `verify_checksums` every shard's checksum too (a full read of the data). `init_checkpoint`:
   continued pretraining from that run dir (module docstring), when model_dir has no checkpoint yet.
+  A model dir with checkpoints continues only with the settings its run.json records, or with
+  `accept_changes` (module docstring).
   """
   strategy_lib.set_precision(precision)
   manifest = manifest_lib.read_manifest(data_dir)
@@ -95,46 +108,99 @@ def pretrain(model_dir: str,
     if precision == "mixed_float16":
       optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
 
+  # One masking config for the run, its evaluation and its record.
+  masking_config = masking.MaskingConfig()
+
   def dataset_fn(input_context: tf.distribute.InputContext, start_step: int) -> tf.data.Dataset:
     return pretraining.pretraining_dataset(
         data_dir=data_dir, global_batch_size=batch_size, seq_length=seq_length, input_context=input_context,
-        seed=seed, start_step=start_step)
+        masking_config=masking_config, seed=seed, start_step=start_step)
 
-  init_record = None
-  if tf.train.latest_checkpoint(model_dir):
-    # A resumed run continues from its own checkpoints; what it started from stays recorded.
-    try:
-      init_record = (run_info.read_run_info(model_dir) or {}).get("init_checkpoint")
-    except run_info.RunInfoError:
-      pass  # Rewritten below.
+  record = run_info.pretraining_record(
+      model, data_dir, seed=seed, batch_size=batch_size, seq_length=seq_length, train_steps=train_steps,
+      train_flops=train_flops, precision=precision, eval_every=eval_every, eval_batches=eval_batches,
+      **training_settings(masking_config))
+  latest = tf.train.latest_checkpoint(model_dir)
+  kept_config = None
+  if latest:
+    # Checked before anything is written: a refused re-run leaves the dir as it was.
+    record, kept_config = continued_record(model_dir, latest, record, accept_changes)
     if init_checkpoint:
       logging.info("%s has checkpoints: resuming from them (--init_checkpoint=%s applies only to a new run).",
                    model_dir, init_checkpoint)
   elif init_checkpoint:
-    init_record = initialize_from(init_checkpoint, model, optimizer, strategy, dataset_fn, manifest, data_dir,
-                                  seq_length)
+    record["init_checkpoint"] = initialize_from(init_checkpoint, model, optimizer, strategy, dataset_fn, manifest,
+                                                data_dir, seq_length)
 
-  if strategy.extended.should_checkpoint:
+  if strategy.extended.should_checkpoint and record is not None:
     fileio.make_output_dir(model_dir, "--model_dir")
-    record = run_info.pretraining_record(
-        model, data_dir, seed=seed, batch_size=batch_size, seq_length=seq_length, train_steps=train_steps,
-        train_flops=train_flops, precision=precision, eval_every=eval_every, eval_batches=eval_batches)
-    if init_record:
-      record["init_checkpoint"] = init_record
+    if kept_config:
+      fileio.copy(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), os.path.join(model_dir, kept_config))
     run_info.write_run_info(model_dir, record)
 
   evaluator = None
   if eval_every:
     if manifest.eval_shard_paths(data_dir):
-      evaluator = evaluate.make_evaluator(model, strategy, data_dir, batch_size, seq_length, eval_batches)
+      evaluator = evaluate.make_evaluator(model, strategy, data_dir, batch_size, seq_length, eval_batches,
+                                          masking_config=masking_config)
     else:
       logging.warning("EVAL_EVERY=%d but the data in %s has no held-out split: no evaluation. Rebuild it with "
                       "python -m data_prep.build to get one.", eval_every, data_dir)
   try:
     return trainer.train(model, optimizer, dataset_fn, strategy, model_dir, train_steps, batch_size,
-                         checkpoint_items={"encoder": model.encoder}, evaluator=evaluator, eval_every=eval_every)
+                         checkpoint_items={"encoder": model.encoder}, evaluator=evaluator, eval_every=eval_every,
+                         write_operative_config=record is not None)
   except tf.errors.DataLossError as e:
     raise manifest_lib.DataError(corrupt_data_message(manifest, data_dir, model_dir, e)) from None
+
+
+def training_settings(masking_config: masking.MaskingConfig) -> Dict[str, Any]:
+  """run.json's entries for what gin decides of a step beyond the objective and the encoder: the
+  optimizer and its schedule, the masking, the input pipeline's order, the update's micro-batches
+  and compilation (arguments the caller passes are recorded elsewhere in the record, or nowhere)."""
+  return {
+      "optimizer": run_info.configured_arguments(optimization.create_optimizer, exclude=("train_steps",)),
+      "masking": dataclasses.asdict(masking_config),
+      "input_pipeline": run_info.configured_arguments(
+          pretraining.pretraining_dataset,
+          exclude=("data_dir", "global_batch_size", "seq_length", "seed", "masking_config", "input_context",
+                   "start_step")),
+      "train_loop": {name: value for name, value in run_info.configured_arguments(trainer.train).items()
+                     if name in ("grad_accum_steps", "jit_compile")},
+  }
+
+
+ACCEPT_CHANGES_FLAG = "--accept_changes"
+
+
+def continued_record(model_dir: str, latest: str, record: Dict[str, Any],
+                     accept_changes: bool) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+  """For a re-run of a model dir with checkpoints: (the run.json to write, None when the recorded one
+  stays as it is; the name under which to keep the operative config of the steps before the change).
+
+  A change of what trains (run_info.changes) without `accept_changes` is refused in one line.
+  """
+  recorded = run_info.read_run_info(model_dir)
+  if recorded is None:
+    return record, None  # A dir from before run.json: this run's record is the first.
+  step = evaluate.checkpoint_step(latest)
+  training, free = run_info.changes(recorded, record)
+  if training and not accept_changes:
+    raise run_info.ChangedSettingsError(
+        f"{model_dir} holds checkpoints up to step {step} trained with other settings than these: "
+        f"{run_info.describe_changes(training)}; to keep its record true, train into a new --model_dir, or pass "
+        f"{ACCEPT_CHANGES_FLAG} to continue this run with them from step {step} (recorded in "
+        f"{run_info.RUN_INFO_NAME}'s history)")
+  if not training and not free:
+    return None, None
+  if training:
+    logging.warning("%s: continuing from step %d with changed settings (%s): %s; recorded in %s's history.",
+                    model_dir, step, ACCEPT_CHANGES_FLAG, run_info.describe_changes(training), run_info.RUN_INFO_NAME)
+  kept = f"{os.path.splitext(trainer.OPERATIVE_CONFIG_NAME)[0]}.before-step-{step}.gin"
+  if fileio.exists(os.path.join(model_dir, kept)) or not fileio.exists(
+      os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME)):
+    kept = None  # Kept already (an earlier change at this step), or nothing to keep.
+  return run_info.continued_record(recorded, record, step, {**training, **free}, kept), kept
 
 
 # EncoderConfig fields that decide the variables' shapes or what the restored weights compute.
@@ -293,6 +359,7 @@ def upgrade_run_dir(model_dir: str) -> str:
     settings = {key: _bound_or_none(f"pretrain.{key}") for key in
                 ("seed", "batch_size", "seq_length", "train_steps", "train_flops", "precision", "eval_every",
                  "eval_batches")}
+    settings.update(training_settings(masking.MaskingConfig()))
     data_dir = _bound_or_none("pretrain.data_dir")
   except (ValueError, KeyError, SyntaxError, StopIteration) as e:
     raise ValueError(f"cannot read {config_path}: {cli_utils.first_line(e)}") from None
@@ -313,12 +380,15 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_string("init_checkpoint", None, "Continued pretraining: start a new run from this pretraining run "
                       "dir (or one checkpoint prefix in it; converted dirs too), with a fresh optimizer at step 0. "
                       "Ignored when --model_dir has checkpoints (the run resumes from them).", flag_values=flag_values)
+  flags.DEFINE_boolean(ACCEPT_CHANGES_FLAG[2:], False, "Continue --model_dir's checkpoints with settings that "
+                       "differ from its run.json in what changes training; run.json's history records the change "
+                       "with the step it applies from. Without it such a re-run is refused.", flag_values=flag_values)
   flags.DEFINE_string("upgrade_run_dir", None, "Instead of training: write run.json for this model dir, "
                       "written before runs recorded one.", flag_values=flag_values)
 
 
 # Gin appends the configurable's name on further lines of its errors; the first line says what is wrong.
-@cli_utils.one_line_errors(ValueError, trainer.NonFiniteLossError)
+@cli_utils.one_line_errors(ValueError, OSError, trainer.NonFiniteLossError, trainer.CheckpointSaveError)
 def run(flag_values: flags.FlagValues) -> int:
   """Pretrains (or upgrades a model dir) as the parsed flags ask; returns the exit status (errors: one line)."""
   if flag_values.upgrade_run_dir:
@@ -326,7 +396,8 @@ def run(flag_values: flags.FlagValues) -> int:
     return 0
   cli_utils.require(flag_values, "model_dir")
   gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
-  pretrain(model_dir=flag_values.model_dir, init_checkpoint=flag_values.init_checkpoint)
+  pretrain(model_dir=flag_values.model_dir, init_checkpoint=flag_values.init_checkpoint,
+           accept_changes=flag_values.accept_changes)
   return 0
 
 

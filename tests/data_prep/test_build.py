@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 from absl.testing import flagsaver
 import numpy as np
@@ -18,6 +19,7 @@ from data_prep import segment
 from data_prep import shards as shards_lib
 from data_prep import sources
 from data_prep import wordpiece
+from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
 from tpu_electra.data import tokenization
@@ -312,25 +314,38 @@ def _shard_texts(manifest, paths):
   return "\n".join(texts)
 
 
-def test_no_held_out_document_is_in_the_training_shards(reference_build, text_corpus):
+# WordPiece builds tokenize in numpy; every other vocab goes through TensorFlow's ops, a path of its own.
+@pytest.mark.parametrize("vocab", [None, "sentencepiece:60", "sentencepiece_bpe:60"])
+def test_no_held_out_document_is_in_the_training_shards(reference_build, text_corpus, tmp_path, vocab):
   config, manifest, _ = reference_build
+  if vocab:
+    config = _replace(config, vocab=vocab, output_dir=str(tmp_path / "out"))
+    manifest = build.build(config)
+    assert manifest.vocab_type == "sentencepiece" and manifest.num_eval_documents
   tokenizer = tokenization.from_manifest(manifest, config.output_dir)
   training = _shard_texts(manifest, manifest.shard_paths(config.output_dir))
   held_out = _shard_texts(manifest, manifest.eval_shard_paths(config.output_dir))
   below = manifest.settings["held_out_buckets"][0]
-  counts = {True: 0, False: 0}
+  documents = []
   for name in sorted(os.listdir(text_corpus)):
     for document in sources.read_text_documents(os.path.join(text_corpus, name)):
       sentences = segment.split_document(document.paragraphs)
-      is_held_out = pipeline.document_bucket(sentences) < below
-      counts[is_held_out] += 1
-      # Every sentence of the document is in the split it belongs to, and none in the other.
-      for ids in tokenizer.tokenize_batch(sentences):
-        if len(ids) < 8 or len(ids) > config.max_seq_length - 3:
-          continue  # Too short to be unique, or cut across examples.
-        text = " " + " ".join(map(str, ids)) + " "
-        assert (text in held_out, text in training) == (is_held_out, not is_held_out), (name, document.id)
-  assert (counts[True], counts[False]) == (manifest.num_eval_documents, manifest.num_documents)
+      documents.append(((name, document.id), pipeline.document_bucket(sentences) < below,
+                        [" " + " ".join(map(str, ids)) + " " for ids in tokenizer.tokenize_batch(sentences)]))
+  # Each split's documents as their token ids run: what its examples can hold.
+  source = {split: "\n".join(" " + " ".join(t.strip() for t in texts) + " " for _, held, texts in documents
+                              if held == split) for split in (True, False)}
+  checked = {True: 0, False: 0}
+  for where, is_held_out, texts in documents:
+    # Every sentence of the document is in the split it belongs to, and none in the other.
+    for text in texts:
+      if not 8 <= text.count(" ") - 1 <= config.max_seq_length - 3 or text in source[not is_held_out]:
+        continue  # Too short to be unique, cut across examples, or words the other split holds too.
+      assert (text in held_out, text in training) == (is_held_out, not is_held_out), where
+      checked[is_held_out] += 1
+  assert (sum(held for _, held, _ in documents), sum(not held for _, held, _ in documents)) == (
+      manifest.num_eval_documents, manifest.num_documents)
+  assert min(checked.values()) >= 2, checked  # Sentences of both splits were checked.
 
 
 def test_held_out_share_follows_the_flag_and_never_takes_every_document():
@@ -385,6 +400,26 @@ def test_unwritable_output_dir_is_one_line_and_exit_1(tmp_path, text_corpus, out
   message = str(raised.value)  # sys.exit with a message: exit status 1.
   assert message.startswith(f"data_prep.build: cannot write to --output_dir={output_dir!r} (") and problem in message
   assert "choose a directory you can create and write" in message and "\n" not in message
+
+
+def test_a_full_disk_while_writing_shards_is_one_line_naming_the_file(tmp_path, text_corpus, monkeypatch):
+  def open_file(path, mode="rb"):
+    if path.endswith(".tfrecord" + shards_lib.TMP_SUFFIX):
+      raise OSError(28, "No space left on device")  # As a write to a full disk: no file name.
+    return fileio.open_file(path, mode)
+
+  monkeypatch.setattr(shards_lib, "fileio", types.SimpleNamespace(**dict(vars(fileio), open_file=open_file)))
+  output_dir = str(tmp_path / "out")
+  with flagsaver.flagsaver():
+    build.FLAGS(["build", f"--corpus=text:{text_corpus}", "--vocab=wordpiece:300", "--max_seq_length=32",
+                 f"--output_dir={output_dir}"])
+    with pytest.raises(SystemExit) as raised:
+      build.main(["build"])
+  message = str(raised.value)
+  assert "\n" not in message
+  assert message.startswith(f"data_prep.build: OSError: [Errno 28] No space left on device: '{output_dir}/"), message
+  assert message.endswith(f".tfrecord.tmp'; check the paths and space of --corpus and --output_dir={output_dir}, "
+                          "then run again (finished work is kept)"), message
 
 
 def test_settings_hash_is_stable_and_sensitive():

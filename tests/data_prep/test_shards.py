@@ -111,3 +111,37 @@ def test_tfrecords_are_framed_as_tensorflows_writer_frames_them(monkeypatch, crc
   else:
     pytest.importorskip("google_crc32c")  # Installed with the [beam] extra.
   assert shards._tfrecord_bytes(records) == shards._tfrecord_bytes_tf(records)  # pylint: disable=protected-access
+
+
+class _FullDisk:
+  """A file whose writes fail as on a full disk: ENOSPC, and no file name in the error."""
+
+  def __init__(self, *unused_args, **unused_kwargs):
+    pass
+
+  def write(self, data):
+    raise OSError(28, "No space left on device")
+
+  def close(self):
+    pass
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *unused):
+    return False
+
+
+def test_a_full_disk_names_the_shard_or_unit_file_being_written(tmp_path, monkeypatch):
+  units = _units(tmp_path, [10])
+  task = shards.plan_shards(units, "p", 1 << 20, min_shards=1, min_shard_bytes=1, seed=0)[0]
+  monkeypatch.setattr(shards.fileio, "open_file", _FullDisk)
+  path = os.path.join(str(tmp_path), task.name) + shards.TMP_SUFFIX
+  with pytest.raises(OSError) as raised:
+    shards.write_shard(str(tmp_path), task)
+  # data_prep.build prints it as "data_prep.build: OSError: <this>; check the paths and space of ...".
+  assert str(raised.value) == f"[Errno 28] No space left on device: {path!r}"
+  writer = shards.RecordWriter(str(tmp_path / "unit-9.rec"))
+  with pytest.raises(OSError) as raised:
+    writer.write(b"record")
+  assert str(raised.value) == f"[Errno 28] No space left on device: {str(tmp_path / 'unit-9.rec.tmp')!r}"

@@ -531,3 +531,21 @@ def test_tsv_lines_split_as_the_csv_module_reads_them(tmp_path):
     expected = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
   assert glue.read_tsv_rows(str(path)) == expected
   assert expected[0] == ["a", '"quoted b"', "c"] and [] in expected
+
+
+def test_a_full_disk_while_preparing_is_one_line_naming_the_cache_and_keeps_no_index(mnli_dir, monkeypatch):
+  def full(writer, arrays):
+    raise tf.errors.ResourceExhaustedError(None, None, f"{writer.directory}/train-00000.tfrecord; No space left on "
+                                           "device")
+
+  monkeypatch.setattr(feature_cache.SplitWriter, "write", full)
+  with pytest.raises(feature_cache.FeatureCacheError) as raised:
+    tasks.get_task("mnli").prepare(mnli_dir, _tokenizer(), 24)
+  root = os.path.join(mnli_dir, feature_cache.DEFAULT_DIR_NAME)
+  (cache_dir,) = [n for n in os.listdir(root) if n.startswith("mnli-")]
+  message = str(raised.value)
+  assert "\n" not in message
+  assert message.startswith(f"no space left to write features into {os.path.join(root, cache_dir)} ("), message
+  assert "No space left on device); a build without its index is never used: free space there or pass " \
+         "--feature_cache_dir=" in message, message
+  assert os.listdir(os.path.join(root, cache_dir)) == []  # The partial build is removed.

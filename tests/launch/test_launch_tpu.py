@@ -224,6 +224,16 @@ def test_local_paths_are_refused_for_tpu_runs_before_any_gcloud_call(fakes, flag
   assert fakes.calls() == []
 
 
+def test_an_error_quoting_a_url_masks_its_credentials_as_printed_commands_do(fakes):
+  args = [a for a in V3 if not a.startswith("--data_dir=")] + ["--data_dir=https://u:SECRET@host/d"]
+
+  status, stdout, stderr = fakes.main("launch.tpu", "run", "--dry_run", *args)
+
+  assert status == 2 and stdout == ""
+  assert "--data_dir must be a gs:// path" in stderr and "https://***@host/d" in stderr
+  assert "SECRET" not in stderr
+
+
 def test_preempted_tpu_is_recreated_set_up_and_the_job_rerun(fakes, tmp_path):
   fakes.tpu_states("PREEMPTED", "READY")
   fakes.job_statuses("0")

@@ -294,3 +294,69 @@ def test_an_unwritable_model_dir_fails_in_one_line(tmp_path):
   with pytest.raises(fileio.OutputPathError, match="cannot write to --model_dir=") as error:
     fileio.make_output_dir(str(blocker / "model"))
   assert "\n" not in str(error.value)
+
+
+def test_an_update_that_overflows_the_weights_is_never_saved(tmp_path):
+  # The step's loss is computed before its update: finite, while the update makes the weights inf.
+  x, y = _regression_data(num=64)
+  with pytest.raises(trainer.NonFiniteLossError, match="the weights or optimizer state after step 1 are not finite"):
+    _train_regression(str(tmp_path), 4, x, y, optimizer=tf.keras.optimizers.legacy.SGD(learning_rate=3e38),
+                      checkpoint_every=1)
+  assert tf.train.latest_checkpoint(str(tmp_path)) is None
+
+
+def test_a_checkpoint_whose_weights_give_a_non_finite_loss_is_set_aside(tmp_path):
+  # Step 1 at lr 1e19 gives finite weights of ~1e19 whose squared error overflows at step 2: ckpt-1
+  # would resume into NaN at once; ckpt-1 is renamed, and the latest checkpoint is none.
+  x, y = _regression_data(num=64)
+  with pytest.raises(trainer.NonFiniteLossError, match="between steps 1 and 2; .* last good checkpoint: none"):
+    _train_regression(str(tmp_path), 4, x, y, optimizer=tf.keras.optimizers.legacy.SGD(learning_rate=1e19),
+                      checkpoint_every=1)
+  assert tf.train.latest_checkpoint(str(tmp_path)) is None
+  assert os.path.exists(os.path.join(str(tmp_path), "nonfinite-ckpt-1.index"))
+
+
+def test_a_checkpoint_before_a_good_first_step_stays_the_last_good_one(tmp_path):
+  # Batches 0-2 train steps 1-3, batch 3 has NaN targets: the loss at ckpt-3's weights on batch 3 is
+  # NaN, but so would any weights' be; ckpt-2's first step (batch 2) was finite. With a loop of two
+  # steps from 2, the failing call's first step is finite: ckpt-2 is good and stays.
+  x, y = _regression_data(num=64, poison_from=24)
+  with pytest.raises(trainer.NonFiniteLossError, match="between steps 2 and 4; .* last good checkpoint: .*ckpt-2"):
+    _train_regression(str(tmp_path), 10, x, y, steps_per_loop=2)
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+
+
+def test_a_full_disk_at_a_checkpoint_save_is_one_line_and_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
+  x, y = _regression_data()
+  original = tf.train.CheckpointManager.save
+
+  def save(manager, checkpoint_number=None, **kwargs):
+    if checkpoint_number == 4:
+      # What a save that runs out of space leaves: a part of its temporary directory, then the error.
+      os.makedirs(os.path.join(str(tmp_path), "ckpt-4_temp"))
+      raise tf.errors.ResourceExhaustedError(
+          None, None, f"{tmp_path}/ckpt-4_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; No space left on "
+          "device\n\tFailed to write")
+    return original(manager, checkpoint_number=checkpoint_number, **kwargs)
+
+  monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+  with pytest.raises(trainer.CheckpointSaveError) as raised:
+    _train_regression(str(tmp_path), 6, x, y)
+  message = str(raised.value).splitlines()[0]  # Gin appends where it was called; the CLI prints this line.
+  assert message.startswith(f"cannot write checkpoint {tmp_path}/ckpt-4 ({tmp_path}/ckpt-4_temp/part-00000-of-00001"
+                            ".data-00000-of-00001.tempstate1; No space left on device); training stopped at step 4, "
+                            f"last checkpoint written: {tmp_path}/ckpt-2 (intact)"), message
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+  assert not os.path.exists(os.path.join(str(tmp_path), "ckpt-4_temp"))
+
+
+def test_a_save_killed_midway_leaves_a_temporary_directory_that_the_next_start_removes(tmp_path):
+  x, y = _regression_data()
+  _train_regression(str(tmp_path), 2, x, y)
+  leftover = os.path.join(str(tmp_path), "ckpt-4_temp")
+  os.makedirs(leftover)
+  with open(os.path.join(leftover, "part-00000-of-00001.data-00000-of-00001.tempstate7"), "wb") as f:
+    f.write(b"\0" * 64)
+  _train_regression(str(tmp_path), 4, x, y)
+  assert not os.path.exists(leftover)
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")

@@ -53,6 +53,9 @@ NO_INTEGRITY_INFO = ("the manifest in {data_dir!r} records no shard sizes or che
                      "data_prep); {what} skipped: rebuild the data with python -m data_prep.build to get these checks")
 
 
+_REBUILD = "rebuild the data with python -m data_prep.build"
+
+
 class DataError(ValueError):
   """Pretraining data that is missing, corrupt or does not fit the model."""
 
@@ -99,7 +102,7 @@ class Manifest:
 
   @classmethod
   def from_json(cls, text: str, origin: str = "manifest") -> "Manifest":
-    fields = fileio.parse_json_object(text, origin, DataError, "rebuild the data with python -m data_prep.build")
+    fields = fileio.parse_json_object(text, origin, DataError, _REBUILD)
     version = fields.get("format_version", FORMAT_VERSION)
     if version not in READABLE_FORMAT_VERSIONS:
       raise DataError(f"{origin} has format_version {version}, this tpu_electra reads "
@@ -161,8 +164,14 @@ def read_manifest(data_dir: str) -> Manifest:
                     f"corpora; --max_seq_length is the run's SEQ_LENGTH), e.g. from the embedded Wikipedia "
                     f"fragment: python -m data_prep.build --corpus=wikipedia:embedded --vocab=wordpiece:8192 "
                     f"--max_seq_length=128 --output_dir={shlex.quote(data_dir)}")
-  with fileio.open_text(path) as f:
-    return Manifest.from_json(f.read(), origin=path)
+  with fileio.open_file(path, "rb") as f:
+    return parse_manifest(f.read(), origin=path)
+
+
+def parse_manifest(data: bytes, origin: str) -> Manifest:
+  """A manifest file's bytes as a Manifest; a one-line DataError naming `origin` when they are not UTF-8
+  JSON of one."""
+  return Manifest.from_json(fileio.decode_utf8(data, origin, DataError, _REBUILD), origin=origin)
 
 
 def record_counts(manifest: Manifest) -> Optional[List[int]]:

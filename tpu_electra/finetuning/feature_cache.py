@@ -54,6 +54,7 @@ import numpy as np
 import tpu_electra  # noqa: F401  (sets the Keras environment before TensorFlow loads)
 import tensorflow as tf
 
+from tpu_electra import cli_utils
 from tpu_electra import fileio
 
 FORMAT_VERSION = 1
@@ -756,7 +757,14 @@ def get_or_build(directory: str, key: str, material: Mapping[str, Any],
     except (FeatureCacheError, AttributeError, tf.errors.OpError):
       stale_build = None
   logging.info("features: preparing them once into %s", directory)
-  cached = build(directory, key, material, write_features, shard_bytes)
+  try:
+    cached = build(directory, key, material, write_features, shard_bytes)
+  except fileio.errors() as e:
+    if not fileio.is_disk_full(e):
+      raise
+    raise FeatureCacheError(f"no space left to write features into {directory} ({cli_utils.first_line(e)}); a "
+                            "build without its index is never used: free space there or pass "
+                            "--feature_cache_dir=<a dir with room>") from None
   if isinstance(stale_build, str) and stale_build.startswith("build-") and stale_build != cached.index["build"]:
     _remove_tree(fileio.join(directory, stale_build))
   return cached

@@ -20,7 +20,7 @@ class Ale(Electra):
   """ELECTRA with cross-layer parameter sharing forced on, whatever the encoder config says."""
 
   def __init__(self, encoder_config: EncoderConfig, generator_fraction: float = 0.25,
-               mlm_weight: float = 1.0, rtd_weight: float = 50.0, temperature: float = 1.0,
+               mlm_weight: float = 1.0, rtd_weight: float = 50.0, temperature: float = 0.8,
                name: str = "ale"):
     super().__init__(dataclasses.replace(encoder_config, share_layers=True),
                      generator_fraction=generator_fraction, mlm_weight=mlm_weight, rtd_weight=rtd_weight,

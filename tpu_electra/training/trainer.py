@@ -12,6 +12,14 @@ a dict of scalar tensors with a "loss" entry; every other entry is logged as a m
 - `train` is pretraining's entry: resume from the latest checkpoint, a checkpoint every
   CHECKPOINT_EVERY steps and at the end, evaluation every EVAL_EVERY steps and at the end.
 
+A checkpoint holds only a state that trains on: before saving, every variable of the model and the
+optimizer must be finite (an update can overflow while the loss it logs, computed before it, is
+finite). A state can also be finite yet blow up at its first step (weights of 1e9 after a step at a
+learning rate of 1e9): each train_loop call also returns the loss of its first step, computed at
+the weights it started from, and when that loss is not finite the checkpoint holding those weights
+is set aside (renamed `nonfinite-ckpt-N`, dropped from the checkpoint list), so that "last good
+checkpoint" names one that resumes.
+
 A resumed run continues exactly: the checkpoint holds the weights, the optimizer state and the step,
 and everything else a step depends on is a function of the step. `dataset_fn(input_context,
 start_step)` must return the stream from `start_step` on (tpu_electra.data.pretraining does), and a
@@ -28,6 +36,7 @@ from absl import logging
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
+from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra.data import pretraining
 from tpu_electra.training import seeding
@@ -35,15 +44,25 @@ from tpu_electra.training import seeding
 OPERATIVE_CONFIG_NAME = "operative_config.gin"
 EVAL_SUMMARY_DIR = "eval"
 TRAIN_SUMMARY_DIR = "train"
+# train_loop's output holding its first step's loss: the loss at the weights the call started from.
+FIRST_STEP_LOSS = "first_step_loss"
+CHECKPOINT_PREFIX = "ckpt"
+# Where a checkpoint whose weights gave a non-finite loss is moved (`nonfinite-ckpt-N.*`).
+SET_ASIDE_PREFIX = "nonfinite-"
 
 
 class NonFiniteLossError(RuntimeError):
-  """The loss became NaN or Inf; training stopped without saving the bad weights."""
+  """The loss or the weights became NaN or Inf; training stopped without saving the bad weights."""
+
+
+class CheckpointSaveError(RuntimeError):
+  """A checkpoint could not be written (a full disk, a lost bucket); the earlier ones are intact."""
 
 
 def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.Strategy,
                     jit_compile: bool = False, grad_accum_steps: int = 1) -> Callable:
-  """Returns train_loop(iterator, num_steps) -> dict of per-step means of the model's outputs.
+  """Returns train_loop(iterator, num_steps) -> dict of per-step means of the model's outputs, and
+  FIRST_STEP_LOSS: the first step's loss, computed at the weights the call started from.
 
   With grad_accum_steps = k, each step's per-replica batch is cut into k equal micro-batches
   (consecutive rows) whose gradients are averaged before one optimizer update (same update as one
@@ -110,10 +129,13 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
   @tf.function
   def train_loop(iterator, num_steps):
     totals = step(next(iterator))
+    first_step_loss = totals["loss"]
     for _ in tf.range(num_steps - 1):
       outputs = step(next(iterator))
       totals = {k: totals[k] + outputs[k] for k in totals}
-    return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
+    means = {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
+    means[FIRST_STEP_LOSS] = first_step_loss
+    return means
 
   return train_loop
 
@@ -200,17 +222,20 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
              save_at: Points = Points(),
              record_curve: bool = False,
              log_prefix: str = "",
-             failure_hint: Callable[[], str] = lambda: "") -> LoopResult:
+             failure_hint: Callable[[], str] = lambda: "",
+             on_non_finite_start: Optional[Callable[[int], None]] = None) -> LoopResult:
   """Trains from `start_step` to `train_steps` with `train_loop` (of make_train_loop) over `iterator`.
 
   Each call runs at most `steps_per_loop` steps and stops at every evaluation and save point. After
   a call: a NaN/Inf loss raises NonFiniteLossError (nothing saved; `failure_hint()` ends the
-  message); every `log_every_secs` (and at the end) the window's mean metrics, learning rate,
-  examples/s and ETA are logged and written as scalars in `summary_dir` (none when None); at a step
-  of `eval_at`, `evaluate(step)`'s metrics are logged and written in `eval_summary_dir`; then at a
-  step of `save_at`, `save(step)` (after the evaluation: a run killed in between evaluates that step
-  again when it resumes). With `record_curve`, each call's means with "step" and "learning_rate"
-  are kept in the result's `curve`.
+  message), after `on_non_finite_start(step)` when already the call's first step, at the weights of
+  `step`, gave a non-finite loss (a checkpoint of that step would not resume); every
+  `log_every_secs` (and at the end) the window's mean metrics, learning rate, examples/s and ETA
+  are logged and written as scalars in `summary_dir` (none when None); at a step of `eval_at`,
+  `evaluate(step)`'s metrics are logged and written in `eval_summary_dir`; then at a step of
+  `save_at`, `save(step)` (after the evaluation: a run killed in between evaluates that step again
+  when it resumes). With `record_curve`, each call's means with "step" and "learning_rate" are kept
+  in the result's `curve`.
   """
   summary_writer = tf.summary.create_file_writer(summary_dir) if summary_dir else tf.summary.create_noop_writer()
   eval_writer = (tf.summary.create_file_writer(eval_summary_dir) if eval_summary_dir and evaluate
@@ -229,7 +254,10 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
       tick = time.time()
       outputs = {k: float(v) for k, v in train_loop(iterator, tf.constant(num_steps, tf.int32)).items()}
       elapsed = time.time() - tick
+      first_step_loss = outputs.pop(FIRST_STEP_LOSS)
       if not math.isfinite(outputs["loss"]):
+        if on_non_finite_start and not math.isfinite(first_step_loss):
+          on_non_finite_start(current)
         raise NonFiniteLossError(f"{log_prefix}loss became {outputs['loss']} between steps {current} and {stop}; "
                                  f"stopped without saving{failure_hint()}")
       current = stop
@@ -278,7 +306,7 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
 
 
 @gin.configurable(denylist=["model", "optimizer", "dataset_fn", "strategy", "model_dir", "train_steps",
-                            "global_batch_size", "checkpoint_items", "evaluator"])
+                            "global_batch_size", "checkpoint_items", "evaluator", "write_operative_config"])
 def train(model: tf.keras.Model,
           optimizer,
           dataset_fn: Callable[[tf.distribute.InputContext, int], tf.data.Dataset],
@@ -294,14 +322,19 @@ def train(model: tf.keras.Model,
           steps_per_loop: int = 20,
           log_every_secs: float = 10.0,
           jit_compile: bool = False,
-          grad_accum_steps: int = 1) -> Dict[str, float]:
+          grad_accum_steps: int = 1,
+          write_operative_config: bool = True) -> Dict[str, float]:
   """Trains until `train_steps` optimizer steps, resuming from the latest checkpoint in model_dir.
 
   `dataset_fn(input_context, start_step)` gives the batches from optimizer step `start_step` on.
   Every `eval_every` steps (and at the last step) `evaluator()` is called, when given; its metrics
   are logged and written as TensorBoard scalars in `model_dir/eval`. Returns the metrics of the last
   logging window (and the last evaluation's under "eval/<name>"). The model and optimizer must
-  have been created under `strategy.scope()`.
+  have been created under `strategy.scope()`. `write_operative_config`: False when model_dir's
+  operative_config.gin describes this run already (a resume with the same settings rewrites nothing).
+
+  A checkpoint save that fails (a full disk) raises CheckpointSaveError naming the checkpoint and the
+  last one written; a save killed midway leaves a `ckpt-N_temp/` directory, removed at the next start.
   """
   if checkpoint_every <= 0 or steps_per_loop <= 0 or eval_every < 0:
     raise ValueError(f"CHECKPOINT_EVERY ({checkpoint_every}) and train.steps_per_loop ({steps_per_loop}) must be > 0, "
@@ -312,7 +345,9 @@ def train(model: tf.keras.Model,
   is_chief = strategy.extended.should_checkpoint
   fileio.make_output_dir(model_dir)
   if is_chief:
-    fileio.write_text_atomic(os.path.join(model_dir, OPERATIVE_CONFIG_NAME), gin.operative_config_str())
+    if write_operative_config:
+      fileio.write_text_atomic(os.path.join(model_dir, OPERATIVE_CONFIG_NAME), gin.operative_config_str())
+    _remove_unfinished_saves(model_dir)
 
   spec_context = tf.distribute.InputContext(num_replicas_in_sync=strategy.num_replicas_in_sync)
   build_variables(model, optimizer, strategy, dataset_fn(spec_context, 0).element_spec)
@@ -337,11 +372,38 @@ def train(model: tf.keras.Model,
     logging.info("Step %d already reaches TRAIN_STEPS=%d: nothing to train.", current, train_steps)
     return {}
 
+  def last_good() -> str:
+    return tf.train.latest_checkpoint(model_dir) or "none"
+
+  def failure_hint() -> str:
+    # Resuming a checkpoint with another learning rate changes its recorded settings: pretrain asks for consent.
+    consent = " and --accept_changes to resume with it" if tf.train.latest_checkpoint(model_dir) else ""
+    return f", last good checkpoint: {last_good()} (lower LEARNING_RATE{consent}, or check the data)"
+
+  saved_state = [v for v in _checkpoint_variables(model, optimizer) if v.dtype.is_floating]
+
   def save(step: int) -> None:
+    if not _all_finite(saved_state):
+      raise NonFiniteLossError(f"the weights or optimizer state after step {step} are not finite (the step's loss, "
+                               f"computed before its update, was finite); not saved{failure_hint()}")
     save_start = time.time()
-    path = manager.save(checkpoint_number=step)
+    try:
+      path = manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as e:
+      prefix = os.path.join(save_dir, f"{CHECKPOINT_PREFIX}-{step}")
+      _remove_unfinished_saves(save_dir)  # Frees what the failed save wrote.
+      raise CheckpointSaveError(
+          f"cannot write checkpoint {prefix} ({cli_utils.first_line(e)}); training stopped at step {step}, last "
+          f"checkpoint written: {last_good()} (intact); free space or fix {model_dir}, then re-run the same command "
+          "to resume") from None
     if is_chief:
       logging.info("Saved checkpoint %s (%.2f s)", path, time.time() - save_start)
+
+  def set_aside(step: int) -> None:
+    """The checkpoint of `step` holds weights whose loss is not finite: no run can resume from it."""
+    prefix = os.path.join(model_dir, f"{CHECKPOINT_PREFIX}-{step}")
+    if is_chief and tf.train.latest_checkpoint(model_dir) == prefix:
+      _set_aside_checkpoint(model_dir, prefix)
 
   # The stream starts at the first batch this run has not trained on (none is re-read or skipped).
   iterator = iter(strategy.distribute_datasets_from_function(
@@ -353,12 +415,43 @@ def train(model: tf.keras.Model,
       summary_dir=os.path.join(model_dir, TRAIN_SUMMARY_DIR) if is_chief else None,
       evaluate=(lambda step: evaluator()) if evaluator and eval_every else None, eval_at=Points(every=eval_every),
       eval_summary_dir=os.path.join(model_dir, EVAL_SUMMARY_DIR) if is_chief else None,
-      save=save, save_at=Points(every=checkpoint_every),
-      failure_hint=lambda: (f", last good checkpoint: {tf.train.latest_checkpoint(model_dir) or 'none'} "
-                            "(lower LEARNING_RATE or check the data)"))
+      save=save, save_at=Points(every=checkpoint_every), on_non_finite_start=set_aside, failure_hint=failure_hint)
   if not is_chief:
     tf.io.gfile.rmtree(save_dir)
   return result.metrics
+
+
+def _checkpoint_variables(model: tf.keras.Model, optimizer) -> List[tf.Variable]:
+  """What a checkpoint of `model` and `optimizer` saves: the model's variables and the optimizer's."""
+  return list(model.variables) + list(optimizer.variables())
+
+
+def _all_finite(variables: Sequence[tf.Variable]) -> bool:
+  # One device-to-host read for all of them (a few ms at ELECTRA-Base's size, once per save).
+  return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])) if variables else True
+
+
+def _remove_unfinished_saves(directory: str) -> None:
+  """Removes `ckpt-N_temp/` directories: what a checkpoint save killed (or failed) midway wrote."""
+  for path in tf.io.gfile.glob(os.path.join(directory, f"{CHECKPOINT_PREFIX}-*_temp")):
+    logging.info("Removing %s, left by an unfinished checkpoint save.", path)
+    tf.io.gfile.rmtree(path)
+
+
+def _set_aside_checkpoint(model_dir: str, prefix: str) -> None:
+  """Renames `prefix`'s files to nonfinite-ckpt-N.* (kept, never resumed from) and drops it from the
+  checkpoint list, so that the latest checkpoint is the one before it."""
+  directory, name = os.path.split(prefix)
+  for path in tf.io.gfile.glob(prefix + ".*"):
+    tf.io.gfile.rename(path, os.path.join(directory, SET_ASIDE_PREFIX + os.path.basename(path)), overwrite=True)
+  state = tf.train.get_checkpoint_state(model_dir)
+  kept = [p for p in state.all_model_checkpoint_paths if os.path.basename(p) != name]
+  if kept:
+    tf.compat.v1.train.update_checkpoint_state(model_dir, kept[-1], all_model_checkpoint_paths=kept)
+  else:
+    tf.io.gfile.remove(os.path.join(model_dir, "checkpoint"))
+  logging.warning("The loss at the weights of %s is not finite: set aside as %s%s (no run resumes from it).",
+                  prefix, SET_ASIDE_PREFIX, name)
 
 
 def _write_scalars(writer, step: int, metrics: Mapping[str, float]) -> None:
