@@ -36,7 +36,8 @@ from tpu_electra.training import optimization
 
 # Not the papers' recipes: tiny models for tests and CPUs (smoke/, models/debug.gin, the CPU-sized
 # experiments), and per-task fine-tuning files that change nothing the tables list.
-NOT_PAPER_RECIPES = ("smoke/*", "models/debug.gin", "models/cpu.gin", "experiments/cpu_*", "finetune/*")
+NOT_PAPER_RECIPES = ("smoke/*", "models/debug.gin", "models/cpu.gin", "experiments/cpu_*", "schedules/cpu.gin",
+                     "finetune/*")
 
 # The small models' shared values. SCRIPT Table 4 (Small) and ELECTRA-repro Table 5 (Original):
 # lr 5e-4, warmup 10000, Adam eps 1e-6, beta_1 0.9, weight decay 0.01, dropout 0.1, 15% masking;
