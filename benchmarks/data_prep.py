@@ -42,9 +42,9 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Sequence
 
-from absl import app
 from absl import flags
 
+from tpu_electra import cli_utils
 from tpu_electra.finetuning.report import markdown_table
 
 FLAGS = flags.FLAGS
@@ -438,4 +438,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli_utils.run_main(main)

@@ -34,7 +34,6 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -43,6 +42,7 @@ from data_prep import embedded
 from data_prep import embedded_tasks
 from data_prep import segment
 from data_prep import sources
+from tpu_electra import cli_utils
 from tpu_electra import gin_utils
 from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import runner
@@ -393,4 +393,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags(FLAGS)
-  app.run(main)
+  cli_utils.run_main(main)

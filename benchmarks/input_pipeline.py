@@ -10,12 +10,13 @@ batch shape. Training is input-bound when the ratio is below 1; the target is at
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from benchmarks import common
 from benchmarks import train_step
+from tpu_electra import cli_utils
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
 
@@ -55,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli_utils.run_main(main)

@@ -24,12 +24,13 @@ import statistics
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from benchmarks import common
 from benchmarks import train_step  # noqa: F401  (its --objective, --size, --batch_size, --rounds)
+from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
@@ -156,4 +157,4 @@ def repeated_data_dir(source: str, target: str, copies: int) -> str:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli_utils.run_main(main)

@@ -15,11 +15,12 @@ import statistics
 import time
 from typing import Dict, List
 
-from absl import app, flags
+from absl import flags
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from benchmarks import common
+from tpu_electra import cli_utils
 from tpu_electra import flops
 from tpu_electra.data import pretraining
 from tpu_electra.modeling import encoder_inputs
@@ -170,4 +171,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli_utils.run_main(main)

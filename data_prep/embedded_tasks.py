@@ -33,6 +33,21 @@ gives a `--data_dir` for `tpu_electra.finetune`:
 
 Every file is written under a temporary name and renamed, so a killed run leaves no half file.
 """
+# pylint: disable=g-import-not-at-top,wrong-import-position  (flags are checked before TensorFlow loads)
+from absl import flags
+
+from tpu_electra import cli_utils
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  flags.DEFINE_string("output_dir", None, "Where SST-2/, SQuAD/, CoNLL03/ and TREC/ go (local or gs://).",
+                      flag_values=flag_values)
+  flags.mark_flag_as_required("output_dir", flag_values=flag_values)
+
+
+if __name__ == "__main__":
+  cli_utils.run_as_program(define_flags, "data_prep.embedded_tasks")
+
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import collections
@@ -40,11 +55,9 @@ import hashlib
 import json
 from typing import Dict, List, Sequence, Tuple
 
-from absl import flags
 import tensorflow as tf
 
 from data_prep import embedded
-from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra.finetuning import tagging
 
@@ -212,12 +225,6 @@ def write(output_dir: str) -> Dict[str, int]:
   return counts
 
 
-def define_flags(flag_values: flags.FlagValues) -> None:
-  flags.DEFINE_string("output_dir", None, "Where SST-2/, SQuAD/, CoNLL03/ and TREC/ go (local or gs://).",
-                      flag_values=flag_values)
-  flags.mark_flag_as_required("output_dir", flag_values=flag_values)
-
-
 @cli_utils.one_line_errors(embedded.EmbeddedCorpusError, TaskDataError, OSError, tf.errors.OpError)
 def run(flag_values: flags.FlagValues) -> int:
   counts = write(flag_values.output_dir)
@@ -228,6 +235,3 @@ def run(flag_values: flags.FlagValues) -> int:
 
 cli = cli_utils.command_line(define_flags, run)
 
-
-if __name__ == "__main__":
-  cli_utils.run_as_program(define_flags, run)

@@ -7,27 +7,21 @@ new place, or when a run reports a DataLossError. Prints a line per shard, then 
 exits 1 with one line naming the first problem. The trainer itself only compares sizes at start
 (tpu_electra.data.manifest.check_shard_sizes), which is cheap; this reads the bytes.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import sys
 import time
 from typing import Sequence
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 
+from tpu_electra import cli_utils
+from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 
 MB = 1 << 20
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "A directory written by python -m data_prep.build (local or gs://).")
-
-
-def _first_line(error: BaseException) -> str:
-  text = (error.message if isinstance(error, tf.errors.OpError) else str(error)).strip()
-  return text.splitlines()[0] if text else type(error).__name__
 
 
 class _Progress:
@@ -70,9 +64,9 @@ def main(argv: Sequence[str]) -> None:
     print(verify(FLAGS.data_dir))
   except manifest_lib.DataError as e:
     sys.exit(f"data_prep.verify: {e}")
-  except (tf.errors.OpError, OSError) as e:
-    sys.exit(f"data_prep.verify: cannot read {FLAGS.data_dir} ({type(e).__name__}: {_first_line(e)})")
+  except fileio.errors() as e:
+    sys.exit(f"data_prep.verify: cannot read {FLAGS.data_dir} ({type(e).__name__}: {cli_utils.first_line(e)})")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli_utils.run_main(main)

@@ -16,7 +16,10 @@ import dataclasses
 import io
 import os
 import random
+import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from absl import logging
 
 from data_prep import wordpiece
 
@@ -176,7 +179,10 @@ def learn_wordpiece(sentences: Sequence[str], size: int, do_lower_case: bool,
   """
   if not sentences:
     raise VocabError("no sentences to learn a vocab from: the corpus produced no text")
+  start = time.monotonic()
   counts = count_words(sentences, do_lower_case)
+  logging.info("vocab: %d distinct words counted in %.0f s; searching the count threshold that gives %d tokens",
+               len(counts), time.monotonic() - start, size)
   params = _learner_params(size)
   learner = _learner()
   words = learner.get_input_words(counts.items(), params.reserved_tokens, params.max_token_length)
@@ -209,8 +215,12 @@ def _largest_threshold_vocab(words, size: int, lowest: int, highest: int, estima
       # ceiling) tends to land just above it.
       wanted = [threshold, threshold - 1, threshold + 1][:max(1, parallelism)]
       wanted = [t for t in wanted if lowest <= t <= highest and t not in probed]
+      start = time.monotonic()
       for t, vocab in zip(wanted, map_fn(wordpiece_probe, [(words, t, size) for t in wanted])):
         probed[t] = vocab
+      # A probe is a pass over the distinct words (seconds to minutes): each one reports.
+      logging.info("vocab: count threshold %s gives %s tokens (want %d; %.0f s)", "/".join(map(str, wanted)),
+                   "/".join(str(len(probed[t])) for t in wanted), size, time.monotonic() - start)
     return probed[threshold]
 
   good, bad = lowest - 1, highest + 1  # Largest threshold known big enough, smallest known too small.

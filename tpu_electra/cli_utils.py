@@ -1,24 +1,40 @@
-"""What the command-line entry points share: one-line errors and running on flags of their own.
+"""What the command-line entry points share: flags parsed before TensorFlow loads, one-line errors,
+running on flags of their own, a closing line.
 
-Every entry point has `define_flags(flag_values)` and
+An entry point starts with what needs no TensorFlow: its flags and the checks of them,
+
+  def define_flags(flag_values): ...
+
+  def check_flags(flag_values):  # raises MissingFlagError (cli_utils.require)
+    cli_utils.require(flag_values, "model_dir")
+
+  if __name__ == "__main__":
+    cli_utils.run_as_program(define_flags, "tpu_electra.<entry point>", check_flags)
+
+and only then imports TensorFlow and what uses it, ending with
 
   @cli_utils.one_line_errors(ValueError, OSError)
   def run(flag_values) -> int:  # the exit status
-    cli_utils.require(flag_values, "model_dir")
+    check_flags(flag_values)
     ...
-
-then
 
   cli = cli_utils.command_line(define_flags, run)
 
-  if __name__ == "__main__":
-    cli_utils.run_as_program(define_flags, run)
+`python -m` runs the file as __main__, top to bottom: stopping at that `if`, the program parses its
+flags, answers --help and flag errors (in well under 2 s: no TensorFlow), then imports the module
+under its own name (TensorFlow with it) and calls its `run`.
 """
 import functools
+import importlib
 import sys
-from typing import Callable, Sequence, Type
+from typing import Callable, Mapping, Optional, Sequence, Type
 
-from absl import app, flags
+from absl import app, flags, logging
+
+from tpu_electra import configs
+
+# What asks for help: absl's own --help flags, answered here with exit status 0 (absl's is 1).
+HELP_ARGUMENTS = ("-h", "-?", "-help", "--help", "--helpshort")
 
 
 def first_line(error: BaseException) -> str:
@@ -32,10 +48,13 @@ def print_error(error: BaseException) -> None:
   print(f"error: {first_line(error)}", file=sys.stderr)
 
 
-def define_gin_flags(flag_values: flags.FlagValues, example_binding: str) -> None:
-  """--gin_file and --gin_param, as every gin-configured entry point takes them."""
-  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order: a path, or a name in "
-                            "tpu_electra/gin/ such as smoke/electra.gin.", flag_values=flag_values)
+def define_gin_flags(flag_values: flags.FlagValues, example_binding: str,
+                     config_dirs: Sequence[str] = configs.PRETRAINING_DIRS) -> None:
+  """--gin_file and --gin_param, as every gin-configured entry point takes them; --gin_file's help
+  names the shipped configs of `config_dirs`."""
+  flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order: a path, or the name of a shipped "
+                            f"config: {configs.summary(config_dirs)} (python -m tpu_electra.configs lists them "
+                            "all, with what each is).", flag_values=flag_values)
   flags.DEFINE_multi_string("gin_param", [], f"Gin bindings applied after the files, e.g. {example_binding!r}.",
                             flag_values=flag_values)
 
@@ -82,15 +101,6 @@ def run_on_own_flags(define_flags: Callable[[flags.FlagValues], None], run: Call
   return run(flag_values)
 
 
-def absl_main(run: Callable[[flags.FlagValues], int]) -> Callable[[Sequence[str]], None]:
-  """The `main` for app.run: the global flags, no positional arguments, run's return as exit code."""
-  def main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    sys.exit(run(flags.FLAGS))
-  return main
-
-
 def command_line(define_flags: Callable[[flags.FlagValues], None],
                  run: Callable[[flags.FlagValues], int]) -> Callable[[Sequence[str]], int]:
   """`cli(argv) -> exit status`: the entry point on flags of its own, e.g. `cli(["evaluate", "--model_dir=D"])`.
@@ -100,7 +110,76 @@ def command_line(define_flags: Callable[[flags.FlagValues], None],
   return functools.partial(run_on_own_flags, define_flags, run)
 
 
-def run_as_program(define_flags: Callable[[flags.FlagValues], None], run: Callable[[flags.FlagValues], int]) -> None:
-  """`python -m <entry point>`: its flags on absl's FLAGS, and run's return as the exit status."""
+def run_as_program(define_flags: Callable[[flags.FlagValues], None], module: str,
+                   check_flags: Optional[Callable[[flags.FlagValues], None]] = None) -> None:
+  """`python -m <module>`: its flags on absl's FLAGS, checked before `module` (and TensorFlow) is
+  imported; then `module.run(FLAGS)`'s return is the exit status.
+
+  --help prints the module's docstring and every flag of the command (exit status 0); a flag error,
+  a missing flag (`check_flags`) or a --gin_file that is not found is one line and exit status 1.
+  """
+  own = flags.FlagValues()
+  define_flags(own)
   define_flags(flags.FLAGS)
-  app.run(absl_main(run))
+  # absl's --help shows the flags defined by the __main__ module; the shared ones (--gin_file, ...)
+  # are defined by this one.
+  for name in own:
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
+
+  def check(flag_values: flags.FlagValues) -> None:
+    if check_flags:
+      check_flags(flag_values)
+    if "gin_file" in own:
+      from tpu_electra import gin_utils  # pylint: disable=g-import-not-at-top  (it imports this module)
+      for path in flag_values.gin_file:
+        gin_utils.resolve_gin_file(path)
+
+  def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+      _exit_with_error(f"unexpected arguments: {' '.join(argv[1:])} (--help lists the flags)")
+    sys.exit(importlib.import_module(module).run(flags.FLAGS))
+
+  app.run(main, flags_parser=functools.partial(_parse_flags, check=check))
+
+
+def run_main(main: Callable[[Sequence[str]], None]) -> None:
+  """app.run(main) for a program whose flags are absl's FLAGS defined at import (data_prep.build,
+  the benchmarks): --help exits 0, a flag error is one line."""
+  app.run(main, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv: Sequence[str], check: Optional[Callable[[flags.FlagValues], None]] = None) -> Sequence[str]:
+  """absl's FLAGS from `argv`, answering --help (exit status 0) and flag errors (one line, exit status 1)."""
+  if any(argument in HELP_ARGUMENTS for argument in argv[1:]):
+    app.usage(shorthelp=True, writeto_stdout=True)
+    sys.exit(0)
+  try:
+    remaining = flags.FLAGS(argv)
+  except flags.Error as e:
+    _exit_with_error(f"{first_line(e)} (--help lists the flags)")
+  if check:
+    try:
+      check(flags.FLAGS)
+    except ValueError as e:
+      _exit_with_error(first_line(e))
+  return remaining
+
+
+def _exit_with_error(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
+def log_closing_line(what: str, where: str, metrics: Mapping[str, float], seconds: float,
+                     step: Optional[int] = None) -> None:
+  """The last line of a command: where its result is, its final metrics and its wall time."""
+  shown = "  ".join(f"{name}={value:.4g}" for name, value in sorted(metrics.items()) if isinstance(value, float))
+  at_step = f" at step {step}" if step is not None else ""
+  logging.info("%s done%s: %s  %s  (wall time %s)", what, at_step, where, shown or "(no metrics)",
+               format_seconds(seconds))
+
+
+def format_seconds(seconds: float) -> str:
+  """H:MM:SS."""
+  minutes, secs = divmod(int(round(seconds)), 60)
+  return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"

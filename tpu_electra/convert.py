@@ -45,6 +45,30 @@ kernels: torch Linear weights [out, in] are transposed; attention kernels are re
 official layers' [H, heads, head_size] / [heads, head_size, H]. Unknown architectures, missing
 tensors and shape mismatches are one-line errors naming the tensor.
 """
+# pylint: disable=g-import-not-at-top,wrong-import-position  (flags are checked before TensorFlow loads)
+from absl import flags
+
+from tpu_electra import cli_utils
+
+KINDS = ("huggingface", "electra", "tf_models")
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_string("source", None, f"KIND:PATH, KIND one of {list(KINDS)}.", flag_values=flag_values)
+  flags.DEFINE_string("generator", None, "huggingface:PATH of an ElectraForMaskedLM to pair with an "
+                      "ElectraForPreTraining --source into an Electra objective.", flag_values=flag_values)
+  cli_utils.define_output_flags(flag_values, "the run directory")
+
+
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors that need no TensorFlow to find (cli_utils.run_as_program)."""
+  cli_utils.require(flag_values, "source", "output_dir")
+
+
+if __name__ == "__main__":
+  cli_utils.run_as_program(define_flags, "tpu_electra.convert", check_flags)
+
 import collections
 import dataclasses
 import os
@@ -53,17 +77,14 @@ import re
 import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from absl import flags
 import numpy as np
 import safetensors
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
-from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra.modeling import EncoderConfig, ReplacedTokenDetectionHead, TransformerEncoder
 
-KINDS = ("huggingface", "electra", "tf_models")
 SAFETENSORS_NAME = "model.safetensors"
 TORCH_BIN_NAME = "pytorch_model.bin"
 VOCAB_NAME = "vocab.txt"
@@ -1230,18 +1251,10 @@ def convert(source: str, output_dir: str, generator: Optional[str] = None, overw
       tf.io.gfile.rmtree(tmp_dir)
 
 
-def define_flags(flag_values: flags.FlagValues) -> None:
-  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  flags.DEFINE_string("source", None, f"KIND:PATH, KIND one of {list(KINDS)}.", flag_values=flag_values)
-  flags.DEFINE_string("generator", None, "huggingface:PATH of an ElectraForMaskedLM to pair with an "
-                      "ElectraForPreTraining --source into an Electra objective.", flag_values=flag_values)
-  cli_utils.define_output_flags(flag_values, "the run directory")
-
-
 @cli_utils.one_line_errors(ValueError, OSError)
 def run(flag_values: flags.FlagValues) -> int:
   """Runs the conversion the parsed flags ask for; returns the exit status (errors: one line)."""
-  cli_utils.require(flag_values, "source", "output_dir")
+  check_flags(flag_values)
   path = convert(flag_values.source, flag_values.output_dir, generator=flag_values.generator,
                  overwrite=flag_values.overwrite)
   print(f"wrote converted run directory {path}")
@@ -1250,6 +1263,3 @@ def run(flag_values: flags.FlagValues) -> int:
 
 cli = cli_utils.command_line(define_flags, run)
 
-
-if __name__ == "__main__":
-  cli_utils.run_as_program(define_flags, run)

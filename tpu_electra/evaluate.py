@@ -19,17 +19,47 @@ is one more forward pass of the encoder per batch and a d×d matrix per layer.
 
 The command prints the metrics and writes them as JSON (default: DIR/eval/metrics-<step>.json).
 """
+# pylint: disable=g-import-not-at-top,wrong-import-position  (flags are checked before TensorFlow loads)
+from absl import flags
+
+from tpu_electra import cli_utils
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_string("model_dir", None, "Pretraining model dir.", flag_values=flag_values)
+  flags.DEFINE_string("checkpoint", None, "A checkpoint prefix (default: the model dir's latest).",
+                      flag_values=flag_values)
+  flags.DEFINE_string("data_dir", None, "Pretraining data with a held-out split (default: the run's DATA_DIR).",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("eval_batches", None, "Held-out batches (default: the run's EVAL_BATCHES).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("batch_size", None, "Global batch size (default: the run's BATCH_SIZE).",
+                       flag_values=flag_values)
+  flags.DEFINE_string("output", None, "Output JSON (default: <model_dir>/eval/metrics-<step>.json).",
+                      flag_values=flag_values)
+
+
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors that need no TensorFlow to find (cli_utils.run_as_program)."""
+  if not flag_values.checkpoint:
+    cli_utils.require(flag_values, "model_dir", why="or --checkpoint")
+
+
+if __name__ == "__main__":
+  cli_utils.run_as_program(define_flags, "tpu_electra.evaluate", check_flags)
+
 import json
 import os
 import re
+import time
 from typing import Callable, Dict, Optional
 
-from absl import flags, logging
+from absl import logging
 import numpy as np
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra import representation_health
 from tpu_electra.data import manifest as manifest_lib
@@ -129,34 +159,19 @@ def evaluate_run(model_dir: str, checkpoint: Optional[str] = None, data_dir: Opt
   return result
 
 
-def define_flags(flag_values: flags.FlagValues) -> None:
-  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  flags.DEFINE_string("model_dir", None, "Pretraining model dir.", flag_values=flag_values)
-  flags.DEFINE_string("checkpoint", None, "A checkpoint prefix (default: the model dir's latest).",
-                      flag_values=flag_values)
-  flags.DEFINE_string("data_dir", None, "Pretraining data with a held-out split (default: the run's DATA_DIR).",
-                      flag_values=flag_values)
-  flags.DEFINE_integer("eval_batches", None, "Held-out batches (default: the run's EVAL_BATCHES).",
-                       flag_values=flag_values)
-  flags.DEFINE_integer("batch_size", None, "Global batch size (default: the run's BATCH_SIZE).",
-                       flag_values=flag_values)
-  flags.DEFINE_string("output", None, "Output JSON (default: <model_dir>/eval/metrics-<step>.json).",
-                      flag_values=flag_values)
-
-
 @cli_utils.one_line_errors(ValueError, OSError, tf.errors.OpError)
 def run(flag_values: flags.FlagValues) -> int:
   """Evaluates what the parsed flags ask for; returns the exit status (errors: one line)."""
-  if not flag_values.checkpoint:
-    cli_utils.require(flag_values, "model_dir", why="or --checkpoint")
+  start = time.time()
+  check_flags(flag_values)
   result = evaluate_run(flag_values.model_dir, flag_values.checkpoint, flag_values.data_dir,
                         flag_values.eval_batches, flag_values.batch_size, flag_values.output)
   print(json.dumps(result, indent=2, sort_keys=True))
+  # The objective's own metrics; the representation health (many) is in the printed JSON.
+  headline = {name: value for name, value in result["metrics"].items()
+              if not name.startswith(representation_health.PREFIX)}
+  cli_utils.log_closing_line("evaluation", result["checkpoint"], headline, time.time() - start, step=result["step"])
   return 0
 
 
 cli = cli_utils.command_line(define_flags, run)
-
-
-if __name__ == "__main__":
-  cli_utils.run_as_program(define_flags, run)

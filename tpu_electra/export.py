@@ -58,18 +58,43 @@ Mapping, per transformer layer i (official TransformerEncoderBlock → Hugging F
 Dense kernels [in, out] become torch Linear weights [out, in]. Output goes to a temporary directory
 renamed into place at the end, so a failed export never leaves a half-written OUT.
 """
+# pylint: disable=g-import-not-at-top,wrong-import-position  (flags are checked before TensorFlow loads)
+from absl import flags
+
+from tpu_electra import cli_utils
+
+FORMATS = ("saved_model", "huggingface")
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_string("model_dir", None, "Pretraining model dir (or a checkpoint prefix inside one), or a "
+                      "fine-tuning run dir.",
+                      flag_values=flag_values)
+  flags.DEFINE_enum("format", "saved_model", list(FORMATS), "What to write.", flag_values=flag_values)
+  flags.DEFINE_integer("seed", None, "Fine-tuning runs: the seed whose seed_<seed>/final model to export "
+                       "(default: the run's first seed).", flag_values=flag_values)
+  cli_utils.define_output_flags(flag_values, "the export")
+
+
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors that need no TensorFlow to find (cli_utils.run_as_program)."""
+  cli_utils.require(flag_values, "model_dir", "output_dir")
+
+
+if __name__ == "__main__":
+  cli_utils.run_as_program(define_flags, "tpu_electra.export", check_flags)
+
 import json
 import os
 import struct
 from typing import Dict, Mapping, Optional, Tuple
 
-from absl import flags
 import numpy as np
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from tpu_electra import cli_utils
 from tpu_electra import convert
 from tpu_electra import fileio
 from tpu_electra.data import tokenization
@@ -80,7 +105,6 @@ from tpu_electra.finetuning import pretrained
 from tpu_electra.objectives import MaskedLanguageModel
 from tpu_electra.objectives import ReplacedTokenDetector
 
-FORMATS = ("saved_model", "huggingface")
 SAFETENSORS_NAME = "model.safetensors"
 
 
@@ -917,21 +941,10 @@ def _export_finetuned_huggingface(model_dir: str, output_dir: str, seed: Optiona
   return output_dir
 
 
-def define_flags(flag_values: flags.FlagValues) -> None:
-  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  flags.DEFINE_string("model_dir", None, "Pretraining model dir (or a checkpoint prefix inside one), or a "
-                      "fine-tuning run dir.",
-                      flag_values=flag_values)
-  flags.DEFINE_enum("format", "saved_model", list(FORMATS), "What to write.", flag_values=flag_values)
-  flags.DEFINE_integer("seed", None, "Fine-tuning runs: the seed whose seed_<seed>/final model to export "
-                       "(default: the run's first seed).", flag_values=flag_values)
-  cli_utils.define_output_flags(flag_values, "the export")
-
-
 @cli_utils.one_line_errors(ValueError, OSError)
 def run(flag_values: flags.FlagValues) -> int:
   """Runs the export the parsed flags ask for; returns the exit status (errors: one line)."""
-  cli_utils.require(flag_values, "model_dir", "output_dir")
+  check_flags(flag_values)
   if flag_values.seed is None and finetuned.is_finetuning_dir(flag_values.model_dir):
     seed = finetuned.read_finetuning_run(flag_values.model_dir).seed
     print(f"exporting seed {seed}, the run's first seed (--seed chooses another)")
@@ -951,6 +964,3 @@ def run(flag_values: flags.FlagValues) -> int:
 
 cli = cli_utils.command_line(define_flags, run)
 
-
-if __name__ == "__main__":
-  cli_utils.run_as_program(define_flags, run)

@@ -34,14 +34,11 @@ run.json ("from_scratch": true) and results.md say so.
 combines finished GLUE task runs into glue_results.json / .md: per-task seed statistics, the
 ELECTRA-style 8-task average and the official GLUE score (tpu_electra.finetuning.report).
 """
+# pylint: disable=g-import-not-at-top,wrong-import-position  (flags are checked before TensorFlow loads)
 from absl import flags
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from tpu_electra import cli_utils
-from tpu_electra import gin_utils
-from tpu_electra.finetuning import report
-from tpu_electra.finetuning import runner
-from tpu_electra.training import trainer
+from tpu_electra import configs
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
@@ -50,7 +47,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   Only `python -m tpu_electra.finetune` puts them on absl's global FLAGS: importing this module
   defines nothing, so it can share a process with other entry points that use the same names.
   """
-  cli_utils.define_gin_flags(flag_values, "LEARNING_RATE = 1e-4")
+  cli_utils.define_gin_flags(flag_values, "LEARNING_RATE = 1e-4", config_dirs=configs.FINETUNING_DIRS)
   flags.DEFINE_string("init_checkpoint", None, "Pretraining model dir, or a checkpoint prefix inside one.",
                       flag_values=flag_values)
   flags.DEFINE_boolean("from_scratch", False, "Fine-tune --init_checkpoint's encoder (its shape and vocab) from "
@@ -79,19 +76,40 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                     flag_values=flag_values)
 
 
-# Gin appends the configurable's name on further lines of its errors; the first line says what is wrong.
-@cli_utils.one_line_errors(ValueError, OSError, trainer.NonFiniteLossError)
-def run(flag_values: flags.FlagValues) -> int:
-  """Runs the fine-tuning the parsed flags ask for; returns the exit status (errors: one line)."""
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors that need no TensorFlow to find (cli_utils.run_as_program)."""
   if flag_values.glue_runs:
     cli_utils.require(flag_values, "model_dir", why="where the GLUE report goes")
-    glue_results = runner.glue_summary(flag_values.glue_runs, flag_values.model_dir, flag_values.glue_statistic)
-    print(report.glue_markdown(glue_results))
-    return 0
+    return
   if flag_values.from_scratch:
     cli_utils.require(flag_values, "init_checkpoint", why="--from_scratch takes the encoder's shape and vocab from "
                       "it: pass --init_checkpoint=<a pretraining or converted run dir>")
   cli_utils.require(flag_values, "init_checkpoint", "data_dir", "model_dir")
+
+
+if __name__ == "__main__":
+  cli_utils.run_as_program(define_flags, "tpu_electra.finetune", check_flags)
+
+import time
+
+import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+from tpu_electra import gin_utils
+from tpu_electra.finetuning import report
+from tpu_electra.finetuning import runner
+from tpu_electra.training import trainer
+
+
+# Gin appends the configurable's name on further lines of its errors; the first line says what is wrong.
+@cli_utils.one_line_errors(ValueError, OSError, trainer.NonFiniteLossError)
+def run(flag_values: flags.FlagValues) -> int:
+  """Runs the fine-tuning the parsed flags ask for; returns the exit status (errors: one line)."""
+  start = time.time()
+  check_flags(flag_values)
+  if flag_values.glue_runs:
+    glue_results = runner.glue_summary(flag_values.glue_runs, flag_values.model_dir, flag_values.glue_statistic)
+    print(report.glue_markdown(glue_results))
+    return 0
   gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
   results = runner.finetune(
       init_checkpoint=flag_values.init_checkpoint, data_dir=flag_values.data_dir,
@@ -99,11 +117,11 @@ def run(flag_values: flags.FlagValues) -> int:
       vocab_type=flag_values.vocab_type, do_lower_case=flag_values.do_lower_case,
       feature_cache_dir=flag_values.feature_cache_dir, from_scratch=flag_values.from_scratch)
   print(runner.results_markdown(results))
+  seeds = len(results["seeds"])
+  cli_utils.log_closing_line(
+      f"fine-tuning {results['task']} ({seeds} seed{'s' if seeds > 1 else ''}, mean)", flag_values.model_dir,
+      {name: stats["mean"] for name, stats in results["aggregate"].items()}, time.time() - start)
   return 0
 
 
 cli = cli_utils.command_line(define_flags, run)
-
-
-if __name__ == "__main__":
-  cli_utils.run_as_program(define_flags, run)

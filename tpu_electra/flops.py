@@ -14,14 +14,37 @@ heads and losses. Weight sharing across layers saves parameters, not compute, so
 ELECTRA costs. This module adds up those parts per step and per budget, and holds the CLI and the
 comparison with the papers' published figures.
 """
+# pylint: disable=g-import-not-at-top,wrong-import-position  (flags are checked before TensorFlow loads)
+from absl import flags
+
+from tpu_electra import cli_utils
+
+# The vocabulary the papers' figures assume (BERT's uncased WordPiece).
+BERT_VOCAB_SIZE = 30522
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  cli_utils.define_gin_flags(flag_values, "TRAIN_FLOPS = 1.4e18")
+  flags.DEFINE_float("train_flops", None, "Also print the number of steps that fits in this FLOPs budget.",
+                     flag_values=flag_values)
+  flags.DEFINE_integer("vocab_size", BERT_VOCAB_SIZE, "Vocabulary size when neither VOCAB_SIZE nor a DATA_DIR "
+                       "manifest gives one (the papers' figures use BERT's 30522).", flag_values=flag_values)
+  flags.DEFINE_float("backward_factor", 1.0, "Backward-pass FLOPs as a multiple of the forward pass (ELECTRA: 1).",
+                     flag_values=flag_values)
+  flags.DEFINE_bool("papers", False, "Print our count of the runs whose FLOPs the papers publish, and exit.",
+                    flag_values=flag_values)
+
+
+if __name__ == "__main__":
+  cli_utils.run_as_program(define_flags, "tpu_electra.flops")
+
 import dataclasses
 from typing import Any, List, Mapping, Optional
 
-from absl import flags
 import gin
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-from tpu_electra import cli_utils
 from tpu_electra import gin_utils
 from tpu_electra import objectives
 # The configurables every experiment file binds (pretrain, train, create_optimizer), and the macro lookup.
@@ -30,9 +53,6 @@ from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.modeling.config import EncoderConfig
 from tpu_electra.modeling.costs import Cost, steps_within, train_flops_per_sequence  # noqa: F401  (the budget API)
-
-# The vocabulary the papers' figures assume (BERT's uncased WordPiece).
-BERT_VOCAB_SIZE = 30522
 
 
 def objective_costs(objective, encoder_config: EncoderConfig, seq_length: int, num_predictions: int,
@@ -199,19 +219,6 @@ def report_from_gin(vocab_size: Optional[int] = None, backward_factor: float = 1
                      train_steps, parts, backward_factor, train_flops)
 
 
-def define_flags(flag_values: flags.FlagValues) -> None:
-  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  cli_utils.define_gin_flags(flag_values, "TRAIN_FLOPS = 1.4e18")
-  flags.DEFINE_float("train_flops", None, "Also print the number of steps that fits in this FLOPs budget.",
-                     flag_values=flag_values)
-  flags.DEFINE_integer("vocab_size", BERT_VOCAB_SIZE, "Vocabulary size when neither VOCAB_SIZE nor a DATA_DIR "
-                       "manifest gives one (the papers' figures use BERT's 30522).", flag_values=flag_values)
-  flags.DEFINE_float("backward_factor", 1.0, "Backward-pass FLOPs as a multiple of the forward pass (ELECTRA: 1).",
-                     flag_values=flag_values)
-  flags.DEFINE_bool("papers", False, "Print our count of the runs whose FLOPs the papers publish, and exit.",
-                    flag_values=flag_values)
-
-
 @cli_utils.one_line_errors(ValueError)
 def run(flag_values: flags.FlagValues) -> int:
   """Prints the count the parsed flags ask for; returns the exit status (errors: one line)."""
@@ -225,6 +232,3 @@ def run(flag_values: flags.FlagValues) -> int:
 
 cli = cli_utils.command_line(define_flags, run)
 
-
-if __name__ == "__main__":
-  cli_utils.run_as_program(define_flags, run)

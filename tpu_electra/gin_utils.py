@@ -14,11 +14,12 @@ import gin
 import gin.config
 
 from tpu_electra import cli_utils
+from tpu_electra import configs
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # The configs ship inside the package (package data), so they are found from any directory and
 # from a wheel install as well as from a checkout.
-GIN_DIR = os.path.join(PACKAGE_DIR, "gin")
+GIN_DIR = configs.GIN_DIR
 # The checkout root when running from one (`pip install -e .`): run artefacts may name data dirs
 # relative to it (runs/data/...). In a non-editable install it is the site-packages directory,
 # where such a relative path simply is not found.
@@ -44,7 +45,7 @@ def resolve_gin_file(path: str) -> str:
   """A gin file by path, or by its name in the package's gin directory ('smoke/electra.gin').
 
   A leading 'gin/' names the same directory ('gin/smoke/electra.gin'), as the configs were once
-  at the top of the checkout.
+  at the top of the checkout. A name not found gets the nearest shipped names as suggestions.
   """
   candidates = [path, os.path.join(GIN_DIR, path)]
   if path.startswith("gin/"):
@@ -52,7 +53,9 @@ def resolve_gin_file(path: str) -> str:
   for candidate in candidates:
     if os.path.isfile(candidate):
       return candidate
-  raise GinConfigError(f"gin file {path!r} not found (looked in the current directory and in {GIN_DIR})")
+  close = configs.nearest(path)
+  hint = (f"did you mean {' or '.join(close)}?" if close else "python -m tpu_electra.configs lists the shipped ones")
+  raise GinConfigError(f"gin file {path!r} not found (looked in the current directory and in {GIN_DIR}); {hint}")
 
 
 def parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:

@@ -26,16 +26,48 @@ discriminator, are freshly initialized), else its encoder alone; with a fresh op
 Its encoder config and vocab must match the configured model and the data (one-line errors). The
 init checkpoint applies only to a model dir without checkpoints: re-running resumes from its own.
 """
+# pylint: disable=g-import-not-at-top,wrong-import-position  (flags are checked before TensorFlow loads)
+from absl import flags
+
+from tpu_electra import cli_utils
+
+ACCEPT_CHANGES_FLAG = "--accept_changes"
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  cli_utils.define_gin_flags(flag_values, "TRAIN_STEPS = 1000")
+  flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries and the operative config go (gs:// works).",
+                      flag_values=flag_values)
+  flags.DEFINE_string("init_checkpoint", None, "Continued pretraining: start a new run from this pretraining run "
+                      "dir (or one checkpoint prefix in it; converted dirs too), with a fresh optimizer at step 0. "
+                      "Ignored when --model_dir has checkpoints (the run resumes from them).", flag_values=flag_values)
+  flags.DEFINE_boolean(ACCEPT_CHANGES_FLAG[2:], False, "Continue --model_dir's checkpoints with settings that "
+                       "differ from its run.json in what changes training; run.json's history records the change "
+                       "with the step it applies from. Without it such a re-run is refused.", flag_values=flag_values)
+  flags.DEFINE_string("upgrade_run_dir", None, "Instead of training: write run.json for this model dir, "
+                      "written before runs recorded one.", flag_values=flag_values)
+
+
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors that need no TensorFlow to find (cli_utils.run_as_program)."""
+  if not flag_values.upgrade_run_dir:
+    cli_utils.require(flag_values, "model_dir")
+
+
+if __name__ == "__main__":
+  cli_utils.run_as_program(define_flags, "tpu_electra.pretrain", check_flags)
+
 import dataclasses
 import os
+import time
 from typing import Any, Dict, Optional, Tuple
 
-from absl import flags, logging
+from absl import logging
 import gin
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
-from tpu_electra import cli_utils
 from tpu_electra import evaluate
 from tpu_electra import fileio
 from tpu_electra import gin_utils
@@ -169,8 +201,6 @@ def training_settings(masking_config: masking.MaskingConfig) -> Dict[str, Any]:
                      if name in ("grad_accum_steps", "jit_compile")},
   }
 
-
-ACCEPT_CHANGES_FLAG = "--accept_changes"
 
 
 def continued_record(model_dir: str, latest: str, record: Dict[str, Any],
@@ -372,37 +402,22 @@ def upgrade_run_dir(model_dir: str) -> str:
                                                  upgraded_from=trainer.OPERATIVE_CONFIG_NAME))
 
 
-def define_flags(flag_values: flags.FlagValues) -> None:
-  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  cli_utils.define_gin_flags(flag_values, "TRAIN_STEPS = 1000")
-  flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries and the operative config go (gs:// works).",
-                      flag_values=flag_values)
-  flags.DEFINE_string("init_checkpoint", None, "Continued pretraining: start a new run from this pretraining run "
-                      "dir (or one checkpoint prefix in it; converted dirs too), with a fresh optimizer at step 0. "
-                      "Ignored when --model_dir has checkpoints (the run resumes from them).", flag_values=flag_values)
-  flags.DEFINE_boolean(ACCEPT_CHANGES_FLAG[2:], False, "Continue --model_dir's checkpoints with settings that "
-                       "differ from its run.json in what changes training; run.json's history records the change "
-                       "with the step it applies from. Without it such a re-run is refused.", flag_values=flag_values)
-  flags.DEFINE_string("upgrade_run_dir", None, "Instead of training: write run.json for this model dir, "
-                      "written before runs recorded one.", flag_values=flag_values)
-
-
 # Gin appends the configurable's name on further lines of its errors; the first line says what is wrong.
 @cli_utils.one_line_errors(ValueError, OSError, trainer.NonFiniteLossError, trainer.CheckpointSaveError)
 def run(flag_values: flags.FlagValues) -> int:
   """Pretrains (or upgrades a model dir) as the parsed flags ask; returns the exit status (errors: one line)."""
+  start = time.time()
+  check_flags(flag_values)
   if flag_values.upgrade_run_dir:
     print(f"wrote {upgrade_run_dir(flag_values.upgrade_run_dir)}")
     return 0
-  cli_utils.require(flag_values, "model_dir")
   gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
-  pretrain(model_dir=flag_values.model_dir, init_checkpoint=flag_values.init_checkpoint,
-           accept_changes=flag_values.accept_changes)
+  metrics = pretrain(model_dir=flag_values.model_dir, init_checkpoint=flag_values.init_checkpoint,
+                     accept_changes=flag_values.accept_changes)
+  headline = {name: metrics[name] for name in ("loss", "eval/loss", "examples_per_sec") if name in metrics}
+  cli_utils.log_closing_line("pretraining", tf.train.latest_checkpoint(flag_values.model_dir) or flag_values.model_dir,
+                             headline, time.time() - start)
   return 0
 
 
 cli = cli_utils.command_line(define_flags, run)
-
-
-if __name__ == "__main__":
-  cli_utils.run_as_program(define_flags, run)

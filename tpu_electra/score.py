@@ -34,22 +34,53 @@ Word error rate: word-level Levenshtein distance (substitutions + insertions + d
 number of reference words, summed over utterances before dividing; words are compared lower-cased
 unless --case_sensitive.
 """
+# pylint: disable=g-import-not-at-top,wrong-import-position  (flags are checked before TensorFlow loads)
+from absl import flags
+
+from tpu_electra import cli_utils
+
+METHODS = ("mlm_pll", "script_pll")
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_string("model_dir", None, "Pretraining model dir, or a checkpoint prefix inside one.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("nbest", None, "Input n-best JSON lines (see the module docstring).", flag_values=flag_values)
+  flags.DEFINE_string("output", None, "Output JSON lines; the summary goes to <output>.summary.json.",
+                      flag_values=flag_values)
+  flags.DEFINE_enum("method", "mlm_pll", list(METHODS), "Pseudo-log-likelihood to score with.",
+                    flag_values=flag_values)
+  flags.DEFINE_float("lm_weight", 1.0, "total = score + lm_weight * lm_score.", flag_values=flag_values)
+  flags.DEFINE_integer("batch_size", 64, "Sequences per forward pass.", flag_values=flag_values)
+  flags.DEFINE_integer("max_seq_length", 128, "Tokens per sequence, [CLS] and [SEP] included.",
+                       flag_values=flag_values)
+  flags.DEFINE_string("vocab", None, "Vocab file to use instead of the pretraining data's.", flag_values=flag_values)
+  flags.DEFINE_enum("vocab_type", None, ["wordpiece", "sentencepiece"], "Kind of --vocab.", flag_values=flag_values)
+  flags.DEFINE_boolean("do_lower_case", None, "Lower-case text for --vocab.", flag_values=flag_values)
+  flags.DEFINE_boolean("case_sensitive", False, "Compare words case-sensitively for WER.", flag_values=flag_values)
+
+
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors that need no TensorFlow to find (cli_utils.run_as_program)."""
+  cli_utils.require(flag_values, "model_dir", "nbest", "output")
+
+
+if __name__ == "__main__":
+  cli_utils.run_as_program(define_flags, "tpu_electra.score", check_flags)
+
 import dataclasses
 import json
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from absl import flags
 import numpy as np
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
-from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra.finetuning import pretrained
 from tpu_electra.modeling import encoder_inputs
 from tpu_electra.objectives import MaskedLanguageModel, OnePassScorer
-
-METHODS = ("mlm_pll", "script_pll")
 
 
 class NbestError(ValueError):
@@ -318,29 +349,10 @@ def score_file(model_dir: str, nbest_path: str, output_path: str, method: str = 
   return summary
 
 
-def define_flags(flag_values: flags.FlagValues) -> None:
-  """Defines the CLI's flags on `flag_values` (absl's FLAGS only when run as a program)."""
-  flags.DEFINE_string("model_dir", None, "Pretraining model dir, or a checkpoint prefix inside one.",
-                      flag_values=flag_values)
-  flags.DEFINE_string("nbest", None, "Input n-best JSON lines (see the module docstring).", flag_values=flag_values)
-  flags.DEFINE_string("output", None, "Output JSON lines; the summary goes to <output>.summary.json.",
-                      flag_values=flag_values)
-  flags.DEFINE_enum("method", "mlm_pll", list(METHODS), "Pseudo-log-likelihood to score with.",
-                    flag_values=flag_values)
-  flags.DEFINE_float("lm_weight", 1.0, "total = score + lm_weight * lm_score.", flag_values=flag_values)
-  flags.DEFINE_integer("batch_size", 64, "Sequences per forward pass.", flag_values=flag_values)
-  flags.DEFINE_integer("max_seq_length", 128, "Tokens per sequence, [CLS] and [SEP] included.",
-                       flag_values=flag_values)
-  flags.DEFINE_string("vocab", None, "Vocab file to use instead of the pretraining data's.", flag_values=flag_values)
-  flags.DEFINE_enum("vocab_type", None, ["wordpiece", "sentencepiece"], "Kind of --vocab.", flag_values=flag_values)
-  flags.DEFINE_boolean("do_lower_case", None, "Lower-case text for --vocab.", flag_values=flag_values)
-  flags.DEFINE_boolean("case_sensitive", False, "Compare words case-sensitively for WER.", flag_values=flag_values)
-
-
 @cli_utils.one_line_errors(ValueError, OSError)
 def run(flag_values: flags.FlagValues) -> int:
   """Runs the scoring the parsed flags ask for; returns the exit status (errors: one line)."""
-  cli_utils.require(flag_values, "model_dir", "nbest", "output")
+  check_flags(flag_values)
   summary = score_file(flag_values.model_dir, flag_values.nbest, flag_values.output, flag_values.method,
                        flag_values.lm_weight, flag_values.batch_size, flag_values.max_seq_length,
                        flag_values.vocab, flag_values.vocab_type, flag_values.do_lower_case,
@@ -351,6 +363,3 @@ def run(flag_values: flags.FlagValues) -> int:
 
 cli = cli_utils.command_line(define_flags, run)
 
-
-if __name__ == "__main__":
-  cli_utils.run_as_program(define_flags, run)

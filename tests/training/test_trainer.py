@@ -360,3 +360,70 @@ def test_a_save_killed_midway_leaves_a_temporary_directory_that_the_next_start_r
   _train_regression(str(tmp_path), 4, x, y)
   assert not os.path.exists(leftover)
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
+
+
+class DropoutRegression(LinearRegression):
+  """The regression behind Keras' stateful dropout, as fine-tuning's batches (no noise seed) draw it."""
+
+  def __init__(self):
+    super().__init__()
+    self.dropout = tf.keras.layers.Dropout(0.5)
+
+  def call(self, batch, training=None):
+    return super().call(dict(batch, x=self.dropout(batch["x"], training=training)), training=training)
+
+
+def _run_loop_calls(x, y, steps_per_loop, max_loop_secs):
+  """run_loop over 9 steps of the regression with dropout, saving at 4: (the steps of each call, the
+  curve, the weights)."""
+  tf.keras.utils.set_random_seed(0)
+  model, strategy = DropoutRegression(), tf.distribute.get_strategy()
+  optimizer = tf.keras.optimizers.legacy.SGD(learning_rate=0.05)
+  dataset = _dataset_fn(x, y, 8)()
+  trainer.build_variables(model, optimizer, strategy, dataset.element_spec)
+  loop = trainer.make_train_loop(model, optimizer, strategy)
+  calls = []
+
+  def counted(iterator, num_steps):
+    calls.append(int(num_steps))
+    return loop(iterator, num_steps)
+
+  result = trainer.run_loop(counted, iter(dataset), optimizer, start_step=0, train_steps=9, global_batch_size=8,
+                            steps_per_loop=steps_per_loop, log_every_secs=0.0, max_loop_secs=max_loop_secs,
+                            save=lambda step: None, save_at=trainer.Points(steps=[4]), record_curve=True)
+  return calls, result.curve, [v.numpy() for v in model.trainable_variables]
+
+
+def test_the_first_call_is_one_step_and_a_time_cap_changes_neither_the_curve_nor_the_weights_even_with_dropout():
+  x, y = _regression_data()
+  whole_calls, whole_curve, whole_weights = _run_loop_calls(x, y, steps_per_loop=3, max_loop_secs=None)
+  # The first call traces: one step, so that its line comes early; then stretches up to the save point.
+  assert whole_calls == [1, 2, 1, 3, 2]
+  # A cap no step fits in: every later call is one step.
+  capped_calls, capped_curve, capped_weights = _run_loop_calls(x, y, steps_per_loop=3, max_loop_secs=1e-9)
+  assert capped_calls == [1] * 9
+  # The curve's points are the stretches', bit for bit.
+  assert [p["step"] for p in whole_curve] == [3, 4, 7, 9]
+  assert capped_curve == whole_curve
+  for capped, whole in zip(capped_weights, whole_weights):
+    np.testing.assert_array_equal(capped, whole)
+
+
+def test_a_train_loop_per_model_gives_no_retracing_warning():
+  # Fine-tuning --seeds=5 builds a model and a train loop per seed, each traced once.
+  records = []
+  handler = logging.Handler()
+  handler.emit = records.append
+  tf_logger = logging.getLogger("tensorflow")
+  tf_logger.addHandler(handler)
+  try:
+    x, y = _regression_data()
+    for _ in range(7):
+      model, strategy = LinearRegression(), tf.distribute.get_strategy()
+      optimizer = tf.keras.optimizers.legacy.SGD(learning_rate=0.05)
+      dataset = _dataset_fn(x, y, 8)()
+      trainer.build_variables(model, optimizer, strategy, dataset.element_spec)
+      trainer.make_train_loop(model, optimizer, strategy)(iter(dataset), tf.constant(1))
+  finally:
+    tf_logger.removeHandler(handler)
+  assert not [r for r in records if "retracing" in r.getMessage()]

@@ -7,7 +7,8 @@ a dict of scalar tensors with a "loss" entry; every other entry is logged as a m
   optimizer steps in one tf.function call (with gradient accumulation as a graph loop).
 - `run_loop` drives it from a step to the last step, for both pretraining (`train`) and fine-tuning
   (`tpu_electra.finetuning.runner`): the NaN guard, timing (the first call, which traces, is kept
-  out of the throughput), log lines with examples/s and ETA, TensorBoard summaries, evaluation at
+  out of the throughput), progress (a Keras progress bar where stdout is a terminal, log lines with
+  loss, examples/s and ETA every LOG_EVERY_SECS otherwise), TensorBoard summaries, evaluation at
   given steps and checkpoints at given steps (`Points`).
 - `train` is pretraining's entry: resume from the latest checkpoint, a checkpoint every
   CHECKPOINT_EVERY steps and at the end, evaluation every EVAL_EVERY steps and at the end.
@@ -28,6 +29,7 @@ batch's `noise_seed` feature, when present, seeds the step's dropout (tpu_electr
 import dataclasses
 import math
 import os
+import sys
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -46,9 +48,14 @@ EVAL_SUMMARY_DIR = "eval"
 TRAIN_SUMMARY_DIR = "train"
 # train_loop's output holding its first step's loss: the loss at the weights the call started from.
 FIRST_STEP_LOSS = "first_step_loss"
+# train_loop's output holding each output of every step of the call ({name: [num_steps]}).
+PER_STEP = "per_step"
 CHECKPOINT_PREFIX = "ckpt"
 # Where a checkpoint whose weights gave a non-finite loss is moved (`nonfinite-ckpt-N.*`).
 SET_ASIDE_PREFIX = "nonfinite-"
+# A train_loop call runs at most about this long, whatever steps_per_loop says, so that progress
+# shows on a slow machine too (a step of seconds); a call costs about 0.5 ms besides its steps (CPU).
+MAX_LOOP_SECS = 5.0
 
 
 class NonFiniteLossError(RuntimeError):
@@ -61,8 +68,9 @@ class CheckpointSaveError(RuntimeError):
 
 def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.Strategy,
                     jit_compile: bool = False, grad_accum_steps: int = 1) -> Callable:
-  """Returns train_loop(iterator, num_steps) -> dict of per-step means of the model's outputs, and
-  FIRST_STEP_LOSS: the first step's loss, computed at the weights the call started from.
+  """Returns train_loop(iterator, num_steps) -> dict of per-step means of the model's outputs,
+  FIRST_STEP_LOSS: the first step's loss, computed at the weights the call started from, and
+  PER_STEP: every step's outputs.
 
   With grad_accum_steps = k, each step's per-replica batch is cut into k equal micro-batches
   (consecutive rows) whose gradients are averaged before one optimizer update (same update as one
@@ -128,15 +136,27 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
 
   @tf.function
   def train_loop(iterator, num_steps):
-    totals = step(next(iterator))
-    first_step_loss = totals["loss"]
-    for _ in tf.range(num_steps - 1):
+    # Every step is the one call of `step` in the loop: a step's stateful random draws (Keras'
+    # dropout where the batch has no noise seed: fine-tuning) then follow from the steps before,
+    # however run_loop cuts the steps into calls. A first step called before the loop would draw
+    # from a stream of its own.
+    names = step.get_concrete_function(iterator.element_spec).structured_outputs
+    steps = {k: tf.TensorArray(tf.float32, size=num_steps) for k in names}
+    for i in tf.range(num_steps):
       outputs = step(next(iterator))
-      totals = {k: totals[k] + outputs[k] for k in totals}
-    means = {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
-    means[FIRST_STEP_LOSS] = first_step_loss
+      steps = {k: steps[k].write(i, outputs[k]) for k in steps}
+    per_step = {k: v.stack() for k, v in steps.items()}
+    means = {k: tf.reduce_mean(v) for k, v in per_step.items()}
+    means[FIRST_STEP_LOSS] = per_step["loss"][0]
+    means[PER_STEP] = per_step
     return means
 
+  # Each model (each fine-tuning seed, each run of a process) gets a train loop of its own, traced
+  # once. TensorFlow counts the traces of every function of the same code together and would call
+  # those of five seeds "retracing"; one loop traces again only for batches of a new shape
+  # (num_steps is a tensor).
+  for function in (step, train_loop):
+    function._omit_frequent_tracing_warning = True  # pylint: disable=protected-access
   return train_loop
 
 
@@ -214,6 +234,7 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
              global_batch_size: int,
              steps_per_loop: int,
              log_every_secs: float = 10.0,
+             max_loop_secs: Optional[float] = MAX_LOOP_SECS,
              summary_dir: Optional[str] = None,
              evaluate: Optional[Callable[[int], Dict[str, float]]] = None,
              eval_at: Points = Points(),
@@ -226,33 +247,49 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
              on_non_finite_start: Optional[Callable[[int], None]] = None) -> LoopResult:
   """Trains from `start_step` to `train_steps` with `train_loop` (of make_train_loop) over `iterator`.
 
-  Each call runs at most `steps_per_loop` steps and stops at every evaluation and save point. After
-  a call: a NaN/Inf loss raises NonFiniteLossError (nothing saved; `failure_hint()` ends the
-  message), after `on_non_finite_start(step)` when already the call's first step, at the weights of
-  `step`, gave a non-finite loss (a checkpoint of that step would not resume); every
-  `log_every_secs` (and at the end) the window's mean metrics, learning rate, examples/s and ETA
-  are logged and written as scalars in `summary_dir` (none when None); at a step of `eval_at`,
+  The steps go in stretches of at most `steps_per_loop` that end at every evaluation and save point.
+  A stretch is one train_loop call, or several: the first call runs one step (it traces; its line
+  comes as soon as it is done), and with `max_loop_secs` each later call runs at most about that
+  long, judged by the previous call's speed (None: calls of whole stretches, as every worker of a
+  multi-worker run must make the same calls). After a call: a NaN/Inf loss raises
+  NonFiniteLossError (nothing saved; `failure_hint()` ends the message), after
+  `on_non_finite_start(step)` when already the call's first step, at the weights of `step`, gave a
+  non-finite loss (a checkpoint of that step would not resume); the progress shows (a progress bar
+  where stdout is a terminal; where stderr is not one, a line every `log_every_secs` and at the end
+  with the window's mean metrics, learning rate, examples/s and ETA), and those are written as
+  scalars in `summary_dir` (none when None). At the end of a stretch: at a step of `eval_at`,
   `evaluate(step)`'s metrics are logged and written in `eval_summary_dir`; then at a step of
   `save_at`, `save(step)` (after the evaluation: a run killed in between evaluates that step again
-  when it resumes). With `record_curve`, each call's means with "step" and "learning_rate" are kept
-  in the result's `curve`.
+  when it resumes). With `record_curve`, each stretch's means with "step" and "learning_rate" are
+  kept in the result's `curve`: the same points however the stretches were cut into calls.
   """
   summary_writer = tf.summary.create_file_writer(summary_dir) if summary_dir else tf.summary.create_noop_writer()
   eval_writer = (tf.summary.create_file_writer(eval_summary_dir) if eval_summary_dir and evaluate
                  else tf.summary.create_noop_writer())
   result = LoopResult(metrics={}, curve=[])
+  progress = _Progress(start_step, train_steps)
   current = start_step
+  stretch_end, stretch_values = start_step, {}
   window_sums: Dict[str, float] = {}
   window_steps, window_seconds, last_log = 0, 0.0, time.time()
-  first_loop = True
+  seconds_per_step: Optional[float] = None  # Of the last call; none before the first.
   try:
     while current < train_steps:
-      stop = min(current + steps_per_loop, save_at.next_after(current, train_steps))
-      if evaluate:
-        stop = min(stop, eval_at.next_after(current, train_steps))
+      if current == stretch_end:
+        stretch_end = min(current + steps_per_loop, save_at.next_after(current, train_steps))
+        if evaluate:
+          stretch_end = min(stretch_end, eval_at.next_after(current, train_steps))
+      if seconds_per_step is None:
+        stop = current + 1
+      elif max_loop_secs is not None:
+        stop = min(stretch_end, current + max(1, int(max_loop_secs / seconds_per_step)))
+      else:
+        stop = stretch_end
       num_steps = stop - current
       tick = time.time()
-      outputs = {k: float(v) for k, v in train_loop(iterator, tf.constant(num_steps, tf.int32)).items()}
+      outputs = train_loop(iterator, tf.constant(num_steps, tf.int32))
+      per_step = {k: v.numpy().tolist() for k, v in outputs.pop(PER_STEP).items()}
+      outputs = {k: float(v) for k, v in outputs.items()}
       elapsed = time.time() - tick
       first_step_loss = outputs.pop(FIRST_STEP_LOSS)
       if not math.isfinite(outputs["loss"]):
@@ -262,20 +299,29 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
                                  f"stopped without saving{failure_hint()}")
       current = stop
       if record_curve:
-        result.curve.append({**outputs, "step": current, "learning_rate": current_learning_rate(optimizer)})
-      if first_loop:
-        first_loop, result.first_loop_s, last_log = False, elapsed, time.time()
-        logging.info("%sstep %d/%d  loss=%.4g  (first %d step(s), tracing included, took %.1f s)", log_prefix,
-                     current, train_steps, outputs["loss"], num_steps, elapsed)
+        for k, values in per_step.items():
+          stretch_values.setdefault(k, []).extend(values)
+        if current == stretch_end:
+          # fsum is exact: the same numbers however the stretch was cut into calls.
+          result.curve.append({**{k: math.fsum(v) / len(v) for k, v in stretch_values.items()},
+                               "step": current, "learning_rate": current_learning_rate(optimizer)})
+          stretch_values = {}
+      if seconds_per_step is None:
+        seconds_per_step, result.first_loop_s, last_log = elapsed, elapsed, time.time()
+        logging.info("%sstep %d/%d  loss=%.4g  (first step, tracing included, took %.1f s)", log_prefix, current,
+                     train_steps, outputs["loss"], elapsed)
+        progress.update(current, outputs["loss"])
         result.metrics = dict(outputs)
         _write_scalars(summary_writer, current, outputs)
       else:
+        seconds_per_step = elapsed / num_steps
         result.train_s += elapsed
         result.timed_steps += num_steps
         window_steps += num_steps
         window_seconds += elapsed
         for k, v in outputs.items():
           window_sums[k] = window_sums.get(k, 0.0) + v * num_steps
+        progress.update(current, outputs["loss"], num_steps * global_batch_size / max(elapsed, 1e-9))
 
       now = time.time()
       if window_steps and (now - last_log >= log_every_secs or current >= train_steps):
@@ -284,11 +330,13 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
         result.metrics = {k: v / window_steps for k, v in window_sums.items()}
         result.metrics["learning_rate"] = current_learning_rate(optimizer)
         result.metrics["examples_per_sec"] = steps_per_sec * global_batch_size
-        _log_progress(log_prefix, current, train_steps, result.metrics, steps_per_sec)
+        if progress.lines:
+          _log_progress(log_prefix, current, train_steps, result.metrics, steps_per_sec)
         _write_scalars(summary_writer, current, result.metrics)
         window_sums, window_steps, window_seconds, last_log = {}, 0, 0.0, now
 
       if evaluate and eval_at.includes(current, train_steps):
+        progress.end_line()
         tick = time.time()
         eval_metrics = evaluate(current)
         result.eval_s += time.time() - tick
@@ -298,11 +346,44 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
         result.metrics.update({f"{EVAL_SUMMARY_DIR}/{k}": v for k, v in eval_metrics.items()})
 
       if save and save_at.includes(current, train_steps):
+        progress.end_line()
         save(current)
   finally:
+    progress.end_line()
     summary_writer.close()
     eval_writer.close()
   return result
+
+
+class _Progress:
+  """Where a run's progress shows: a Keras progress bar (steps, loss, examples/s, its ETA) where
+  stdout is a terminal, log lines where stderr is not one (CI, a log file), or both."""
+
+  def __init__(self, start_step: int, train_steps: int):
+    self._start_step = start_step
+    self._bar = (tf.keras.utils.Progbar(train_steps - start_step, stateful_metrics=["loss", "examples/s"])
+                 if _is_terminal(sys.stdout) else None)
+    # The bar and the log lines share a terminal: other lines start on a line of their own.
+    self._shares_terminal = self._bar is not None and _is_terminal(sys.stderr)
+    self._mid_line = False
+    self.lines = not self._shares_terminal
+
+  def update(self, step: int, loss: float, examples_per_sec: Optional[float] = None) -> None:
+    if self._bar is not None:
+      values = [("loss", loss)] + ([("examples/s", examples_per_sec)] if examples_per_sec is not None else [])
+      self._bar.update(step - self._start_step, values)
+      self._mid_line = step - self._start_step < self._bar.target
+
+  def end_line(self) -> None:
+    """Ends the bar's line before another line is written to the same terminal."""
+    if self._shares_terminal and self._mid_line:
+      sys.stdout.write("\n")
+      sys.stdout.flush()
+      self._mid_line = False
+
+
+def _is_terminal(stream) -> bool:
+  return stream is not None and hasattr(stream, "isatty") and stream.isatty()
 
 
 @gin.configurable(denylist=["model", "optimizer", "dataset_fn", "strategy", "model_dir", "train_steps",
@@ -412,6 +493,8 @@ def train(model: tf.keras.Model,
       make_train_loop(model, optimizer, strategy, jit_compile=jit_compile, grad_accum_steps=grad_accum_steps),
       iterator, optimizer, start_step=current, train_steps=train_steps, global_batch_size=global_batch_size,
       steps_per_loop=steps_per_loop, log_every_secs=log_every_secs,
+      # Every worker must make the same calls: no call is cut short by one worker's clock.
+      max_loop_secs=None if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else MAX_LOOP_SECS,
       summary_dir=os.path.join(model_dir, TRAIN_SUMMARY_DIR) if is_chief else None,
       evaluate=(lambda step: evaluator()) if evaluator and eval_every else None, eval_at=Points(every=eval_every),
       eval_summary_dir=os.path.join(model_dir, EVAL_SUMMARY_DIR) if is_chief else None,
@@ -469,7 +552,6 @@ def _task_id(strategy: tf.distribute.Strategy) -> int:
 def _log_progress(prefix: str, step: int, train_steps: int, metrics: Mapping[str, float],
                   steps_per_sec: float) -> None:
   eta = (train_steps - step) / max(steps_per_sec, 1e-9)
-  hours, rest = divmod(int(eta), 3600)
   shown = "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("examples_per_sec", "learning_rate"))
-  logging.info("%sstep %d/%d  %s  lr=%.3g  examples/s=%.1f  ETA %d:%02d:%02d", prefix, step, train_steps, shown,
-               metrics["learning_rate"], metrics["examples_per_sec"], hours, rest // 60, rest % 60)
+  logging.info("%sstep %d/%d  %s  lr=%.3g  examples/s=%.1f  ETA %s", prefix, step, train_steps, shown,
+               metrics["learning_rate"], metrics["examples_per_sec"], cli_utils.format_seconds(eta))

@@ -1,0 +1,87 @@
+"""The entry points answer --help and flag errors before TensorFlow loads; the shipped configs are listed."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tpu_electra import configs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENTRY_POINTS = ("tpu_electra.pretrain", "tpu_electra.finetune", "tpu_electra.evaluate", "tpu_electra.export",
+                "tpu_electra.convert", "tpu_electra.score", "tpu_electra.flops", "data_prep.build",
+                "data_prep.verify", "data_prep.embedded_tasks")
+# Generous: well under a second on two loaded cores, against 5 to 20 s with TensorFlow imported first.
+HELP_SECONDS = 5.0
+
+
+def _run(module, *args):
+  """(the finished process, its seconds, whether it imported TensorFlow) of `python -m module args`."""
+  start = time.monotonic()
+  done = subprocess.run([sys.executable, "-X", "importtime", "-m", module, *args], cwd=REPO, capture_output=True,
+                        text=True, timeout=120, check=False)
+  seconds = time.monotonic() - start
+  imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+  done.stderr = "".join(line + "\n" for line in done.stderr.splitlines() if not line.startswith("import time:"))
+  return done, seconds, "tensorflow" in imported
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_help_exits_0_at_once_without_tensorflow(module):
+  done, seconds, tensorflow = _run(module, "--help")
+  assert done.returncode == 0, done.stderr
+  assert not tensorflow and seconds < HELP_SECONDS, seconds
+  assert "flags:" in done.stdout and "--helpfull" not in done.stderr
+
+
+@pytest.mark.parametrize("module,shipped", [("tpu_electra.pretrain", "smoke/{ale, bert, electra"),
+                                            ("tpu_electra.flops", "experiments/{"),
+                                            ("tpu_electra.finetune", "finetune/{")])
+def test_help_lists_the_gin_flags_and_the_shipped_configs(module, shipped):
+  done, _, _ = _run(module, "--help")
+  assert "--gin_file:" in done.stdout and "--gin_param:" in done.stdout
+  assert shipped in " ".join(done.stdout.split()) and "python -m tpu_electra.configs" in done.stdout
+
+
+def test_finetune_help_says_the_encoder_comes_from_run_json():
+  done, _, _ = _run("tpu_electra.finetune", "--help")
+  assert "run.json" in done.stdout and "operative_config" not in done.stdout
+
+
+@pytest.mark.parametrize("module,args,expected", [
+    ("tpu_electra.pretrain", [], "error: --model_dir is required"),
+    ("tpu_electra.finetune", ["--model_dir=x"], "error: --init_checkpoint is required"),
+    ("tpu_electra.export", ["--no_such_flag"], "error: Unknown command line flag 'no_such_flag'"),
+    ("tpu_electra.evaluate", ["--model_dir=x", "stray"], "error: unexpected arguments: stray"),
+    ("data_prep.verify", ["--no_such_flag"], "error: Unknown command line flag 'no_such_flag'"),
+])
+def test_a_flag_error_is_one_line_at_once_without_tensorflow(module, args, expected):
+  done, seconds, tensorflow = _run(module, *args)
+  assert done.returncode == 1
+  assert done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done.stderr
+  assert not tensorflow and seconds < HELP_SECONDS, seconds
+
+
+def test_a_misspelt_config_name_suggests_the_nearest_shipped_ones(tmp_path):
+  model_dir = tmp_path / "run"
+  done, _, tensorflow = _run("tpu_electra.pretrain", "--gin_file=smoke/electr.gin", f"--model_dir={model_dir}")
+  assert done.returncode == 1 and not tensorflow
+  assert done.stderr.count("\n") == 1, done.stderr
+  assert done.stderr.startswith("error: gin file 'smoke/electr.gin' not found")
+  assert "did you mean smoke/electra.gin" in done.stderr
+  assert not model_dir.exists()
+  # A right name in the wrong directory is found by its base name.
+  assert configs.nearest("electra_small.gin")[0] == "experiments/electra_small.gin"
+
+
+def test_configs_lists_every_shipped_gin_file_with_its_first_comment_line():
+  done, seconds, tensorflow = _run("tpu_electra.configs")
+  assert done.returncode == 0 and not tensorflow and seconds < HELP_SECONDS
+  listed = dict(line.split(None, 1) for line in done.stdout.splitlines()[1:])
+  on_disk = sorted(os.path.relpath(os.path.join(d, f), configs.GIN_DIR).replace(os.sep, "/")
+                   for d, _, files in os.walk(configs.GIN_DIR) for f in files if f.endswith(".gin"))
+  assert sorted(listed) == on_disk
+  assert listed["smoke/electra.gin"].startswith("A tiny ELECTRA")
+  assert listed["finetune/sst2.gin"].startswith("SST-2 (accuracy)")
+  assert all(listed.values())
