@@ -267,6 +267,28 @@ def test_another_seed_gives_other_weights(pretrained_dir, tmp_path):
     assert json.load(f)["seeds"] == [7]
 
 
+def test_length_bucketed_fine_tuning_is_bit_identical_per_seed_and_trains_on_other_batches(pretrained_dir, tmp_path):
+  # Sentences of 2 to 28 words at MAX_SEQ_LENGTH 32: batches in buckets 16 and 32.
+  rng = random.Random(2)
+  glue_dir = str(tmp_path / "glue")
+  os.makedirs(os.path.join(glue_dir, "SST-2"))
+  for split, n in (("train", 24), ("dev", 10)):
+    rows = ["sentence\tlabel"] + [f"{_words(rng, rng.randint(1, 27))} w{7 + i % 2}\t{i % 2}" for i in range(n)]
+    with open(os.path.join(glue_dir, "SST-2", f"{split}.tsv"), "w") as f:
+      f.write("\n".join(rows) + "\n")
+  runs = {name: str(tmp_path / name) for name in ("a", "b", "unbucketed")}
+  for name, buckets in (("a", True), ("b", True), ("unbucketed", False)):
+    assert _cli(_seed_argv(pretrained_dir[0], glue_dir, runs[name], "--gin_param=MAX_SEQ_LENGTH = 32",
+                           f"--gin_param=train_and_evaluate.length_buckets = {buckets}")) == 0
+  _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["a"], "seed_0")),
+                        _checkpoint_tensors(os.path.join(runs["b"], "seed_0")))
+  assert run_info.read_run_info(runs["a"])["train_and_evaluate"]["length_buckets"] is True
+  # Other batches (rows of one bucket together, at its length): another trajectory from the same seed.
+  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(os.path.join(runs["a"], "seed_0")),
+                                                 _checkpoint_tensors(os.path.join(runs["unbucketed"], "seed_0")))
+  assert differ and len(weights) > 0
+
+
 def _weights(network):
   return [v.numpy() for v in network.weights]
 

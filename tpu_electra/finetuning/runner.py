@@ -26,13 +26,14 @@ metrics.json ("from_scratch") and results.md say so.
 Data: the task's features are prepared once into the feature cache (`feature_cache`, keyed by the
 task files, vocab, casing, sequence length and task settings) and streamed from its shards by every
 run and seed: training reads each host's share, shuffled with the seed; evaluation reads each split
-in order.
+in order. With `train_and_evaluate.length_buckets` (off by default) both group rows by length into a
+few bucket lengths and run each batch at its bucket's length (`feature_cache.bucket_lengths`).
 
 Training: AdamW with warmup and linear decay and layer-wise learning-rate decay
 (`tpu_electra.training.layerwise_decay`), the step and the loop of `tpu_electra.training.trainer`
 (`make_train_loop`, `run_loop`: pretraining's NaN guard, timing and log lines). Evaluation runs after
 every epoch (or only at the end with `eval_every_epoch=False`); rows are padded to whole batches so
-every step has a static shape (TPU), and padding rows are dropped before scoring.
+every step has one of a few static shapes (TPU), and padding rows are dropped before scoring.
 """
 import dataclasses
 import functools
@@ -40,7 +41,7 @@ import inspect
 import math
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import gin
 from absl import logging
@@ -64,12 +65,21 @@ from tpu_electra.training import trainer
 INDEX = "example_index"
 
 
-def _train_dataset(split: feature_cache.SplitFeatures, global_batch_size: int, seed: int,
+def bucket_lengths(split: feature_cache.SplitFeatures, length_buckets: bool) -> Optional[List[int]]:
+  """The bucket lengths of `split`'s batches (`feature_cache.bucket_lengths`); None: every batch at the
+  split's full length (`length_buckets` off, or a split too short for more than one bucket)."""
+  lengths = feature_cache.bucket_lengths(split.record_format.seq_length)
+  return lengths if length_buckets and len(lengths) > 1 else None
+
+
+def _train_dataset(split: feature_cache.SplitFeatures, global_batch_size: int, seed: int, length_buckets: bool,
                    shuffle_buffer_bytes: int = feature_cache.SHUFFLE_BUFFER_BYTES):
-  """The training stream of `split` for each input pipeline: shards read per host, order a function of `seed`."""
+  """The training stream of `split` for each input pipeline: order a function of `seed`, batches
+  grouped by length with `length_buckets`."""
   def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
     per_replica = input_context.get_per_replica_batch_size(global_batch_size)
-    return feature_cache.training_dataset(split, per_replica, seed, input_context, shuffle_buffer_bytes)
+    return feature_cache.training_dataset(split, per_replica, seed, input_context, shuffle_buffer_bytes,
+                                          lengths=bucket_lengths(split, length_buckets))
   return dataset_fn
 
 
@@ -83,38 +93,66 @@ def pad_rows(arrays: tasks_lib.Arrays, multiple: int) -> tasks_lib.Arrays:
   return out
 
 
+def _pad_positions(value: tf.Tensor, length: int) -> tf.Tensor:
+  """An output with a position axis of a length-bucketed batch ([B, bucket length, ...]; the length is
+  unknown when traced, see `Predictor`) padded to the split's `length`. The positions added are
+  padding, which no task's scoring reads; they hold the dtype's lowest value, so that no argmax or
+  softmax over positions would pick them either. Any other output is returned as it is."""
+  if value.shape.rank is None or value.shape.rank < 2 or value.shape[1] is not None:
+    return value
+  padding = [[0, 0], [0, length - tf.shape(value)[1]]] + [[0, 0]] * (value.shape.rank - 2)
+  padded = tf.pad(value, padding, constant_values=value.dtype.min)
+  return tf.ensure_shape(padded, value.shape[:1].concatenate([length]).concatenate(value.shape[2:]))
+
+
 class Predictor:
   """Runs `model.task_outputs` over a split's rows in whole batches under the strategy; returns rows in order.
 
   The split is streamed from its shards (padded to whole batches with rows marked INDEX = -1,
-  dropped again before scoring), or given as in-memory arrays (tests).
+  dropped again before scoring), or given as in-memory arrays (tests). With `length_buckets` a
+  split is read in batches of one bucket length each (`feature_cache.evaluation_dataset`): every
+  row once, scored in row order as without. The step is traced once per element spec, in which a
+  bucketed batch's length is unknown: the outputs whose position axis has that unknown length are
+  padded back to the split's length (`_pad_positions`), so that the rows of every batch line up.
   """
 
-  def __init__(self, model, strategy: tf.distribute.Strategy, global_batch_size: int):
+  def __init__(self, model, strategy: tf.distribute.Strategy, global_batch_size: int, length_buckets: bool = False):
+    self.model = model
     self.strategy = strategy
     self.global_batch_size = global_batch_size
+    self.length_buckets = length_buckets
+    self._steps: Dict[Tuple[str, int], Callable] = {}
 
-    def replica_step(batch):
-      outputs = model.task_outputs(batch, training=False)
-      outputs[INDEX] = batch[INDEX]
-      return outputs
+  def _step(self, element_spec, length: int) -> Callable:
+    key = (repr(element_spec), length)
+    if key not in self._steps:
+      def replica_step(batch):
+        outputs = {name: _pad_positions(value, length)
+                   for name, value in self.model.task_outputs(batch, training=False).items()}
+        outputs[INDEX] = batch[INDEX]
+        return outputs
 
-    @tf.function
-    def step(batch):
-      per_replica = strategy.run(replica_step, args=(batch,))
-      return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0), per_replica)
+      def step(batch):
+        per_replica = self.strategy.run(replica_step, args=(batch,))
+        return tf.nest.map_structure(lambda t: self.strategy.gather(t, axis=0), per_replica)
 
-    self._step = step
+      self._steps[key] = tf.function(step, input_signature=[element_spec])
+    return self._steps[key]
 
   def __call__(self, features) -> tasks_lib.Arrays:
     if isinstance(features, feature_cache.SplitFeatures):
-      dataset = feature_cache.evaluation_dataset(features, self.global_batch_size, INDEX)
+      length = features.record_format.seq_length
+      dataset = feature_cache.evaluation_dataset(features, self.global_batch_size, INDEX,
+                                                 bucket_lengths(features, self.length_buckets))
     else:
+      length = features["input_word_ids"].shape[-1]
       padded = pad_rows(features, self.global_batch_size)
       dataset = tf.data.Dataset.from_tensor_slices(padded).batch(self.global_batch_size, drop_remainder=True)
+    distributed = self.strategy.experimental_distribute_dataset(dataset)
+    step = self._step(distributed.element_spec, length)
     chunks: Dict[str, List[np.ndarray]] = {}
-    for batch in self.strategy.experimental_distribute_dataset(dataset):
-      for name, value in self._step(batch).items():
+    for batch in distributed:
+      for name, value in step(batch).items():
         chunks.setdefault(name, []).append(value.numpy())
     outputs = {name: np.concatenate(values) for name, values in chunks.items()}
     index = outputs.pop(INDEX)
@@ -159,6 +197,7 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
                        steps_per_loop: int = 100,
                        max_train_steps: Optional[int] = None,
                        jit_compile: bool = False,
+                       length_buckets: bool = False,
                        save_final_checkpoint: bool = True,
                        log_every_secs: float = 10.0) -> Dict[str, Any]:
   """Fine-tunes one seed from the pretrained encoder and evaluates it; returns its record.
@@ -167,10 +206,14 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
   (`pretrained.fresh_encoder`): the run's checkpoint is not read.
 
   Train steps are int(examples × epochs / batch_size) as in ELECTRA, capped by `max_train_steps`
-  (smoke runs). With `keep_best`, the model at the best evaluation (by the task's primary metric)
-  is saved in `seed_dir/best` and its metrics are the seed's reported metrics (TEAMS reports the
-  best GLUE evaluation); otherwise the metrics after the last step are reported. Both are kept in
-  the record.
+  (smoke runs). With `length_buckets` (on in finetune/base.gin), training and evaluation read
+  batches grouped by length into a few bucket lengths (`feature_cache.bucket_lengths`: 16, 32, 64,
+  ... up to the task's sequence length), each at its bucket's length instead of the full one:
+  evaluation gives the same outputs within float noise, training sees other batches (rows of similar
+  length together, in an order still a function of `seed` alone). With `keep_best`, the model at
+  the best evaluation (by the task's primary metric) is saved in `seed_dir/best` and its metrics
+  are the seed's reported metrics (TEAMS reports the best GLUE evaluation); otherwise the metrics
+  after the last step are reported. Both are kept in the record.
   """
   timings: Dict[str, float] = {}
   start = time.time()
@@ -178,7 +221,8 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
   train_steps = max(1, int(task_data.num_train * epochs / batch_size))
   if max_train_steps:
     train_steps = min(train_steps, max_train_steps)
-  iterator = iter(strategy.distribute_datasets_from_function(_train_dataset(task_data.train, batch_size, seed)))
+  iterator = iter(strategy.distribute_datasets_from_function(
+      _train_dataset(task_data.train, batch_size, seed, length_buckets)))
   first_batch = next(iterator)
   with strategy.scope():
     # Drawn after seed_everything(seed): a fresh encoder's weights are a function of the seed.
@@ -190,7 +234,7 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
   trainer.build_variables(model, optimizer, strategy, first_batch)
   timings["build_and_restore_s"] = time.time() - start
 
-  predictor = Predictor(model, strategy, eval_batch_size or batch_size)
+  predictor = Predictor(model, strategy, eval_batch_size or batch_size, length_buckets)
   eval_curve: List[Dict[str, Any]] = []
   best: Optional[Dict[str, Any]] = None
   last: Dict[str, Any] = {}
