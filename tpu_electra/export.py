@@ -607,13 +607,13 @@ def export_text_saved_model(model_dir: str, output_dir: str, overwrite: bool = F
     return _export_squad_saved_model(run, output_dir)
   if glue_task is None and run.task == "race":
     return _export_race_saved_model(run, output_dir)
-  if glue_task is None:
-    raise ExportError(f"the text-in SavedModel covers GLUE, tagging, SQuAD and RACE runs; "
+  if glue_task is None and run.task != "text_classification":
+    raise ExportError(f"the text-in SavedModel covers GLUE, text classification, tagging, SQuAD and RACE runs; "
                       f"{run.task!r} is not exported from text yet")
   model = finetuned.load_task_model(run)
   tokenizer = _serving_tokenizer(run)
   module = TextServingModule(model, tokenizer, run.max_seq_length, run.label_list, run.vocab_path())
-  pair = glue_task.name in PAIR_TASKS
+  pair = glue_task is not None and glue_task.name in PAIR_TASKS
   signatures = {
       "serving_default": module.serve_pair if pair else module.serve_text,
       "encode": module.encode_pair if pair else module.encode_text,

@@ -251,14 +251,14 @@ def test_transformers_sequence_classification_reproduces_the_runner(runs, tmp_pa
       assert tokenizer("W12 w13", "w14")["input_ids"] == [2, 12, 13, 3, 14, 3]
 
 
-def _write_run(run_dir, task, model, encoder, pretrained_dir, task_serving=None):
+def _write_run(run_dir, task, model, encoder, pretrained_dir, task_serving=None, label_list=None):
   """A fine-tuning run dir as the runner leaves it, for a model built here."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   tf.train.Checkpoint(model=model, encoder=encoder).write(os.path.join(run_dir, "seed_0", "final", "model"))
   run_info.write_run_info(run_dir, {
       "kind": "finetuning", "task": task, "max_seq_length": MAX_SEQ_LENGTH, "seeds": [0],
       "init_checkpoint": pretrained.read_run(pretrained_dir).checkpoint,
-      "encoder_config": dataclasses.asdict(CONFIG), "label_list": None, "task_serving": task_serving or {},
+      "encoder_config": dataclasses.asdict(CONFIG), "label_list": label_list, "task_serving": task_serving or {},
       "tokenizer": {"vocab": None, "vocab_type": "wordpiece", "do_lower_case": True}})
 
 
@@ -301,6 +301,27 @@ def test_transformers_token_classification_question_answering_and_multiple_choic
     # Real tokens agree; ours also pushes padding to -10000, which transformers leaves to the caller.
     for name in ("start_logits", "end_logits"):
       np.testing.assert_allclose(getattr(outputs, name).numpy()[mask], expected[name].numpy()[mask], atol=1e-4)
+
+
+def test_text_classification_run_serves_its_labels_from_text(runs, tmp_path):
+  tf.keras.utils.set_random_seed(5)
+  encoder = TransformerEncoder(CONFIG, name="encoder")
+  model = models.ClassificationModel(encoder, 3)
+  model.task_outputs(encoder.dummy_inputs(), training=False)
+  model.head.out_proj.bias.assign(np.array([0.3, -0.2, 0.1], np.float32))
+  run_dir = str(tmp_path / "run")
+  labels = ["ABBR", "DESC", "HUM"]
+  _write_run(run_dir, "text_classification", model, encoder, runs["pretrained"], label_list=labels)
+  path = str(tmp_path / "saved")
+  assert export.cli(["export", f"--model_dir={run_dir}", "--format=saved_model", f"--output_dir={path}"]) == 0
+  served = tf.saved_model.load(path)
+  texts = tf.constant(["w10 w11 w12", "W13 w14"])
+  features = served.signatures["encode"](text=texts)
+  got = served.signatures["serving_default"](text=texts)
+  expected = model.task_outputs({name: features[name] for name in ("input_word_ids", "input_mask", "input_type_ids")},
+                                training=False)["logits"].numpy()
+  np.testing.assert_allclose(got["logits"].numpy(), expected, atol=1e-5)
+  assert [label.decode() for label in got["label"].numpy()] == [labels[i] for i in np.argmax(expected, -1)]
 
 
 def test_text_saved_model_of_a_task_it_cannot_serve_from_text_is_a_one_line_error(runs, tmp_path, capsys):

@@ -135,6 +135,10 @@ def build_task_model(run: FinetuningRun, encoder: tf.keras.Model) -> models.Task
       return models.RegressionModel(encoder, dropout_rate=0.0)
     return models.ClassificationModel(encoder, task.num_labels, dropout_rate=0.0)
   name = run.task
+  if name == "text_classification":
+    if not run.label_list:
+      raise FinetunedModelError(f"{run_info.path_of(run.model_dir)} records no label_list; re-run the fine-tuning")
+    return models.ClassificationModel(encoder, len(run.label_list), dropout_rate=0.0)
   if name.startswith("squad"):
     return models.SpanModel(encoder)
   shapes = tf.train.load_checkpoint(run.checkpoint).get_variable_to_shape_map()
@@ -145,7 +149,7 @@ def build_task_model(run: FinetuningRun, encoder: tf.keras.Model) -> models.Task
     return models.TaggingModel(encoder, kernel[0][-1], dropout_rate=0.0)
   if name == "race":
     return models.MultipleChoiceModel(encoder, run.serving_settings("num_choices")["num_choices"], dropout_rate=0.0)
-  raise FinetunedModelError(f"cannot rebuild the model of task {name!r} (GLUE, SQuAD, tagging and RACE runs only)")
+  raise FinetunedModelError(f"cannot rebuild the model of task {name!r} (GLUE, text classification, SQuAD, tagging and RACE runs only)")
 
 
 def load_task_model(run: FinetuningRun) -> models.TaskModel:
