@@ -16,7 +16,6 @@ from tpu_electra.modeling import EncoderConfig
 
 SPECIAL_TOKEN_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
 BERT_VOCAB_SIZE = 30522
-PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def matmul_peak_flops(dtype=tf.float32, size: int = 2048, repeats: int = 10) -> float:

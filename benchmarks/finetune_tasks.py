@@ -43,6 +43,7 @@ from data_prep import embedded_tasks
 from data_prep import segment
 from data_prep import sources
 from tpu_electra import cli_utils
+from tpu_electra import fileio
 from tpu_electra import gin_utils
 from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import runner
@@ -203,10 +204,9 @@ def write_mnli_sized(root: str, sentences: Sequence[str], train_rows: int = MNLI
   short = [s for s in sentences if len(s.split()) <= 16] or list(sentences)
   for split, rows in [("train", train_rows)] + sorted(dev_rows.items()):
     path = os.path.join(root, "MNLI", f"{split}.tsv")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     header = MNLI_HEADER if split == "train" else MNLI_DEV_HEADER
     genres = _MNLI_GENRES[split]
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    with fileio.atomic_writer(path) as f:
       f.write("\t".join(header) + "\n")
       for i in range(rows):
         premise, hypothesis = rng.choice(sentences), rng.choice(short)
@@ -216,7 +216,6 @@ def write_mnli_sized(root: str, sentences: Sequence[str], train_rows: int = MNLI
         f.write("\t".join((str(i), str(i // 3), f"{i // 3}{label[0]}", genres[i % len(genres)], _binary_parse(words_p),
                            _binary_parse(words_h), _parse(words_p), _parse(words_h), premise, hypothesis) + labels
                           + (label,)) + "\n")
-    os.replace(path + ".tmp", path)
   return root
 
 

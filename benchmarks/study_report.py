@@ -3,11 +3,10 @@ import math
 from typing import Dict, List, Mapping
 
 import numpy as np
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import tensorflow as tf
 
 from benchmarks import study_stats
 from benchmarks import study_timing
+from tpu_electra import fileio
 from tpu_electra import representation_health as health
 
 # The health metrics results.md shows (results.json has every layer's): the top layer, which
@@ -212,11 +211,9 @@ def markdown_report(results: Mapping[str, object]) -> str:
 
 def _save(figure, path: str) -> None:
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "wb") as f:
+  with fileio.atomic_writer(path, "wb") as f:
     figure.savefig(f, format="png", dpi=100)
   plt.close(figure)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _pyplot():

@@ -25,13 +25,14 @@ from tpu_electra import flops
 from tpu_electra.data import pretraining
 from tpu_electra.modeling import encoder_inputs
 from tpu_electra.training import optimization, seeding, trainer
+from tpu_electra.training import strategy as strategy_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("objective", "electra", "A registered objective (bert, electra, ale, teams, script, ...), or all.")
 flags.DEFINE_string("size", "small", "A model size from tpu_electra/gin/models/.")
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("seq_len", 128, "Sequence length.")
-flags.DEFINE_enum("precision", "fp32", list(common.PRECISIONS), "Compute precision.")
+flags.DEFINE_enum("precision", "fp32", list(strategy_lib.PRECISIONS), "Compute precision.")
 flags.DEFINE_integer("steps", 5, "Timed steps per round.")
 flags.DEFINE_integer("warmup_steps", 2, "Untimed steps (tracing, first-touch allocation) before timing.")
 flags.DEFINE_integer("rounds", 3, "Alternating timing rounds per implementation.")
@@ -122,7 +123,7 @@ def tf_models_electra(size: str, batch: Dict[str, tf.Tensor], jit_compile: bool)
 
 def main(argv):
   del argv
-  tf.keras.mixed_precision.set_global_policy(common.PRECISIONS[FLAGS.precision])
+  strategy_lib.set_precision(strategy_lib.PRECISIONS[FLAGS.precision])
   peak_dtype = tf.float32 if FLAGS.precision == "fp32" else tf.bfloat16
   peak = common.matmul_peak_flops(peak_dtype)
   batch = common.synthetic_batch(FLAGS.batch_size, FLAGS.seq_len)

@@ -1,10 +1,8 @@
 """Starts the worker pool's fork server early: before `python -m data_prep.build` does its own imports.
 
 Local workers are forked from a fork server that imports data_prep.pipeline once (see
-pipeline.Executor): a fraction of a second now that the build imports no TensorFlow for WordPiece
-vocabs (it took 3-5 s of CPU when it did), still worth overlapping with the build's own imports.
-Started from the first lines of the command, before the build's imports, both imports run at once
-and the workers are ready when the build is.
+pipeline.Executor). Started from the first lines of the command, before the build's imports, both
+imports run at once and the workers are ready when the build is.
 
 This module imports nothing heavy on purpose. Only the command line does this, and only when it
 asks for several local workers; the pool reuses the server started here (Python keeps one per

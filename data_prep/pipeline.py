@@ -33,9 +33,8 @@ sentence lengths); SentencePiece goes through its tensorflow_text op a few thous
 a time. Packing (examples.pack_documents) walks sentence lengths only, and the records of
 thousands of examples are written by numpy (data_prep.tfexample). A build with a WordPiece vocab
 and without --static_masking never imports TensorFlow (tpu_electra.fileio does the file
-operations): that import cost each process 3-5 s of CPU, as much as all the rest of a 40 MB build.
-Per 40 MB of plain text and one process (benchmarks.data_prep --profile): tokenizing about 1.1 s,
-serializing 0.4 s, packing 0.4 s, reading and sentence splitting 0.5 s, the shards 0.4 s.
+operations): every process would pay for that import, which costs more CPU than a small build's
+own work (README, "Benchmarks").
 """
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tpu_electra import fileio
@@ -426,7 +425,7 @@ def join_pieces(task: ExtractTask, pieces: Sequence[Dict]) -> Dict:
 
 def _append_file(source: str, out, local: bool) -> None:
   """Appends the bytes of `source` to the open file `out`; between local files inside the kernel
-  (sendfile), which copies 2-3x faster than reading and writing them through Python."""
+  (sendfile), which copies faster than reading and writing them through Python."""
   if not (local and not fileio.is_url(source) and hasattr(os, "sendfile")):
     with sources.open_file(source, "rb") as f:
       shutil.copyfileobj(f, out, 1 << 20)

@@ -80,12 +80,6 @@ def _unsigned(values: np.ndarray) -> Tuple[np.ndarray, int]:
   return signed.view(np.uint64), largest
 
 
-def varint_sizes(values: np.ndarray) -> np.ndarray:
-  """Bytes of the base-128 varint of each value (negative int64 values take 10, as in protobuf)."""
-  unsigned, largest = _unsigned(values)
-  return _sizes(unsigned, largest)
-
-
 def _sizes(unsigned: np.ndarray, largest: int) -> np.ndarray:
   sizes = np.ones(unsigned.shape, np.uint8)
   for k in range(1, max(1, (largest.bit_length() + 6) // 7)):

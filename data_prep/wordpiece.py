@@ -60,17 +60,6 @@ def _range_class(ranges: Sequence[Tuple[int, int]]) -> str:
 
 _PUNCTUATION = _range_class(tables.PUNCTUATION)
 _WHITESPACE = _range_class(tables.WHITESPACE)
-_PUNCTUATION_STARTS = [a for a, _ in tables.PUNCTUATION]
-
-
-def is_punctuation(char: str) -> bool:
-  """Whether step 2 makes `char` a word of its own (punctuation or a CJK ideograph)."""
-  index = bisect.bisect_right(_PUNCTUATION_STARTS, ord(char)) - 1
-  return index >= 0 and ord(char) <= tables.PUNCTUATION[index][1]
-
-
-def is_whitespace(char: str) -> bool:
-  return any(a <= ord(char) <= b for a, b in tables.WHITESPACE)
 
 
 def _derived_normalization(char: str, lower_case: bool) -> str:
@@ -248,9 +237,6 @@ class WordpieceTokenizer(vocabulary.Vocabulary):
     if text.isascii() and text.isprintable():
       return text
     return _SPECIAL_CHARS.sub(lambda m: "".join([self._normalized_chars[c] for c in m.group()]), text)
-
-  def _word_ids(self, word: str) -> Tuple[int, ...]:
-    return self._words[word]
 
   def _wordpiece(self, word: str) -> Tuple[int, ...]:
     if len(word) > MAX_BYTES_PER_WORD // 4 and len(word.encode("utf-8")) > MAX_BYTES_PER_WORD:

@@ -66,10 +66,41 @@ from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.data import pretraining
 from tpu_electra.finetuning import pretrained
-from tpu_electra.objectives import losses
 from tpu_electra.objectives.base import DETECTION
 
 DEFAULT_EVAL_BATCHES = 8
+
+
+def binary_auc(scores, labels, weights):
+  """Exact ROC AUC of `scores` against 0/1 `labels` over entries with weight > 0 (Mann-Whitney U).
+
+  A positive scored above a negative counts 1, a tie between them counts 1/2 (mid ranks), so a
+  constant scorer gets 0.5. 0.5 is also returned when one class is absent. O(n log n) tf ops
+  with static shapes (one sort, one segment sum), so it runs in a graph and under XLA. Exact up to
+  float32 summation: each term is a half-integer count of negatives.
+  """
+  scores = tf.reshape(tf.cast(scores, tf.float32), [-1])
+  labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
+  valid = tf.cast(tf.reshape(tf.cast(weights, tf.float32), [-1]) > 0, tf.float32)
+  # In increasing score order, entries with equal scores form one group. Entries with weight 0
+  # count as neither class, so they may sit in any group without changing a count.
+  order = tf.argsort(scores, stable=True)
+  sorted_scores = tf.gather(scores, order)
+  positive = tf.gather(valid * labels, order)
+  negative = tf.gather(valid * (1.0 - labels), order)
+  starts = tf.concat([tf.ones_like(sorted_scores[:1], tf.bool),
+                     sorted_scores[1:] != sorted_scores[:-1]], axis=0)
+  group = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+  size = scores.shape[0] if scores.shape[0] is not None else tf.size(scores)
+  negatives_in_group = tf.math.unsorted_segment_sum(negative, group, size)
+  # Groups are numbered in score order, so the negatives below a group are those of lower groups.
+  negatives_below = tf.cumsum(negatives_in_group, exclusive=True)
+  wins = tf.gather(negatives_below + 0.5 * negatives_in_group, group)
+  u_statistic = tf.reduce_sum(positive * wins)
+  num_pos = tf.reduce_sum(positive)
+  num_neg = tf.reduce_sum(negative)
+  auc = tf.math.divide_no_nan(u_statistic, num_pos * num_neg)
+  return tf.where(num_pos * num_neg > 0, auc, 0.5)
 
 
 def make_evaluator(model: tf.keras.Model, strategy: tf.distribute.Strategy, data_dir: str, global_batch_size: int,
@@ -118,7 +149,7 @@ def make_evaluator(model: tf.keras.Model, strategy: tf.distribute.Strategy, data
       count += 1
     metrics = {k: v / max(count, 1) for k, v in sums.items()}
     if tokens["scores"]:
-      metrics["discriminator_auc"] = float(losses.binary_auc(
+      metrics["discriminator_auc"] = float(binary_auc(
           np.concatenate(tokens["scores"]), np.concatenate(tokens["labels"]), np.concatenate(tokens["weights"])))
     metrics.update(representation_health.summarize(moments))
     return metrics

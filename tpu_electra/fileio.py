@@ -5,6 +5,7 @@ Local paths go through the standard library so that readers, metrics and reports
 tested) without TensorFlow. Paths with a URL scheme go through `tf.io.gfile`, imported only then,
 because on a TPU VM the data and the run directory usually live in a bucket.
 """
+import contextlib
 import errno
 import glob as _glob
 import hashlib
@@ -160,36 +161,31 @@ def rmtree(path: str) -> None:
     shutil.rmtree(path)
 
 
-def write_atomic(path: str, data: Union[str, bytes]) -> None:
-  """Writes `data` (text as UTF-8, or bytes) to a temporary file beside `path`, then renames it over `path`.
+@contextlib.contextmanager
+def atomic_writer(path: str, mode: str = "w") -> Iterator[IO]:
+  """A file opened for writing (`mode` "w" or "wb", as open_file) under a temporary name beside `path`,
+  renamed over `path` when the block ends without an error and removed when it raises.
 
   A reader never sees a half-written file, and a preempted job leaves the previous version intact
   rather than a truncated one. The temporary name is unique, so concurrent writers never share one.
   """
   directory = os.path.dirname(path)
   tmp_path = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-  mode = "wb" if isinstance(data, bytes) else "w"
-  if is_url(path):
-    gfile = _gfile()
-    if directory:
-      gfile.makedirs(directory)
-    try:
-      with gfile.GFile(tmp_path, mode) as f:
-        f.write(data)
-      gfile.rename(tmp_path, path, overwrite=True)
-    finally:
-      if gfile.exists(tmp_path):
-        gfile.remove(tmp_path)
-    return
   if directory:
-    os.makedirs(directory, exist_ok=True)
+    makedirs(directory)
   try:
-    with open(tmp_path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-      f.write(data)
-    os.replace(tmp_path, path)
+    with open_file(tmp_path, mode) as f:
+      yield f
+    rename(tmp_path, path)
   finally:
-    if os.path.exists(tmp_path):
-      os.remove(tmp_path)
+    if exists(tmp_path):
+      remove(tmp_path)
+
+
+def write_atomic(path: str, data: Union[str, bytes]) -> None:
+  """Writes `data` (text as UTF-8, or bytes) to `path` through atomic_writer."""
+  with atomic_writer(path, "wb" if isinstance(data, bytes) else "w") as f:
+    f.write(data)
 
 
 def write_text_atomic(path: str, text: str) -> None:

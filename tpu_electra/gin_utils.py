@@ -85,10 +85,6 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
             f"(macros the loaded files use: {', '.join(sorted(used)) or 'none'})")
 
 
-def defined_macros() -> Set[str]:
-  return {selector for (selector, kind) in gin.config._CONFIG if kind == "gin.macro"}  # pylint: disable=protected-access
-
-
 def referenced_macros() -> Set[str]:
   """Names of every macro that some binding (or another macro) reads with %NAME."""
   found: Set[str] = set()

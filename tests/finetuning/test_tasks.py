@@ -1,3 +1,5 @@
+import copy
+
 import gin
 import pytest
 
@@ -21,8 +23,7 @@ def test_an_unknown_task_is_one_line_that_lists_the_known_ones():
 
 
 def test_a_task_registered_outside_the_package_is_found_and_cannot_take_another_tasks_name(monkeypatch):
-  monkeypatch.setattr(tasks, "_TASK_FACTORIES", dict(tasks._TASK_FACTORIES))
-  monkeypatch.setattr(tasks, "_TASK_ALIASES", dict(tasks._TASK_ALIASES))
+  monkeypatch.setattr(tasks, "_TASKS", copy.deepcopy(tasks._TASKS))
   tasks.register_task("boolq", lambda: tasks.GlueTask("rte"), aliases=["BoolQ-v1"])
   assert "boolq" in tasks.task_names()
   assert tasks.get_task("boolqv1").name == "rte"

@@ -15,14 +15,14 @@ def test_the_five_are_registered_in_order_and_found_by_name_class_or_instance():
   assert objectives.get("teams") is teams.Teams and objectives.of("ale") is ale.Ale
   model = script.Script(CONFIG)
   assert objectives.of(model) is script.Script and objectives.of(script.Script) is script.Script
-  with pytest.raises(ValueError, match="unknown objective 'gpt'; known: bert, electra"):
+  with pytest.raises(ValueError, match="unknown objective 'gpt'; choose one of bert, electra"):
     objectives.get("gpt")
 
 
 def test_arguments_are_recorded_resolved_and_the_outermost_class_wins():
   model = ale.Ale(CONFIG, rtd_weight=20.0)
   assert model.arguments == {"generator_fraction": 0.25, "mlm_weight": 1.0, "rtd_weight": 20.0,
-                             "temperature": 1.0, "name": "ale"}
+                             "temperature": 0.8, "name": "ale"}
   # The encoder config is the one built: ALE forces cross-layer sharing.
   assert model.encoder_config.share_layers and model.encoder.config.share_layers
   gin.clear_config()

@@ -7,28 +7,15 @@ import pytest
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra.data import masking
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import bert
 
-SPECIAL = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 CONFIG = EncoderConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
                        embedding_size=8, max_position_embeddings=16, dropout_rate=0.0, attention_dropout_rate=0.0)
 
 
-def _batch(seed=0, with_nsp=True):
-  rng = np.random.default_rng(seed)
-  ids = rng.integers(5, 40, size=(4, 12)).astype(np.int32)
-  ids[:, 0], ids[:, -1] = 2, 3
-  ids[3, 8:] = 0
-  ids[3, 7] = 3
-  mask = (ids != 0).astype(np.int32)
-  batch = {"input_ids": tf.constant(ids), "input_mask": tf.constant(mask), "segment_ids": tf.zeros_like(ids)}
-  batch.update(masking.mask_tokens(batch["input_ids"], batch["input_mask"], masking.MaskingConfig(mask_rate=0.3),
-                                   SPECIAL, 40, seed=seed))
-  if with_nsp:
-    batch["next_sentence_labels"] = tf.constant([0, 1, 1, 0], tf.int32)
-  return batch
+def _with_nsp_labels(batch):
+  return dict(batch, next_sentence_labels=tf.constant([0, 1, 1, 0], tf.int32))
 
 
 def _cross_entropy(logits, targets):
@@ -37,9 +24,9 @@ def _cross_entropy(logits, targets):
   return -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
 
 
-def test_mlm_and_nsp_losses_match_a_hand_computation():
+def test_mlm_and_nsp_losses_match_a_hand_computation(make_batch):
   model = bert.Bert(CONFIG, next_sentence_prediction=True, nsp_weight=0.5)
-  batch = _batch()
+  batch = _with_nsp_labels(make_batch())
   outputs = model(batch, training=False)
 
   sequence = model.encoder({"input_word_ids": batch["masked_input_ids"], "input_mask": batch["input_mask"],
@@ -64,9 +51,9 @@ def test_mlm_and_nsp_losses_match_a_hand_computation():
   assert outputs["loss"].numpy() == pytest.approx(mlm + 0.5 * nsp, rel=1e-5)
 
 
-def test_without_nsp_no_pooler_is_built_and_every_variable_learns_from_mlm():
+def test_without_nsp_no_pooler_is_built_and_every_variable_learns_from_mlm(make_batch):
   model = bert.Bert(CONFIG)
-  batch = _batch(seed=1)  # next_sentence_labels present but unused: MLM-only training on NSP data works.
+  batch = _with_nsp_labels(make_batch(seed=1))  # next_sentence_labels present but unused: MLM-only training on NSP data works.
   with tf.GradientTape() as tape:
     outputs = model(batch, training=True)
   assert set(outputs) == {"loss", "mlm_loss", "mlm_accuracy"}
@@ -77,20 +64,20 @@ def test_without_nsp_no_pooler_is_built_and_every_variable_learns_from_mlm():
   assert model.encoder is model.bert_encoder
 
 
-def test_nsp_head_is_trained_only_by_the_nsp_loss():
+def test_nsp_head_is_trained_only_by_the_nsp_loss(make_batch):
   model = bert.Bert(CONFIG, next_sentence_prediction=True)
   with tf.GradientTape(persistent=True) as tape:
-    outputs = model(_batch(seed=2), training=True)
+    outputs = model(_with_nsp_labels(make_batch(seed=2)), training=True)
   nsp_variables = model.nsp_head.trainable_variables
   assert len(nsp_variables) == 4  # pooler and classifier, kernel and bias each
   assert all(g is not None for g in tape.gradient(outputs["nsp_loss"], nsp_variables))
   assert all(g is None for g in tape.gradient(outputs["mlm_loss"], nsp_variables))
 
 
-def test_nsp_without_labels_in_the_batch_is_a_one_line_error():
+def test_nsp_without_labels_in_the_batch_is_a_one_line_error(make_batch):
   model = bert.Bert(CONFIG, next_sentence_prediction=True)
   with pytest.raises(ValueError, match="no next_sentence_labels"):
-    model(_batch(with_nsp=False), training=False)
+    model(make_batch(), training=False)
 
 
 def test_smoke_config_trains_a_few_steps_with_finite_loss(pretrain_smoke_config):

@@ -5,26 +5,11 @@ import pytest
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra.data import masking
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import electra, losses
 
-SPECIAL = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 CONFIG = EncoderConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
                        embedding_size=8, max_position_embeddings=16, dropout_rate=0.0, attention_dropout_rate=0.0)
-
-
-def _batch(seed=0):
-  rng = np.random.default_rng(seed)
-  ids = rng.integers(5, 40, size=(4, 12)).astype(np.int32)
-  ids[:, 0], ids[:, -1] = 2, 3
-  ids[3, 8:] = 0
-  ids[3, 7] = 3
-  mask = (ids != 0).astype(np.int32)
-  batch = {"input_ids": tf.constant(ids), "input_mask": tf.constant(mask), "segment_ids": tf.zeros_like(ids)}
-  batch.update(masking.mask_tokens(batch["input_ids"], batch["input_mask"], masking.MaskingConfig(mask_rate=0.3),
-                                   SPECIAL, 40, seed=seed))
-  return batch
 
 
 def test_rtd_labels_mark_only_tokens_that_actually_changed():
@@ -43,12 +28,12 @@ def _argmax_sample(logits, temperature=1.0, seed=None):
   return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
-def test_loss_matches_a_hand_computation(monkeypatch):
+def test_loss_matches_a_hand_computation(monkeypatch, make_batch):
   # Sampling is tested on its own (test_sampling.py); here a deterministic draw makes the
   # discriminator's input reproducible.
   monkeypatch.setattr(electra.sampling, "sample_from_logits", _argmax_sample)
   model = electra.Electra(CONFIG, generator_fraction=0.5, rtd_weight=50.0, temperature=1.0)
-  batch = _batch()
+  batch = make_batch()
   outputs = model(batch, training=False)
 
   # Recompute every piece with numpy from the model's own sub-networks.
@@ -79,9 +64,9 @@ def test_loss_matches_a_hand_computation(monkeypatch):
   assert outputs["discriminator_accuracy"].numpy() == pytest.approx(((predicted == y) * m).sum() / m.sum(), rel=1e-6)
 
 
-def test_generator_learns_only_from_mlm_and_discriminator_only_from_rtd():
+def test_generator_learns_only_from_mlm_and_discriminator_only_from_rtd(make_batch):
   model = electra.Electra(CONFIG, generator_fraction=0.5)
-  batch = _batch(seed=1)
+  batch = make_batch(seed=1)
   with tf.GradientTape(persistent=True) as tape:
     outputs = model(batch, training=True, seed=1)
   generator_layers = [v for layer in model.generator.transformer_layers for v in layer.trainable_variables]
@@ -106,11 +91,11 @@ def test_generator_is_a_narrower_encoder_of_the_same_depth_sharing_embeddings():
   assert model.encoder is model.discriminator
 
 
-def test_mixed_bfloat16_keeps_losses_and_metrics_in_float32():
+def test_mixed_bfloat16_keeps_losses_and_metrics_in_float32(make_batch):
   tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
   try:
     model = electra.Electra(CONFIG, generator_fraction=0.5)
-    outputs = model(_batch(seed=2), training=True)
+    outputs = model(make_batch(seed=2), training=True)
   finally:
     tf.keras.mixed_precision.set_global_policy("float32")
   assert model.discriminator.transformer_layers[0].compute_dtype == "bfloat16"

@@ -7,26 +7,11 @@ import pytest
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra.data import masking
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import script
 
-SPECIAL = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 CONFIG = EncoderConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
                        embedding_size=8, max_position_embeddings=16, dropout_rate=0.0, attention_dropout_rate=0.0)
-
-
-def _batch(seed=0):
-  rng = np.random.default_rng(seed)
-  ids = rng.integers(5, 40, size=(4, 12)).astype(np.int32)
-  ids[:, 0], ids[:, -1] = 2, 3
-  ids[3, 8:] = 0
-  ids[3, 7] = 3
-  mask = (ids != 0).astype(np.int32)
-  batch = {"input_ids": tf.constant(ids), "input_mask": tf.constant(mask), "segment_ids": tf.zeros_like(ids)}
-  batch.update(masking.mask_tokens(batch["input_ids"], batch["input_mask"], masking.MaskingConfig(mask_rate=0.3),
-                                   SPECIAL, 40, seed=seed))
-  return batch
 
 
 def _log_sum_exp(logits):
@@ -55,11 +40,11 @@ def _argmax_sample(logits, temperature=1.0, seed=None):
   return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
-def test_loss_matches_a_hand_computation_of_eq_1_to_6(monkeypatch):
+def test_loss_matches_a_hand_computation_of_eq_1_to_6(monkeypatch, make_batch):
   # A deterministic draw makes the critic's input reproducible; sampling is tested in test_sampling.
   monkeypatch.setattr(script.sampling, "sample_from_logits", _argmax_sample)
   model = script.Script(CONFIG, disc_weight=50.0)
-  batch = _batch()
+  batch = make_batch()
   outputs = model(batch, training=False)
 
   def logits_at(input_ids, positions):
@@ -99,7 +84,7 @@ def test_loss_matches_a_hand_computation_of_eq_1_to_6(monkeypatch):
   assert outputs["discriminator_accuracy"].numpy() == pytest.approx(accuracy, abs=1e-6)
 
 
-def test_one_backward_no_gradient_through_the_sample_and_no_parameters_beyond_bert(monkeypatch):
+def test_one_backward_no_gradient_through_the_sample_and_no_parameters_beyond_bert(monkeypatch, make_batch):
   seen = {}
   draw = script.sampling.sample_from_logits
 
@@ -110,7 +95,7 @@ def test_one_backward_no_gradient_through_the_sample_and_no_parameters_beyond_be
   monkeypatch.setattr(script.sampling, "sample_from_logits", recording_draw)
   model = script.Script(CONFIG)
   with tf.GradientTape(persistent=True) as tape:
-    outputs = model(_batch(seed=3), training=True, seed=3)
+    outputs = model(make_batch(seed=3), training=True, seed=3)
   # The critic's loss does not see the MLM pass's logits: the draw is data, not a function of them.
   assert tape.gradient(outputs["disc_loss"], seen["mlm_logits"]) is None
   assert tape.gradient(outputs["mlm_loss"], seen["mlm_logits"]) is not None
@@ -123,9 +108,9 @@ def test_one_backward_no_gradient_through_the_sample_and_no_parameters_beyond_be
     assert all(g is not None for g in grads), [v.name for v, g in zip(variables, grads) if g is None]
 
 
-def test_pseudo_log_likelihood_is_eq_7_in_one_pass():
+def test_pseudo_log_likelihood_is_eq_7_in_one_pass(make_batch):
   model = script.Script(CONFIG)
-  batch = _batch(seed=4)
+  batch = make_batch(seed=4)
   scores = model.pseudo_log_likelihood(batch).numpy()
   assert scores.shape == (4,)
 

@@ -6,29 +6,15 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import gin_utils
-from tpu_electra.data import masking, pretraining
+from tpu_electra.data import pretraining
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import losses, sampling, teams
 from tpu_electra.training import optimization, trainer
 
-SPECIAL = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 VOCAB = 40
 # Four layers: a generator of two, the bottom one shared; RTD branches off layer 3.
 CONFIG = EncoderConfig(vocab_size=VOCAB, hidden_size=16, num_layers=4, num_heads=2, intermediate_size=32,
                        embedding_size=8, max_position_embeddings=16, dropout_rate=0.0, attention_dropout_rate=0.0)
-
-
-def _batch(seed=0):
-  rng = np.random.default_rng(seed)
-  ids = rng.integers(5, VOCAB, size=(4, 12)).astype(np.int32)
-  ids[:, 0], ids[:, -1] = 2, 3
-  ids[3, 8:] = 0
-  ids[3, 7] = 3
-  mask = (ids != 0).astype(np.int32)
-  batch = {"input_ids": tf.constant(ids), "input_mask": tf.constant(mask), "segment_ids": tf.zeros_like(ids)}
-  batch.update(masking.mask_tokens(batch["input_ids"], batch["input_mask"], masking.MaskingConfig(mask_rate=0.3),
-                                   SPECIAL, VOCAB, seed=seed))
-  return batch
 
 
 def _log_softmax(x):
@@ -99,12 +85,12 @@ def _argmax_sample(logits, temperature=1.0, seed=None):
   return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
-def test_losses_match_a_hand_computation(monkeypatch):
+def test_losses_match_a_hand_computation(monkeypatch, make_batch):
   # "hardest" candidates and an argmax corruption make every input of the discriminator
   # reproducible; sampling is pinned by the tests above.
   monkeypatch.setattr(teams.sampling, "sample_from_logits", _argmax_sample)
   model = teams.Teams(CONFIG, candidate_strategy="hardest", num_candidates=3)
-  batch = _batch()
+  batch = make_batch()
   outputs = model(batch, training=False)
 
   inputs = {"input_mask": batch["input_mask"], "input_type_ids": batch["segment_ids"]}
@@ -143,9 +129,9 @@ def test_losses_match_a_hand_computation(monkeypatch):
   assert outputs["replaced_fraction"].numpy() == pytest.approx((replaced * weights).sum() / weights.sum(), rel=1e-6)
 
 
-def test_generator_bottom_layers_are_the_discriminators_own_layers():
+def test_generator_bottom_layers_are_the_discriminators_own_layers(make_batch):
   model = teams.Teams(CONFIG)
-  model(_batch(), training=False)
+  model(make_batch(), training=False)
   generator, discriminator = model.generator.transformer_layers, model.discriminator.transformer_layers
   assert (len(generator), len(discriminator), model.num_shared_layers) == (2, 4, 1)
   assert generator[0] is discriminator[0]
@@ -164,9 +150,9 @@ def test_generator_bottom_layers_are_the_discriminators_own_layers():
   assert untied.generator.transformer_layers[0] is not untied.discriminator.transformer_layers[0]
 
 
-def test_parameter_count_matches_a_hand_count():
+def test_parameter_count_matches_a_hand_count(make_batch):
   model = teams.Teams(CONFIG)
-  model(_batch(), training=False)
+  model(make_batch(), training=False)
   v, e, h, i, p = VOCAB, 8, 16, 32, 16
   embeddings = v * e + p * e + 2 * e + 2 * e       # word, position, type, layer norm
   projection = e * h + h
@@ -183,9 +169,9 @@ def test_parameter_count_matches_a_hand_count():
   assert sum(int(np.prod(x.shape)) for x in model.encoder.trainable_variables) == discriminator
 
 
-def test_gradients_reach_only_what_each_loss_trains():
+def test_gradients_reach_only_what_each_loss_trains(make_batch):
   model = teams.Teams(CONFIG)
-  batch = _batch(seed=1)
+  batch = make_batch(seed=1)
   with tf.GradientTape(persistent=True) as tape:
     outputs = model(batch, training=True, seed=1)
   table = model.embeddings.embedding_table
@@ -222,11 +208,11 @@ def test_gradients_reach_only_what_each_loss_trains():
   assert all(g is not None for g in tape.gradient(outputs["loss"], model.trainable_variables))
 
 
-def test_mixed_bfloat16_keeps_losses_metrics_and_candidate_sampling_in_float32():
+def test_mixed_bfloat16_keeps_losses_metrics_and_candidate_sampling_in_float32(make_batch):
   tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
   try:
     model = teams.Teams(CONFIG)
-    outputs = model(_batch(seed=2), training=True)
+    outputs = model(make_batch(seed=2), training=True)
   finally:
     tf.keras.mixed_precision.set_global_policy("float32")
   assert model.discriminator.transformer_layers[0].compute_dtype == "bfloat16"

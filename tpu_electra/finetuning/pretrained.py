@@ -33,8 +33,7 @@ from tpu_electra import run_info
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import tokenization
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder
-
-OPERATIVE_CONFIG_NAME = "operative_config.gin"
+from tpu_electra.training import trainer
 
 
 class PretrainedModelError(ValueError):
@@ -163,7 +162,7 @@ def read_run(path: str) -> PretrainingRun:
   except run_info.RunInfoError as e:
     raise PretrainedModelError(str(e)) from None
   if info is None:
-    if tf.io.gfile.exists(os.path.join(model_dir, OPERATIVE_CONFIG_NAME)):
+    if tf.io.gfile.exists(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME)):
       raise PretrainedModelError(f"{model_dir!r} was written before runs recorded {run_info.RUN_INFO_NAME}; write "
                                  f"it with: python -m tpu_electra.pretrain --upgrade_run_dir={model_dir}")
     raise PretrainedModelError(f"no {run_info.RUN_INFO_NAME} in {model_dir!r}: cannot tell what wrote {checkpoint}")

@@ -50,11 +50,7 @@ class SquadExample:
   is_impossible: bool = False
 
 
-def _is_whitespace(c: str) -> bool:
-  # U+202F (narrow no-break space) occurs inside SQuAD contexts and separates words there.
-  return c in " \t\r\n" or ord(c) == 0x202F
-
-
+# U+202F (narrow no-break space) occurs inside SQuAD contexts and separates words there.
 _WORD = re.compile("[^ \t\r\n\u202f]+")
 
 

@@ -19,6 +19,7 @@ import gin
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
+from tpu_electra import registry
 from tpu_electra.modeling.config import EncoderConfig
 from tpu_electra.modeling.costs import Cost
 
@@ -33,7 +34,7 @@ _ARGUMENTS = "_objective_arguments"
 # Constructor parameters that are not part of an objective's recorded arguments.
 _NOT_ARGUMENTS = ("self", "encoder_config")
 
-_REGISTRY: Dict[str, Type["PretrainingObjective"]] = {}
+_REGISTRY: registry.Registry[Type["PretrainingObjective"]] = registry.Registry("objective")
 
 
 class PretrainingObjective(tf.keras.Model):
@@ -197,27 +198,21 @@ def register(name: str):
         if missing:
           raise TypeError(f"objective {cls.__name__} is a {capability.__name__} but does not define "
                           f"{', '.join(missing)}")
-    existing = _REGISTRY.get(name)
-    if existing is not None and (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
-      raise ValueError(f"objective name {name!r} is taken by {existing.__module__}.{existing.__qualname__}")
+    _REGISTRY.register(name, cls)  # First: a taken name changes nothing.
     _record_arguments(cls)
     cls.registry_name = name
-    configurable = gin.configurable(cls)
-    _REGISTRY[name] = configurable
-    return configurable
+    return gin.configurable(cls)  # Made configurable in place: the registered class itself.
   return decorate
 
 
 def names() -> List[str]:
   """Registered objective names, in registration order."""
-  return list(_REGISTRY)
+  return _REGISTRY.names()
 
 
 def get(name: str) -> Type[PretrainingObjective]:
-  """The objective class registered as `name` (one-line error naming the known ones otherwise)."""
-  if name not in _REGISTRY:
-    raise ValueError(f"unknown objective {name!r}; known: {', '.join(_REGISTRY)}")
-  return _REGISTRY[name]
+  """The objective class registered as `name` (a one-line error with the nearest name otherwise)."""
+  return _REGISTRY.get(name)
 
 
 def of(objective: Any) -> Type[PretrainingObjective]:

@@ -7,14 +7,15 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 STRATEGIES = ("cpu", "gpu", "multi_worker", "tpu")
-# Keras mixed-precision policies: bfloat16 on TPU, float16 (with loss scaling) on GPU.
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Keras mixed-precision policies by short name (the benchmarks' --precision): bfloat16 on TPU, float16
+# (with loss scaling) on GPU.
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def set_precision(precision: str) -> None:
-  """Sets the global Keras policy that models built afterwards compute in."""
-  if precision not in PRECISIONS:
-    raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+  """Sets the global Keras policy (one of PRECISIONS' values) that models built afterwards compute in."""
+  if precision not in PRECISIONS.values():
+    raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS.values())}")
   tf.keras.mixed_precision.set_global_policy(precision)
 
 
