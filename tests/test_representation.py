@@ -133,3 +133,8 @@ def test_encoder_moments_cover_the_embedding_and_every_layer_on_the_original_ids
   assert sorted(metrics) == sorted(f"health/{m}_{p}" for m in ("cosine", "effective_rank") for p in parts)
   assert metrics["health/effective_rank_final"] == metrics["health/effective_rank_layer_2"]
   assert all(1.0 <= metrics[f"health/effective_rank_{p}"] <= 16 for p in parts)
+
+
+def test_no_batches_summarize_to_no_metrics():
+  # A held-out split smaller than one batch yields no batches; evaluation then reports nothing rather than failing.
+  assert health.summarize({}) == {}

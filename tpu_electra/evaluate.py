@@ -147,6 +147,9 @@ def make_evaluator(model: tf.keras.Model, strategy: tf.distribute.Strategy, data
       for part, parts in health.items():
         moments[part] = representation_health.merge_all({k: v.numpy() for k, v in parts.items()}, moments.get(part))
       count += 1
+    if not count:
+      logging.warning("the held-out split of %s holds less than one batch of %d: no evaluation metrics",
+                      data_dir, global_batch_size)
     metrics = {k: v / max(count, 1) for k, v in sums.items()}
     if tokens["scores"]:
       metrics["discriminator_auc"] = float(binary_auc(

@@ -151,7 +151,10 @@ def merge_all(parts: Mapping[str, np.ndarray], into: Optional[Moments] = None) -
 
 def summarize(moments: Mapping[str, Moments]) -> Dict[str, float]:
   """{"health/cosine_<part>", "health/effective_rank_<part>"} for the embedding output and every layer,
-  and the top layer's again as "final" (comparable across encoders of different depths)."""
+  and the top layer's again as "final" (comparable across encoders of different depths); {} when no batch
+  was seen (a held-out split smaller than one batch evaluates to no metrics, as the other metrics do)."""
+  if not moments:
+    return {}
   layers = sorted((name for name in moments if name != EMBEDDING), key=lambda name: int(name.split("_")[-1]))
   named = {EMBEDDING: moments[EMBEDDING], **{name: moments[name] for name in layers}, FINAL: moments[layers[-1]]}
   metrics = {}
