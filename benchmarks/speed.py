@@ -130,11 +130,12 @@ def _finetune_batch(vocab_size: int) -> Dict[str, np.ndarray]:
 def ours_finetune_step(minilm_run: str, batch: Dict[str, np.ndarray]) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
   """Our fine-tuning train loop (runner's model, optimizer and `trainer.make_train_loop`) over one batch."""
   # pylint: disable=g-import-not-at-top
-  from tpu_electra.finetuning import models, pretrained
+  from tpu_electra import runs as runs_lib
+  from tpu_electra.finetuning import models
   from tpu_electra.training import layerwise_decay, trainer
   # pylint: enable=g-import-not-at-top
   strategy = tf.distribute.get_strategy()
-  encoder = pretrained.load_encoder(pretrained.read_run(minilm_run))
+  encoder = runs_lib.load_encoder(runs_lib.read_run(minilm_run))
   model = models.ClassificationModel(encoder, 6)
   tensors = {k: tf.constant(v) for k, v in batch.items()}
   model(tensors, training=False)

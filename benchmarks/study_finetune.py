@@ -30,7 +30,7 @@ from benchmarks import study_stats
 from benchmarks import study_timing
 from tpu_electra import fileio
 from tpu_electra import gin_utils
-from tpu_electra.finetuning import pretrained
+from tpu_electra import runs as runs_lib
 from tpu_electra.finetuning import runner
 from tpu_electra.finetuning import tagging
 from tpu_electra.finetuning import tasks as tasks_lib
@@ -208,7 +208,7 @@ def scratch_groups(runs: Mapping[str, Sequence[str]]) -> Dict[str, Dict]:
   """The objectives grouped by the encoder config their runs recorded, as {"scratch_<L>x<H>[_shared]_<hash>": group}."""
   groups: Dict[str, Dict] = {}
   for objective, run_dirs in runs.items():
-    config = pretrained.read_run(run_dirs[0]).info["encoder_config"]
+    config = runs_lib.read_run(run_dirs[0]).info["encoder_config"]
     # Readable (layers x width, shared layers), and the hash tells apart configs that differ elsewhere.
     key = (f"scratch_{config['num_layers']}x{config['hidden_size']}{'_shared' if config.get('share_layers') else ''}_"
            + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:6])

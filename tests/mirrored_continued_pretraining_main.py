@@ -17,7 +17,7 @@ import gin  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from tpu_electra import gin_utils, pretrain  # pylint: disable=g-import-not-at-top
-from tpu_electra.finetuning import pretrained  # pylint: disable=g-import-not-at-top
+from tpu_electra import warm_start  # pylint: disable=g-import-not-at-top
 from tpu_electra.training import strategy as strategy_lib, trainer  # pylint: disable=g-import-not-at-top
 
 
@@ -29,7 +29,7 @@ def main(data_dir, init_dir, model_dir):
   real_train = trainer.train
 
   def train(model, optimizer, dataset_fn, strategy, *args, **kwargs):
-    variables = pretrained.checkpoint_variables(encoder=model.encoder, model=model)
+    variables = warm_start.checkpoint_variables(encoder=model.encoder, model=model)
     report["replicas"] = strategy.num_replicas_in_sync
     report["compared"] = sum(key in init for key in variables)
     report["differ"] = sorted(key for key, variable in variables.items() if key in init and not all(

@@ -16,7 +16,8 @@ import tensorflow as tf
 from tests.conftest import write_token_data
 from tpu_electra import gin_utils
 from tpu_electra import pretrain
-from tpu_electra.finetuning import pretrained
+from tpu_electra import runs
+from tpu_electra import warm_start
 from tpu_electra.training import trainer
 
 _BUILD_VARIABLES = trainer.build_variables
@@ -60,16 +61,16 @@ class _AtTrainStart:
     context = tf.distribute.InputContext(num_replicas_in_sync=strategy.num_replicas_in_sync)
     _BUILD_VARIABLES(model, optimizer, strategy, dataset_fn(context, 0).element_spec)
     self.weights = {key: v.numpy() for key, v in
-                    pretrained.checkpoint_variables(encoder=model.encoder, model=model).items()}
-    self.encoder = {key: v.numpy() for key, v in pretrained.checkpoint_variables(encoder=model.encoder).items()}
+                    warm_start.checkpoint_variables(encoder=model.encoder, model=model).items()}
+    self.encoder = {key: v.numpy() for key, v in warm_start.checkpoint_variables(encoder=model.encoder).items()}
     self.step = int(optimizer.iterations.numpy())
     return {}
 
 
 def _encoder_weights(model_dir):
   """The run's encoder as fine-tuning loads it, by the keys of a checkpoint of it alone."""
-  encoder = pretrained.load_encoder(pretrained.read_run(model_dir))
-  return {key: v.numpy() for key, v in pretrained.checkpoint_variables(encoder=encoder).items()}
+  encoder = runs.load_encoder(runs.read_run(model_dir))
+  return {key: v.numpy() for key, v in warm_start.checkpoint_variables(encoder=encoder).items()}
 
 
 def _checkpoint_tensors(path):

@@ -14,6 +14,7 @@ import tensorflow as tf  # noqa: E402
 
 from tpu_electra import convert  # noqa: E402
 from tpu_electra import fileio  # noqa: E402
+from tpu_electra import runs  # noqa: E402
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB = SPECIALS + [f"w{i}" for i in range(len(SPECIALS), 97)]
@@ -213,10 +214,9 @@ def test_electra_discriminator_and_generator_convert_to_the_electra_objective(tm
   assert _max_diff(converted.model.rtd_head(tf.constant(sequence)).numpy(), rtd, inputs["input_mask"]) < 1e-4
 
   # Through the command line: a run directory whose whole objective loads (export, score, evaluate).
-  from tpu_electra.finetuning import pretrained  # pylint: disable=g-import-not-at-top
   out = tmp_path / "run"
   assert _cli(f"--source=huggingface:{disc_dir}", f"--generator=huggingface:{gen_dir}", f"--output_dir={out}") == 0
-  loaded = pretrained.load_objective(pretrained.read_run(str(out)))
+  loaded = runs.load_objective(runs.read_run(str(out)))
   assert _max_diff(_mlm_logits(loaded, inputs, positions),
                    np.take_along_axis(gen_logits, positions[:, :, None], axis=1)) < 1e-4
 
@@ -376,7 +376,6 @@ def _cli(*args):
 
 
 def test_cli_writes_a_run_directory_that_loads_as_a_run(tmp_path, capsys):
-  from tpu_electra.finetuning import pretrained  # pylint: disable=g-import-not-at-top
   reference = _randomize(transformers.ElectraForPreTraining(_electra_config()), seed=12)
   directory = _save(reference, tmp_path / "disc")
   out = tmp_path / "run"
@@ -392,8 +391,8 @@ def test_cli_writes_a_run_directory_that_loads_as_a_run(tmp_path, capsys):
   assert record["conversion"]["absent"] == ["generator", "mlm_head"]
   assert (out / "vocab.txt").read_text().split("\n")[:-1] == VOCAB
 
-  run = pretrained.read_run(str(out))
-  encoder = pretrained.load_encoder(run)
+  run = runs.read_run(str(out))
+  encoder = runs.load_encoder(run)
   inputs = _inputs(3, 16, len(VOCAB), seed=14)
   with torch.no_grad():
     expected = reference(**_torch_inputs(inputs), output_hidden_states=True).hidden_states[-1].numpy()
@@ -420,13 +419,12 @@ def test_cli_writes_a_run_directory_that_loads_as_a_run(tmp_path, capsys):
 
 
 def test_converted_minilm_run_dir_loads_for_fine_tuning(minilm_dir, tmp_path):
-  from tpu_electra.finetuning import pretrained  # pylint: disable=g-import-not-at-top
   out = tmp_path / "minilm"
   assert _cli(f"--source=huggingface:{minilm_dir}", f"--output_dir={out}") == 0
-  run = pretrained.read_run(str(out))
-  tokenizer = pretrained.load_tokenizer(run)  # The vocab the run carries (run.json data.vocab_file).
+  run = runs.read_run(str(out))
+  tokenizer = runs.load_tokenizer(run)  # The vocab the run carries (run.json data.vocab_file).
   assert tokenizer.vocab_size == 30522 and tokenizer.do_lower_case
-  encoder = pretrained.load_encoder(run)
+  encoder = runs.load_encoder(run)
   sentences = _polarity_sentences(4)
   reference_tokenizer = transformers.BertTokenizerFast(tokenizer_file=os.path.join(minilm_dir, "tokenizer.json"))
   batch = reference_tokenizer(sentences, padding=True, return_tensors="np")

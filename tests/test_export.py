@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tpu_electra import convert
 from tpu_electra import export
-from tpu_electra.finetuning import pretrained
+from tpu_electra import runs
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import ale
 from tpu_electra.objectives import bert
@@ -45,7 +45,7 @@ def electra_dir(token_data_dir, tmp_path_factory):
   sequence = objective.encoder({k: tf.constant(v) for k, v in INPUTS.items()}, training=False)["sequence_output"]
   expected = {"sequence_output": sequence.numpy(), "rtd_logits": objective.rtd_head(sequence).numpy()}
   model_dir = str(tmp_path_factory.mktemp("electra"))
-  pretrained.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir,
+  runs.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir,
                                   objective_kwargs={"generator_fraction": 0.5})
   return model_dir, expected
 
@@ -159,7 +159,7 @@ def test_teams_saved_model_serves_the_rtd_branch_logits(token_data_dir, tmp_path
   encoder_output = objective.encoder(inputs, training=False)
   expected_rtd = objective.detector_logits(encoder_output, inputs["input_mask"], training=False).numpy()
   model_dir = str(tmp_path / "teams")
-  pretrained.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir)
+  runs.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir)
   out = str(tmp_path / "saved")
   export.export_saved_model(model_dir, out)
   outputs = tf.saved_model.load(out).signatures["serving_default"](**inputs)
@@ -217,7 +217,7 @@ def test_transformers_loads_every_objectives_export_with_equal_outputs(name, tok
   else:
     objective.detector_logits(objective.encoder(inputs, training=False), inputs["input_mask"], training=False)
   model_dir = str(tmp_path / "run")
-  pretrained.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir)
+  runs.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir)
   out = str(tmp_path / "hf")
   assert export.cli(["export", f"--model_dir={model_dir}", "--format=huggingface", f"--output_dir={out}"]) == 0
   with open(os.path.join(out, "config.json")) as f:

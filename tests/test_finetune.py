@@ -20,10 +20,9 @@ from data_prep import vocab as vocab_lib
 from tests.finetuning import tfds_mock
 from tpu_electra import finetune
 from tpu_electra import gin_utils
-from tpu_electra import run_info
+from tpu_electra import runs
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.finetuning import glue
-from tpu_electra.finetuning import pretrained
 from tpu_electra.finetuning import runner
 from tpu_electra.finetuning import tasks
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder
@@ -44,7 +43,7 @@ def pretrained_dir(token_data_dir, tmp_path_factory):
   objective = electra.Electra(CONFIG, generator_fraction=0.5)
   expected = objective.encoder(PROBE, training=False)["sequence_output"].numpy()
   model_dir = str(tmp_path_factory.mktemp("pretrained"))
-  pretrained.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir,
+  runs.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir,
                                   objective_kwargs={"generator_fraction": 0.5}, step=7)
   return model_dir, expected
 
@@ -90,44 +89,44 @@ def _clean_gin():
 
 def test_run_rebuilds_encoder_shape_and_vocab_from_the_model_dir(pretrained_dir):
   model_dir, _ = pretrained_dir
-  run = pretrained.read_run(model_dir)
+  run = runs.read_run(model_dir)
   assert run.checkpoint.endswith("ckpt-7")
   assert run.objective_name == "Electra"
   assert run.encoder_config() == CONFIG
-  assert pretrained.load_tokenizer(run).vocab_size == 60
+  assert runs.load_tokenizer(run).vocab_size == 60
 
 
 def test_restored_encoder_reproduces_the_pretrained_encoder(pretrained_dir):
   model_dir, expected = pretrained_dir
   tf.keras.utils.set_random_seed(99)
-  encoder = pretrained.load_encoder(pretrained.read_run(model_dir))
+  encoder = runs.load_encoder(runs.read_run(model_dir))
   np.testing.assert_allclose(encoder(PROBE, training=False)["sequence_output"].numpy(), expected, atol=1e-6)
 
 
 def test_dir_without_checkpoint_is_a_one_line_error(tmp_path):
-  with pytest.raises(pretrained.PretrainedModelError, match="no checkpoint in") as error:
-    pretrained.read_run(str(tmp_path))
+  with pytest.raises(runs.RunError, match="no checkpoint in") as error:
+    runs.read_run(str(tmp_path))
   assert "\n" not in str(error.value)
 
 
 def test_vocab_of_another_size_is_refused(pretrained_dir, tmp_path):
   vocab = tmp_path / "vocab.txt"
   vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"x{i}" for i in range(45)]) + "\n")
-  run = pretrained.read_run(pretrained_dir[0])
+  run = runs.read_run(pretrained_dir[0])
   message = "has 50 tokens but the checkpoint's embedding table has 60"
-  with pytest.raises(pretrained.PretrainedModelError, match=message):
-    pretrained.load_tokenizer(run, vocab=str(vocab))
+  with pytest.raises(runs.RunError, match=message):
+    runs.load_tokenizer(run, vocab=str(vocab))
 
 
 def test_checkpoint_that_does_not_fit_the_config_is_refused(pretrained_dir, tmp_path):
   copy = str(tmp_path / "edited")
   shutil.copytree(pretrained_dir[0], copy)
-  info = run_info.read_run_info(copy)
+  info = runs.read_record(copy)
   info["encoder_config"]["intermediate_size"] = 48
-  with open(run_info.path_of(copy), "w") as f:
+  with open(runs.path_of(copy), "w") as f:
     json.dump(info, f)
-  with pytest.raises(pretrained.PretrainedModelError, match="does not fit the encoder") as error:
-    pretrained.load_encoder(pretrained.read_run(copy))
+  with pytest.raises(runs.RunError, match="does not fit the encoder") as error:
+    runs.load_encoder(runs.read_run(copy))
   assert "\n" not in str(error.value)
 
 
@@ -200,58 +199,58 @@ def _trained_weights_that_differ(a, b):
 
 def test_seed_decides_every_fine_tuning_bit_for_bit(pretrained_dir, tmp_path, caplog):
   glue_dir = _write_glue(str(tmp_path / "glue"))
-  runs = {name: str(tmp_path / name) for name in ("a", "b", "c")}
+  run_dirs = {name: str(tmp_path / name) for name in ("a", "b", "c")}
   # Some entry points lower absl's verbosity when run in the same process (the whole suite): set it here.
   caplog.set_level("INFO", logger="absl")
   # Same command twice (default SEED = 0) with --seeds=2: seeds 0 and 1, bit-identical across the runs.
   for name in ("a", "b"):
-    assert _cli(_seed_argv(pretrained_dir[0], glue_dir, runs[name], "--seeds=2")) == 0
+    assert _cli(_seed_argv(pretrained_dir[0], glue_dir, run_dirs[name], "--seeds=2")) == 0
   for seed in (0, 1):
-    _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["a"], f"seed_{seed}")),
-                          _checkpoint_tensors(os.path.join(runs["b"], f"seed_{seed}")))
+    _assert_bit_identical(_checkpoint_tensors(os.path.join(run_dirs["a"], f"seed_{seed}")),
+                          _checkpoint_tensors(os.path.join(run_dirs["b"], f"seed_{seed}")))
   # Run a prepared the features, run b streamed the same ones back from the cache.
-  with open(os.path.join(runs["b"], "results.json")) as f:
+  with open(os.path.join(run_dirs["b"], "results.json")) as f:
     assert json.load(f)["features"]["source"] == "cache"
-  with open(os.path.join(runs["a"], "results.json")) as f:
+  with open(os.path.join(run_dirs["a"], "results.json")) as f:
     results = json.load(f)
   assert results["features"]["source"] == "built"
   assert results["features"]["dir"].startswith(os.path.join(glue_dir, "tpu_electra_features", "sst-2-16-"))
   assert results["seeds"] == [0, 1] and results["hyperparameters"]["SEED"] == 0
   for seed in (0, 1):
-    with open(os.path.join(runs["a"], f"seed_{seed}", "metrics.json")) as f:
+    with open(os.path.join(run_dirs["a"], f"seed_{seed}", "metrics.json")) as f:
       assert json.load(f)["seed"] == seed
-  with open(os.path.join(runs["a"], "operative_config.gin")) as f:
+  with open(os.path.join(run_dirs["a"], "operative_config.gin")) as f:
     operative = f.read()
   assert "finetune.seed = %SEED" in operative and "SEED = 0" in operative
   assert "SEED=0: fine-tuning sst-2 with seed(s) 0, 1" in caplog.text
   assert "seed 1 (SEED=0 + 1, 2 of 2)" in caplog.text
   # The two seeds of one run differ: head initialisation, dropout and data order all changed.
-  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(os.path.join(runs["a"], "seed_0")),
-                                                 _checkpoint_tensors(os.path.join(runs["a"], "seed_1")))
+  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(os.path.join(run_dirs["a"], "seed_0")),
+                                                 _checkpoint_tensors(os.path.join(run_dirs["a"], "seed_1")))
   assert len(differ) == len(weights) > 0
 
   # SEED = 1: its one seed is seed 1, trained first in its process and equal to seed 1 above;
   # its operative config, results and log line say so.
-  assert _cli(_seed_argv(pretrained_dir[0], glue_dir, runs["c"], "--gin_param=SEED = 1")) == 0
-  assert sorted(os.listdir(runs["c"])) == sorted(
+  assert _cli(_seed_argv(pretrained_dir[0], glue_dir, run_dirs["c"], "--gin_param=SEED = 1")) == 0
+  assert sorted(os.listdir(run_dirs["c"])) == sorted(
       ["seed_1", "results.json", "results.md", "learning_curves.png", "operative_config.gin", "run.json"])
-  info = run_info.read_run_info(runs["c"])
-  assert info["kind"] == "finetuning" and info["task"] == "sst-2" and info["SEED"] == 1 and info["seeds"] == [1]
+  info = runs.read_record(run_dirs["c"])
+  assert info["kind"] == "finetuning" and info["task"] == "sst-2" and info["seed"] == 1 and info["seeds"] == [1]
   assert info["max_seq_length"] == 16 and info["precision"] == "float32"
-  assert info["init_checkpoint"] == pretrained.read_run(pretrained_dir[0]).checkpoint
+  assert info["init_checkpoint"] == runs.read_run(pretrained_dir[0]).checkpoint
   assert info["encoder_config"] == dataclasses.asdict(CONFIG)
   assert info["features"]["dir"] == results["features"]["dir"] and info["features"]["key"]
   assert info["train_and_evaluate"]["batch_size"] == 4 and info["train_and_evaluate"]["epochs"] == 1
   assert info["create_finetuning_optimizer"]["learning_rate"] == 1e-3
   assert info["versions"]["tensorflow"] == tf.__version__
-  _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["a"], "seed_1")),
-                        _checkpoint_tensors(os.path.join(runs["c"], "seed_1")))
-  with open(os.path.join(runs["c"], "results.json")) as f:
+  _assert_bit_identical(_checkpoint_tensors(os.path.join(run_dirs["a"], "seed_1")),
+                        _checkpoint_tensors(os.path.join(run_dirs["c"], "seed_1")))
+  with open(os.path.join(run_dirs["c"], "results.json")) as f:
     results = json.load(f)
   assert results["seeds"] == [1] and results["hyperparameters"]["SEED"] == 1
-  with open(os.path.join(runs["c"], "results.md")) as f:
+  with open(os.path.join(run_dirs["c"], "results.md")) as f:
     assert "- seeds: 1 (n = 1; SEED = 1, seed k = SEED + k)" in f.read()
-  with open(os.path.join(runs["c"], "operative_config.gin")) as f:
+  with open(os.path.join(run_dirs["c"], "operative_config.gin")) as f:
     assert "SEED = 1" in f.read()
   assert "SEED=1: fine-tuning sst-2 with seed(s) 1" in caplog.text
 
@@ -276,16 +275,16 @@ def test_length_bucketed_fine_tuning_is_bit_identical_per_seed_and_trains_on_oth
     rows = ["sentence\tlabel"] + [f"{_words(rng, rng.randint(1, 27))} w{7 + i % 2}\t{i % 2}" for i in range(n)]
     with open(os.path.join(glue_dir, "SST-2", f"{split}.tsv"), "w") as f:
       f.write("\n".join(rows) + "\n")
-  runs = {name: str(tmp_path / name) for name in ("a", "b", "unbucketed")}
+  run_dirs = {name: str(tmp_path / name) for name in ("a", "b", "unbucketed")}
   for name, buckets in (("a", True), ("b", True), ("unbucketed", False)):
-    assert _cli(_seed_argv(pretrained_dir[0], glue_dir, runs[name], "--gin_param=MAX_SEQ_LENGTH = 32",
+    assert _cli(_seed_argv(pretrained_dir[0], glue_dir, run_dirs[name], "--gin_param=MAX_SEQ_LENGTH = 32",
                            f"--gin_param=train_and_evaluate.length_buckets = {buckets}")) == 0
-  _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["a"], "seed_0")),
-                        _checkpoint_tensors(os.path.join(runs["b"], "seed_0")))
-  assert run_info.read_run_info(runs["a"])["train_and_evaluate"]["length_buckets"] is True
+  _assert_bit_identical(_checkpoint_tensors(os.path.join(run_dirs["a"], "seed_0")),
+                        _checkpoint_tensors(os.path.join(run_dirs["b"], "seed_0")))
+  assert runs.read_record(run_dirs["a"])["train_and_evaluate"]["length_buckets"] is True
   # Other batches (rows of one bucket together, at its length): another trajectory from the same seed.
-  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(os.path.join(runs["a"], "seed_0")),
-                                                 _checkpoint_tensors(os.path.join(runs["unbucketed"], "seed_0")))
+  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(os.path.join(run_dirs["a"], "seed_0")),
+                                                 _checkpoint_tensors(os.path.join(run_dirs["unbucketed"], "seed_0")))
   assert differ and len(weights) > 0
 
 
@@ -299,9 +298,9 @@ def _drawn(network):
 
 
 def test_fresh_encoder_is_the_runs_shape_with_weights_drawn_from_the_seed_not_the_checkpoint(pretrained_dir):
-  run = pretrained.read_run(pretrained_dir[0])
+  run = runs.read_run(pretrained_dir[0])
   seeding.seed_everything(3)
-  fresh = pretrained.fresh_encoder(run)
+  fresh = runs.fresh_encoder(run)
   assert fresh.config == CONFIG
   # The same seed draws the same encoder, bit for bit, as any encoder of that config built after it...
   seeding.seed_everything(3)
@@ -311,19 +310,19 @@ def test_fresh_encoder_is_the_runs_shape_with_weights_drawn_from_the_seed_not_th
     assert a.tobytes() == b.tobytes()
   # ...not the checkpoint's weights (which load_encoder restores after building the same way)...
   seeding.seed_everything(3)
-  restored = pretrained.load_encoder(run)
+  restored = runs.load_encoder(run)
   assert not any(np.array_equal(a, b) for a, b in zip(_drawn(fresh), _drawn(restored), strict=True))
   np.testing.assert_allclose(restored(PROBE, training=False)["sequence_output"].numpy(), pretrained_dir[1], atol=1e-6)
   # ...and another seed draws another encoder.
   seeding.seed_everything(4)
-  other = pretrained.fresh_encoder(run)
+  other = runs.fresh_encoder(run)
   assert not any(np.array_equal(a, b) for a, b in zip(_drawn(fresh), _drawn(other), strict=True))
   # Both ways draw the same numbers, so what is drawn next (a task head) starts the same either way.
   seeding.seed_everything(3)
-  pretrained.fresh_encoder(run)
+  runs.fresh_encoder(run)
   after_fresh = tf.random.uniform([4]).numpy()
   seeding.seed_everything(3)
-  pretrained.load_encoder(run)
+  runs.load_encoder(run)
   np.testing.assert_array_equal(after_fresh, tf.random.uniform([4]).numpy())
 
 
@@ -335,10 +334,10 @@ def _without_weights_and_carrying_its_vocab(pretrained_dir, token_data_dir, copy
     if name.startswith("ckpt-"):
       open(os.path.join(copy, name), "w").close()
   shutil.copy(os.path.join(token_data_dir, "vocab.txt"), os.path.join(copy, "vocab.txt"))
-  info = run_info.read_run_info(copy)
+  info = runs.read_record(copy)
   info["data"] = {"data_dir": None, "vocab_file": "vocab.txt", "vocab_type": "wordpiece", "do_lower_case": True,
                   "vocab_size": CONFIG.vocab_size}
-  with open(run_info.path_of(copy), "w") as f:
+  with open(runs.path_of(copy), "w") as f:
     json.dump(info, f)
   return copy
 
@@ -347,28 +346,28 @@ def test_from_scratch_fine_tunes_the_runs_encoder_from_seeded_fresh_weights_with
     pretrained_dir, token_data_dir, tmp_path, capsys):
   glue_dir = _write_glue(str(tmp_path / "glue"))
   weightless = _without_weights_and_carrying_its_vocab(pretrained_dir[0], token_data_dir, str(tmp_path / "weightless"))
-  with pytest.raises(pretrained.PretrainedModelError, match="does not fit the encoder"):
-    pretrained.load_encoder(pretrained.read_run(weightless))
-  runs = {name: str(tmp_path / name) for name in ("intact", "weightless")}
+  with pytest.raises(runs.RunError, match="does not fit the encoder"):
+    runs.load_encoder(runs.read_run(weightless))
+  run_dirs = {name: str(tmp_path / name) for name in ("intact", "weightless")}
   for name, init in (("intact", pretrained_dir[0]), ("weightless", weightless)):
-    assert _cli(_seed_argv(init, glue_dir, runs[name], "--seeds=2", "--from_scratch")) == 0
+    assert _cli(_seed_argv(init, glue_dir, run_dirs[name], "--seeds=2", "--from_scratch")) == 0
   # The same seeds give bit-identical runs from either dir: nothing of the weights was read.
   for seed in (0, 1):
-    _assert_bit_identical(_checkpoint_tensors(os.path.join(runs["intact"], f"seed_{seed}")),
-                          _checkpoint_tensors(os.path.join(runs["weightless"], f"seed_{seed}")))
-  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(os.path.join(runs["intact"], "seed_0")),
-                                                 _checkpoint_tensors(os.path.join(runs["intact"], "seed_1")))
+    _assert_bit_identical(_checkpoint_tensors(os.path.join(run_dirs["intact"], f"seed_{seed}")),
+                          _checkpoint_tensors(os.path.join(run_dirs["weightless"], f"seed_{seed}")))
+  weights, differ = _trained_weights_that_differ(_checkpoint_tensors(os.path.join(run_dirs["intact"], "seed_0")),
+                                                 _checkpoint_tensors(os.path.join(run_dirs["intact"], "seed_1")))
   assert len(differ) == len(weights) > 0
-  checkpoint = pretrained.read_run(pretrained_dir[0]).checkpoint
-  info = run_info.read_run_info(runs["intact"])
+  checkpoint = runs.read_run(pretrained_dir[0]).checkpoint
+  info = runs.read_record(run_dirs["intact"])
   assert info["from_scratch"] is True and info["init_checkpoint"] == checkpoint
   assert info["encoder_config"] == dataclasses.asdict(CONFIG)
-  with open(os.path.join(runs["intact"], "results.json")) as f:
+  with open(os.path.join(run_dirs["intact"], "results.json")) as f:
     results = json.load(f)
   assert results["from_scratch"] is True and results["init_checkpoint"] == checkpoint
-  with open(os.path.join(runs["intact"], "seed_1", "metrics.json")) as f:
+  with open(os.path.join(run_dirs["intact"], "seed_1", "metrics.json")) as f:
     assert json.load(f)["from_scratch"] is True
-  with open(os.path.join(runs["intact"], "results.md")) as f:
+  with open(os.path.join(run_dirs["intact"], "results.md")) as f:
     header = f.read().split("\n\n")[:2]
   assert header == ["# Fine-tuning sst-2 from scratch",
                     f"- from scratch (no pretraining): fresh encoder weights drawn from each seed; the encoder's "
@@ -377,18 +376,18 @@ def test_from_scratch_fine_tunes_the_runs_encoder_from_seeded_fresh_weights_with
   capsys.readouterr()
 
   # A dir with from-scratch seeds is not resumed as a pretrained fine-tuning (nor the other way round).
-  assert _cli(_seed_argv(pretrained_dir[0], glue_dir, runs["intact"], "--seeds=2")) == 1
+  assert _cli(_seed_argv(pretrained_dir[0], glue_dir, run_dirs["intact"], "--seeds=2")) == 1
   err = capsys.readouterr().err.strip()
   assert "holds a fine-tuning from scratch" in err and "use another --model_dir" in err and "\n" not in err
   # The GLUE report of from-scratch runs says so, and refuses to mix them with pretrained ones.
-  assert _cli([f"--glue_runs={runs['intact']}", f"--model_dir={tmp_path / 'glue_scratch'}"]) == 0
+  assert _cli([f"--glue_runs={run_dirs['intact']}", f"--model_dir={tmp_path / 'glue_scratch'}"]) == 0
   with open(tmp_path / "glue_scratch" / "glue_results.md") as f:
     assert f.read().startswith("## GLUE (dev), fine-tuned from scratch (no pretraining)")
   pretrained_run = str(tmp_path / "pretrained_run")
   assert _cli(_seed_argv(pretrained_dir[0], glue_dir, pretrained_run)) == 0
-  assert run_info.read_run_info(pretrained_run)["from_scratch"] is False
+  assert runs.read_record(pretrained_run)["from_scratch"] is False
   capsys.readouterr()
-  assert _cli([f"--glue_runs={runs['intact']},{pretrained_run}", f"--model_dir={tmp_path / 'glue_mixed'}"]) == 1
+  assert _cli([f"--glue_runs={run_dirs['intact']},{pretrained_run}", f"--model_dir={tmp_path / 'glue_mixed'}"]) == 1
   assert "combine runs of one kind" in capsys.readouterr().err
 
 
@@ -453,15 +452,15 @@ def test_tfds_data_dir_fine_tunes_exactly_as_the_same_data_from_files(pretrained
   with tfds_mock.mock_tfds("glue/sst2", splits):
     assert _cli(_seed_argv(pretrained_dir[0], "tfds:", str(tmp_path / "from_tfds"),
                            f"--feature_cache_dir={tmp_path / 'cache'}")) == 0
-  runs = {}
+  run_dirs = {}
   for name in ("from_files", "from_tfds"):
     with open(tmp_path / name / "seed_0" / "metrics.json") as f:
-      runs[name] = json.load(f)
+      run_dirs[name] = json.load(f)
   # The same rows in the same order under the same seed: the same training and the same scores.
-  assert runs["from_tfds"]["metrics"] == runs["from_files"]["metrics"]
+  assert run_dirs["from_tfds"]["metrics"] == run_dirs["from_files"]["metrics"]
   losses = {name: [(point["step"], point["loss"]) for point in run["train_curve"]] for name, run in runs.items()}
   assert losses["from_tfds"] == losses["from_files"]
-  info = run_info.read_run_info(str(tmp_path / "from_tfds"))
+  info = runs.read_record(str(tmp_path / "from_tfds"))
   assert info["data_dir"] == "tfds:" and info["features"]["dir"].startswith(str(tmp_path / "cache"))
 
 
@@ -482,7 +481,7 @@ def polarity_run(embedded_cache, tmp_path_factory):  # pylint: disable=unused-ar
   config = EncoderConfig(vocab_size=len(vocab), hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
                          embedding_size=32, max_position_embeddings=64)
   model_dir = str(tmp_path_factory.mktemp("polarity_pretrained"))
-  pretrained.save_pretraining_dir(electra.Electra(config, generator_fraction=0.5), model_dir, data_dir=data_dir,
+  runs.save_pretraining_dir(electra.Electra(config, generator_fraction=0.5), model_dir, data_dir=data_dir,
                                   objective_kwargs={"generator_fraction": 0.5})
   return task_dir, model_dir
 

@@ -46,11 +46,10 @@ def test_a_misspelt_macro_names_the_closest_known_one_and_not_itself():
   assert "TRAIN_STEPS" in listed and "TRAIN_STEP" not in listed
 
 
-def test_a_leading_gin_directory_and_absolute_paths_resolve(tmp_path, monkeypatch):
+def test_shipped_names_and_absolute_paths_resolve(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # any directory: the configs ship inside the package
   expected = os.path.join(gin_utils.GIN_DIR, "smoke", "electra.gin")
   assert gin_utils.resolve_gin_file("smoke/electra.gin") == expected
-  assert gin_utils.resolve_gin_file("gin/smoke/electra.gin") == expected
   assert gin_utils.resolve_gin_file(expected) == expected
   own = tmp_path / "own.gin"
   own.write_text("include 'smoke/electra.gin'\nTRAIN_STEPS = 3\n")

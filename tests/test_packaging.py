@@ -86,7 +86,7 @@ def test_installed_package_is_imported_from_the_install_not_the_checkout(install
           "for m in (tpu_electra, data_prep, launch): print(os.path.dirname(m.__file__))\n"
           "print(gin_utils.GIN_DIR)\n"
           "print(gin_utils.resolve_gin_file('finetune/cola.gin'))\n"
-          "print(gin_utils.resolve_gin_file('gin/experiments/electra_small.gin'))\n")
+          "print(gin_utils.resolve_gin_file('experiments/electra_small.gin'))\n")
   done = _run([sys.executable, "-c", code], cwd=elsewhere, env=env)
   assert done.returncode == 0, done.stdout
   lines = done.stdout.splitlines()[-6:]

@@ -24,7 +24,7 @@ from tests.conftest import write_token_data
 from tpu_electra import gin_utils
 from tpu_electra import objectives
 from tpu_electra import pretrain
-from tpu_electra import run_info
+from tpu_electra import runs
 from tpu_electra.data import masking
 from tpu_electra.data import pretraining
 from tpu_electra.finetuning import runner
@@ -122,11 +122,11 @@ def _effective(gin_file):
       gin_utils.parse(["finetune/base.gin", gin_file], [])  # Given after a task's file.
     else:
       gin_utils.parse([gin_file], [])
-    values = {f"encoder.{k}": v for k, v in run_info.configured_arguments(EncoderConfig).items()}
+    values = {f"encoder.{k}": v for k, v in runs.configured_arguments(EncoderConfig).items()}
     if gin_file.startswith("experiments/"):
       values.update({f"optimizer.{k}": v
-                     for k, v in run_info.configured_arguments(optimization.create_optimizer).items()})
-      values.update({f"masking.{k}": v for k, v in run_info.configured_arguments(masking.MaskingConfig).items()})
+                     for k, v in runs.configured_arguments(optimization.create_optimizer).items()})
+      values.update({f"masking.{k}": v for k, v in runs.configured_arguments(masking.MaskingConfig).items()})
       values.update({f"pretrain.{k}": pretrain.bound_value(f"pretrain.{k}")
                      for k in ("train_steps", "batch_size", "seq_length")})
       cls = gin.query_parameter("pretrain.objective").configurable.wrapped
@@ -134,8 +134,8 @@ def _effective(gin_file):
       values["objective.name"] = cls.registry_name
     if gin_file.startswith("finetune/"):
       values.update({f"finetune_optimizer.{k}": v for k, v in
-                     run_info.configured_arguments(layerwise_decay.create_finetuning_optimizer).items()})
-      values.update({f"finetune.{k}": v for k, v in run_info.configured_arguments(runner.train_and_evaluate).items()})
+                     runs.configured_arguments(layerwise_decay.create_finetuning_optimizer).items()})
+      values.update({f"finetune.{k}": v for k, v in runs.configured_arguments(runner.train_and_evaluate).items()})
     return values
   finally:
     gin.clear_config()

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tpu_electra import evaluate
 from tpu_electra import pretrain
-from tpu_electra import run_info
+from tpu_electra import runs
 
 
 def _params(data_dir, **macros):
@@ -106,6 +106,21 @@ def test_a_resume_with_the_same_settings_rewrites_neither_record(trained, token_
   assert set(after) - set(before) == {"ckpt-4.index", "ckpt-4.data-00000-of-00001"}
 
 
+def test_a_version_1_record_resumes_and_refuses_changes_as_before(trained, token_data_dir, tmp_path, capsys):
+  model_dir = _copy(trained, tmp_path)
+  record = _record(model_dir)
+  del record["version"]
+  record["format_version"] = 1  # As tpu_electra wrote run.json before runs.VERSION 2.
+  with open(os.path.join(model_dir, "run.json"), "w") as f:
+    json.dump(record, f)
+  before = _files(model_dir)
+  assert _cli(model_dir, _params(token_data_dir, TRAIN_STEPS=4)) == 0
+  assert _files(model_dir)["run.json"] == before["run.json"]  # Same settings: kept as written.
+  assert _cli(model_dir, _params(token_data_dir, TRAIN_STEPS=4, SEED=9)) == 1
+  assert "other settings than these: seed 0 -> 9;" in capsys.readouterr().err
+  assert _files(model_dir) == before
+
+
 def test_accepted_changes_and_longer_runs_are_kept_in_the_history(trained, token_data_dir, tmp_path):
   model_dir = _copy(trained, tmp_path)
   data_dir = token_data_dir
@@ -134,27 +149,25 @@ def test_changes_at_the_step_of_the_last_change_merge_into_it():
               "optimizer": {"learning_rate": 2}}
   # Back to the original learning rate before any step trained at 2: nothing changed after all.
   current = {"train_steps": 8, "optimizer": {"learning_rate": 1}}
-  training, free = run_info.changes(recorded, current)
+  training, free = runs.changes(recorded, current)
   assert (training, free) == ({"optimizer.learning_rate": [2, 1]}, {})
-  assert "history" not in run_info.continued_record(recorded, current, 4, training, None)
+  assert "history" not in runs.continued_record(recorded, current, 4, training, None)
   current["optimizer"]["learning_rate"] = 3
-  merged = run_info.continued_record(recorded, current, 4, run_info.changes(recorded, current)[0], None)
+  merged = runs.continued_record(recorded, current, 4, runs.changes(recorded, current)[0], None)
   assert merged["history"] == [{"from_step": 4, "changes": {"optimizer.learning_rate": [1, 3]},
                                 "previous_operative_config": "operative_config.before-step-4.gin"}]
 
 
 def test_settings_an_older_record_lacks_are_recorded_without_consent():
-  training, free = run_info.changes({"seed": 0, "data": {"data_dir": "a"}},
+  training, free = runs.changes({"seed": 0, "data": {"data_dir": "a"}},
                                     {"seed": 0, "data": {"data_dir": "b"}, "masking": {"mask_rate": 0.15}})
   assert training == {} and free == {"data.data_dir": ["a", "b"], "masking.mask_rate": [None, 0.15]}
 
 
-def test_evaluation_masks_at_the_runs_mask_rate(trained, tmp_path, monkeypatch):
-  model_dir = _copy(trained, tmp_path)
-  record = _record(model_dir)
-  record["masking"]["mask_rate"] = 0.3
-  with open(os.path.join(model_dir, "run.json"), "w") as f:
-    json.dump(record, f)
+def test_evaluation_masks_at_the_mask_rate_the_run_trained_with(token_data_dir, tmp_path, monkeypatch):
+  model_dir = str(tmp_path / "model")
+  assert _cli(model_dir, _params(token_data_dir, TRAIN_STEPS=2) + ["MaskingConfig.mask_rate = 0.3"]) == 0
+  assert runs.read_run(model_dir).setting("masking")["mask_rate"] == 0.3
   seen = []
   original = evaluate.pretraining.evaluation_dataset
 
@@ -163,6 +176,8 @@ def test_evaluation_masks_at_the_runs_mask_rate(trained, tmp_path, monkeypatch):
     return original(*args, masking_config=masking_config, **kwargs)
 
   monkeypatch.setattr(evaluate.pretraining, "evaluation_dataset", recording)
+  # No gin here (the default is 0.15): the rate comes from the run's run.json, read through tpu_electra.runs.
+  assert evaluate.masking.MaskingConfig().mask_rate == 0.15
   evaluate.evaluate_run(model_dir, eval_batches=1, output=str(tmp_path / "metrics.json"))
   assert seen and all(config.mask_rate == 0.3 for config in seen)
 

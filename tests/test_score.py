@@ -9,8 +9,8 @@ import pytest
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
+from tpu_electra import runs
 from tpu_electra import score
-from tpu_electra.finetuning import pretrained
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import script
 
@@ -104,7 +104,7 @@ def test_script_pll_is_eq7_on_the_unmasked_sequence(script_model):
 
 def test_cli_rescores_an_nbest_file_and_writes_scores_and_summary(script_model, token_data_dir, tmp_path, capsys):
   model_dir = str(tmp_path / "model")
-  pretrained.save_pretraining_dir(script_model, model_dir, data_dir=token_data_dir)
+  runs.save_pretraining_dir(script_model, model_dir, data_dir=token_data_dir)
   nbest = tmp_path / "nbest.jsonl"
   nbest.write_text("\n".join(json.dumps(r) for r in [
       {"id": "u1", "hypotheses": [{"text": "w10 w11 w12", "score": -2.0}, {"text": "w10 w13", "score": -2.5}],
@@ -140,7 +140,7 @@ def test_each_method_asks_for_its_capability_in_one_line():
 
 def test_a_converted_dir_without_its_mlm_head_is_refused_in_one_line(script_model, token_data_dir, tmp_path, capsys):
   model_dir = str(tmp_path / "converted")
-  pretrained.save_pretraining_dir(script_model, model_dir, data_dir=token_data_dir)
+  runs.save_pretraining_dir(script_model, model_dir, data_dir=token_data_dir)
   info_path = os.path.join(model_dir, "run.json")
   with open(info_path) as f:
     info = json.load(f)

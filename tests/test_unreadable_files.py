@@ -166,7 +166,7 @@ def test_a_run_json_that_is_not_utf8_is_one_line_naming_it(token_data_dir, tmp_p
   assert _one_line(pretrain.cli, _pretrain_argv(model_dir, token_data_dir) + ["--gin_param=TRAIN_STEPS = 4"],
                    capsys).startswith(expected)
   assert files == {name: os.path.getmtime(os.path.join(model_dir, name)) for name in os.listdir(model_dir)}
-  # What loads the run (evaluation, export, fine-tuning) reads it through pretrained.read_run.
+  # What loads the run (evaluation, export, fine-tuning) reads it through runs.read_run.
   assert _one_line(evaluate.cli, ["evaluate", f"--model_dir={model_dir}"], capsys).startswith(expected)
 
 

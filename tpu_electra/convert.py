@@ -1161,33 +1161,27 @@ def convert_source(source: str, generator: Optional[str] = None) -> Tuple[Conver
 
 
 def _objective_record(converted: Converted) -> Dict[str, Any]:
-  """run.json's objective entry (as tpu_electra.run_info.objective_record writes it), also for an
-  objective the source has only part of: its registry name, class, resolved arguments."""
+  """run.json's objective entry, also for an objective the source has only part of: its registry name,
+  class, resolved arguments."""
   from tpu_electra import objectives  # pylint: disable=g-import-not-at-top
-  from tpu_electra import run_info  # pylint: disable=g-import-not-at-top
+  from tpu_electra import runs  # pylint: disable=g-import-not-at-top
   if isinstance(converted.model, objectives.PretrainingObjective):
-    return run_info.objective_record(converted.model)
+    return runs.objective_record(type(converted.model), converted.model.arguments)
   cls = objectives.get(converted.objective_name)
-  return {"name": cls.registry_name, "module": cls.__module__, "class": cls.__qualname__,
-          "arguments": cls.resolve_arguments(converted.objective_kwargs)}
+  return runs.objective_record(cls, cls.resolve_arguments(converted.objective_kwargs))
 
 
 def run_record(converted: Converted, source: Source, vocab_size: int) -> Dict[str, Any]:
-  """run.json of a converted run (tpu_electra.run_info adds the format and library versions).
-
-  A pretraining run's entries (kind, objective, encoder_config, data) so that everything reading
-  runs reads it, plus `source` (where it came from) and `conversion` (what the checkpoint holds).
-  """
-  from tpu_electra import run_info  # pylint: disable=g-import-not-at-top
+  """run.json of a converted run (tpu_electra.runs.converted_record): a pretraining run that carries its
+  vocab, plus `source` (where it came from) and `conversion` (what the checkpoint holds)."""
+  from tpu_electra import runs  # pylint: disable=g-import-not-at-top
   items = ["encoder"] + (["model"] if converted.model is not None else [])
-  return {
-      "kind": run_info.PRETRAINING,
-      "objective": _objective_record(converted),
-      "encoder_config": dataclasses.asdict(converted.encoder_config),
-      "data": {"data_dir": None, "vocab_file": VOCAB_NAME, "vocab_type": source.vocab.vocab_type,
-               "do_lower_case": source.vocab.do_lower_case, "vocab_size": vocab_size},
-      "source": source.record(),
-      "conversion": {
+  return runs.converted_record(
+      objective=_objective_record(converted), encoder_config=converted.encoder_config,
+      vocab={"vocab_file": VOCAB_NAME, "vocab_type": source.vocab.vocab_type,
+             "do_lower_case": source.vocab.do_lower_case, "vocab_size": vocab_size},
+      source=source.record(),
+      conversion={
           "checkpoint_items": items,
           "converted": list(converted.converted),
           # Parts of the recorded objective the source does not have (initialized afresh when it is built).
@@ -1195,9 +1189,7 @@ def run_record(converted: Converted, source: Source, vocab_size: int) -> Dict[st
           "unused_tensors": list(converted.unused_tensors),
           "vocab_origin": os.path.basename(source.vocab.origin),
           "notes": list(source.notes),
-      },
-      "step": 0,
-  }
+      })
 
 
 def write_run_dir(converted: Converted, source: Source, output_dir: str, overwrite: bool = False,
@@ -1205,7 +1197,7 @@ def write_run_dir(converted: Converted, source: Source, output_dir: str, overwri
   """Writes the converted model as a run directory (local or gs://): into a temporary sibling
   (`tmp_dir`, created here when not given) renamed into place at the end, so a failed conversion
   never leaves a half-written run behind."""
-  from tpu_electra import run_info  # pylint: disable=g-import-not-at-top
+  from tpu_electra import runs  # pylint: disable=g-import-not-at-top
 
   fileio.check_new_output_dir(output_dir, overwrite)
   tokens = list(source.vocab.tokens)
@@ -1229,7 +1221,7 @@ def write_run_dir(converted: Converted, source: Source, output_dir: str, overwri
     checkpoint = tf.train.Checkpoint(**items)
     tf.train.CheckpointManager(checkpoint, tmp_dir, max_to_keep=1).save(checkpoint_number=0)
     fileio.write_atomic(fileio.join(tmp_dir, VOCAB_NAME), "".join(token + "\n" for token in tokens))
-    run_info.write_run_info(tmp_dir, run_record(converted, source, rows))
+    runs.write_record(tmp_dir, run_record(converted, source, rows))
     fileio.move_into_place(tmp_dir, output_dir)
   finally:
     if tf.io.gfile.exists(tmp_dir):

@@ -62,10 +62,10 @@ import tensorflow as tf
 
 from tpu_electra import fileio
 from tpu_electra import representation_health
+from tpu_electra import runs
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.data import pretraining
-from tpu_electra.finetuning import pretrained
 from tpu_electra.objectives.base import DETECTION
 
 DEFAULT_EVAL_BATCHES = 8
@@ -169,16 +169,16 @@ def evaluate_run(model_dir: str, checkpoint: Optional[str] = None, data_dir: Opt
                  eval_batches: Optional[int] = None, batch_size: Optional[int] = None,
                  output: Optional[str] = None) -> Dict[str, float]:
   """Evaluates one checkpoint of a pretraining run (its latest by default); writes the JSON."""
-  run = pretrained.read_run(checkpoint or model_dir)
+  run = runs.read_run(checkpoint or model_dir)
   data_dir = data_dir or run.resolved_data_dir()
   if not data_dir:
-    raise pretrained.PretrainedModelError(
+    raise runs.RunError(
         f"the run's data dir {run.data_dir!r} has no manifest here; pass --data_dir=<the pretraining data>")
   manifest = manifest_lib.read_manifest(data_dir)
   seq_length = int(run.setting("seq_length", manifest.max_seq_length))
   batch_size = batch_size or int(run.setting("batch_size", 16))
   eval_batches = eval_batches or int(run.setting("eval_batches", DEFAULT_EVAL_BATCHES))
-  objective = pretrained.load_objective(run)
+  objective = runs.load_objective(run)
   strategy = tf.distribute.get_strategy()
   # A run recorded before run.json held its masking is evaluated at MaskingConfig's defaults, as before.
   masking_config = masking.MaskingConfig(**run.setting("masking", {}))

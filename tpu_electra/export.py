@@ -97,11 +97,11 @@ import tensorflow_text as tf_text
 
 from tpu_electra import convert
 from tpu_electra import fileio
+from tpu_electra import runs
 from tpu_electra.data import tokenization
 from tpu_electra.finetuning import features as features_lib
 from tpu_electra.finetuning import finetuned
 from tpu_electra.finetuning import models as task_models
-from tpu_electra.finetuning import pretrained
 from tpu_electra.objectives import MaskedLanguageModel
 from tpu_electra.objectives import ReplacedTokenDetector
 
@@ -146,8 +146,8 @@ def export_saved_model(model_dir: str, output_dir: str, overwrite: bool = False,
   fileio.check_new_output_dir(output_dir, overwrite)
   if finetuned.is_finetuning_dir(model_dir):
     return export_text_saved_model(model_dir, output_dir, overwrite=overwrite, seed=seed)
-  run = pretrained.read_run(model_dir)
-  objective = pretrained.load_objective(run)
+  run = runs.read_run(model_dir)
+  objective = runs.load_objective(run)
   detector = objective if isinstance(objective, ReplacedTokenDetector) else None
   if detector is not None:
     # Heads are built on first use; build them eagerly so the checkpoint's values land in them
@@ -908,8 +908,8 @@ def export_huggingface(model_dir: str, output_dir: str, overwrite: bool = False,
   fileio.check_new_output_dir(output_dir, overwrite)
   if finetuned.is_finetuning_dir(model_dir):
     return _export_finetuned_huggingface(model_dir, output_dir, seed)
-  run = pretrained.read_run(model_dir)
-  objective = pretrained.load_objective(run)
+  run = runs.read_run(model_dir)
+  objective = runs.load_objective(run)
   encoder = objective.encoder
   architecture, state, bert = _pretraining_state(objective, encoder)
   manifest = run.manifest()

@@ -44,13 +44,9 @@ class GinConfigError(ValueError):
 def resolve_gin_file(path: str) -> str:
   """A gin file by path, or by its name in the package's gin directory ('smoke/electra.gin').
 
-  A leading 'gin/' names the same directory ('gin/smoke/electra.gin'), as the configs were once
-  at the top of the checkout. A name not found gets the nearest shipped names as suggestions.
+  A name not found gets the nearest shipped names as suggestions.
   """
-  candidates = [path, os.path.join(GIN_DIR, path)]
-  if path.startswith("gin/"):
-    candidates.append(os.path.join(GIN_DIR, path[len("gin/"):]))
-  for candidate in candidates:
+  for candidate in (path, os.path.join(GIN_DIR, path)):
     if os.path.isfile(candidate):
       return candidate
   close = configs.nearest(path)

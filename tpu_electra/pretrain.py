@@ -6,10 +6,7 @@ DATA_DIR, VOCAB_SIZE, SEED, EVAL_EVERY, EVAL_BATCHES). Re-running the same comma
 latest checkpoint in --model_dir, exactly where the run stopped (same weights as a run never stopped).
 
 Besides checkpoints, summaries and operative_config.gin (how the run was configured), the model dir
-gets run.json (what the run is: tpu_electra.run_info), which everything that loads the run reads.
-A model dir written before run.json existed gets one with
-
-  python -m tpu_electra.pretrain --upgrade_run_dir=DIR
+gets run.json (what the run is: tpu_electra.runs), which everything that loads the run reads.
 
 A re-run of a model dir that has checkpoints must train as they were trained: when its settings
 differ from run.json's in anything that changes training (learning rate and schedule, optimizer,
@@ -45,14 +42,11 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_boolean(ACCEPT_CHANGES_FLAG[2:], False, "Continue --model_dir's checkpoints with settings that "
                        "differ from its run.json in what changes training; run.json's history records the change "
                        "with the step it applies from. Without it such a re-run is refused.", flag_values=flag_values)
-  flags.DEFINE_string("upgrade_run_dir", None, "Instead of training: write run.json for this model dir, "
-                      "written before runs recorded one.", flag_values=flag_values)
 
 
 def check_flags(flag_values: flags.FlagValues) -> None:
   """The flags' errors that need no TensorFlow to find (cli_utils.run_as_program)."""
-  if not flag_values.upgrade_run_dir:
-    cli_utils.require(flag_values, "model_dir")
+  cli_utils.require(flag_values, "model_dir")
 
 
 if __name__ == "__main__":
@@ -71,11 +65,11 @@ import tensorflow as tf
 from tpu_electra import evaluate
 from tpu_electra import fileio
 from tpu_electra import gin_utils
-from tpu_electra import run_info
+from tpu_electra import runs
+from tpu_electra import warm_start
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.data import pretraining
-from tpu_electra.finetuning import pretrained
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.modeling import costs
 from tpu_electra import objectives
@@ -148,7 +142,7 @@ def pretrain(model_dir: str,
         data_dir=data_dir, global_batch_size=batch_size, seq_length=seq_length, input_context=input_context,
         masking_config=masking_config, seed=seed, start_step=start_step)
 
-  record = run_info.pretraining_record(
+  record = runs.pretraining_record(
       model, data_dir, seed=seed, batch_size=batch_size, seq_length=seq_length, train_steps=train_steps,
       train_flops=train_flops, precision=precision, eval_every=eval_every, eval_batches=eval_batches,
       **training_settings(masking_config))
@@ -168,7 +162,7 @@ def pretrain(model_dir: str,
     fileio.make_output_dir(model_dir, "--model_dir")
     if kept_config:
       fileio.copy(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), os.path.join(model_dir, kept_config))
-    run_info.write_run_info(model_dir, record)
+    runs.write_record(model_dir, record)
 
   evaluator = None
   if eval_every:
@@ -191,13 +185,13 @@ def training_settings(masking_config: masking.MaskingConfig) -> Dict[str, Any]:
   optimizer and its schedule, the masking, the input pipeline's order, the update's micro-batches
   and compilation (arguments the caller passes are recorded elsewhere in the record, or nowhere)."""
   return {
-      "optimizer": run_info.configured_arguments(optimization.create_optimizer, exclude=("train_steps",)),
+      "optimizer": runs.configured_arguments(optimization.create_optimizer, exclude=("train_steps",)),
       "masking": dataclasses.asdict(masking_config),
-      "input_pipeline": run_info.configured_arguments(
+      "input_pipeline": runs.configured_arguments(
           pretraining.pretraining_dataset,
           exclude=("data_dir", "global_batch_size", "seq_length", "seed", "masking_config", "input_context",
                    "start_step")),
-      "train_loop": {name: value for name, value in run_info.configured_arguments(trainer.train).items()
+      "train_loop": {name: value for name, value in runs.configured_arguments(trainer.train).items()
                      if name in ("grad_accum_steps", "jit_compile")},
   }
 
@@ -208,29 +202,29 @@ def continued_record(model_dir: str, latest: str, record: Dict[str, Any],
   """For a re-run of a model dir with checkpoints: (the run.json to write, None when the recorded one
   stays as it is; the name under which to keep the operative config of the steps before the change).
 
-  A change of what trains (run_info.changes) without `accept_changes` is refused in one line.
+  A change of what trains (runs.changes) without `accept_changes` is refused in one line.
   """
-  recorded = run_info.read_run_info(model_dir)
+  recorded = runs.read_record(model_dir)
   if recorded is None:
     return record, None  # A dir from before run.json: this run's record is the first.
   step = evaluate.checkpoint_step(latest)
-  training, free = run_info.changes(recorded, record)
+  training, free = runs.changes(recorded, record)
   if training and not accept_changes:
-    raise run_info.ChangedSettingsError(
+    raise runs.ChangedSettingsError(
         f"{model_dir} holds checkpoints up to step {step} trained with other settings than these: "
-        f"{run_info.describe_changes(training)}; to keep its record true, train into a new --model_dir, or pass "
+        f"{runs.describe_changes(training)}; to keep its record true, train into a new --model_dir, or pass "
         f"{ACCEPT_CHANGES_FLAG} to continue this run with them from step {step} (recorded in "
-        f"{run_info.RUN_INFO_NAME}'s history)")
+        f"{runs.RUN_JSON}'s history)")
   if not training and not free:
     return None, None
   if training:
     logging.warning("%s: continuing from step %d with changed settings (%s): %s; recorded in %s's history.",
-                    model_dir, step, ACCEPT_CHANGES_FLAG, run_info.describe_changes(training), run_info.RUN_INFO_NAME)
+                    model_dir, step, ACCEPT_CHANGES_FLAG, runs.describe_changes(training), runs.RUN_JSON)
   kept = f"{os.path.splitext(trainer.OPERATIVE_CONFIG_NAME)[0]}.before-step-{step}.gin"
   if fileio.exists(os.path.join(model_dir, kept)) or not fileio.exists(
       os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME)):
     kept = None  # Kept already (an earlier change at this step), or nothing to keep.
-  return run_info.continued_record(recorded, record, step, {**training, **free}, kept), kept
+  return runs.continued_record(recorded, record, step, {**training, **free}, kept), kept
 
 
 # EncoderConfig fields that decide the variables' shapes or what the restored weights compute.
@@ -238,24 +232,24 @@ _MATCHING_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "int
                     "max_position_embeddings", "type_vocab_size", "share_layers", "activation")
 
 
-def check_init_run(run: pretrained.PretrainingRun, encoder_config: EncoderConfig, manifest: manifest_lib.Manifest,
+def check_init_run(run: runs.PretrainingRun, encoder_config: EncoderConfig, manifest: manifest_lib.Manifest,
                    data_dir: str, seq_length: int) -> None:
   """One-line errors when the init run's encoder or vocab does not fit the configured model and the data."""
   init_config = run.encoder_config()
   if init_config.vocab_size != manifest.vocab_size:
-    raise pretrained.PretrainedModelError(
+    raise runs.RunError(
         f"--init_checkpoint={run.model_dir} has a vocab of {init_config.vocab_size} tokens but the data in "
         f"{data_dir!r} has {manifest.vocab_size} ({manifest.vocab_file}); continue pretraining on data built with the "
         f"init run's vocab ({run.vocab_path() or 'the vocab it was pretrained with'})")
   for field in _MATCHING_FIELDS[1:]:
     ours, theirs = getattr(encoder_config, field), getattr(init_config, field)
     if ours != theirs:
-      raise pretrained.PretrainedModelError(
+      raise runs.RunError(
           f"--init_checkpoint={run.model_dir} has EncoderConfig.{field}={theirs!r} but the configured model has "
           f"{field}={ours!r}; set EncoderConfig.{field} = {theirs!r} (e.g. --gin_param='EncoderConfig.{field} = "
           f"{theirs!r}') to continue from it")
   if seq_length > init_config.max_position_embeddings:
-    raise pretrained.PretrainedModelError(
+    raise runs.RunError(
         f"SEQ_LENGTH={seq_length} exceeds the max_position_embeddings={init_config.max_position_embeddings} of "
         f"--init_checkpoint={run.model_dir}; use data built with --max_seq_length<={init_config.max_position_embeddings}")
   check_same_vocab(run, manifest, data_dir)
@@ -266,7 +260,7 @@ def _tokens(path: str):
     return [line.rstrip("\r\n") for line in f]
 
 
-def check_same_vocab(run: pretrained.PretrainingRun, manifest: manifest_lib.Manifest, data_dir: str) -> None:
+def check_same_vocab(run: runs.PretrainingRun, manifest: manifest_lib.Manifest, data_dir: str) -> None:
   """The init run's embedding rows must stand for the data's tokens: same vocab file contents."""
   data_vocab = manifest.vocab_path(data_dir)
   init_vocab = run.vocab_path()
@@ -277,7 +271,7 @@ def check_same_vocab(run: pretrained.PretrainingRun, manifest: manifest_lib.Mani
       logging.warning("--init_checkpoint=%s: neither its vocab file nor its hash is at hand; only the vocab size "
                       "(%d) was checked against %s.", run.model_dir, manifest.vocab_size, data_vocab)
     elif recorded != data_sha:
-      raise pretrained.PretrainedModelError(
+      raise runs.RunError(
           f"--init_checkpoint={run.model_dir} was pretrained with a vocab of sha256 {recorded[:12]}… but the data's "
           f"vocab {data_vocab} has sha256 {data_sha[:12]}…: the embedding rows would stand for other tokens; "
           "continue on data built with the init run's vocab")
@@ -293,7 +287,7 @@ def check_same_vocab(run: pretrained.PretrainingRun, manifest: manifest_lib.Mani
              if differing is not None else f"{len(theirs)} tokens there, {len(ours)} in the data's")
   else:
     where = "the files differ"
-  raise pretrained.PretrainedModelError(
+  raise runs.RunError(
       f"--init_checkpoint={run.model_dir}'s vocab {init_vocab} is not the data's vocab {data_vocab} ({where}): the "
       "embedding rows would stand for other tokens; continue on data built with the init run's vocab")
 
@@ -302,7 +296,7 @@ def initialize_from(init_checkpoint: str, model, optimizer, strategy: tf.distrib
                     manifest: manifest_lib.Manifest, data_dir: str, seq_length: int) -> Dict:
   """Checks the init run against the configured model and the data, builds the model's variables and
   restores into them what the init checkpoint has; returns run.json's `init_checkpoint` record."""
-  run = pretrained.read_run(init_checkpoint)
+  run = runs.read_run(init_checkpoint)
   check_init_run(run, model.encoder_config, manifest, data_dir, seq_length)
   keys = tf.train.load_checkpoint(run.checkpoint).get_variable_to_shape_map()
   whole_model = run.objective == model.registry_name and any(key.startswith("model/") for key in keys)
@@ -310,7 +304,7 @@ def initialize_from(init_checkpoint: str, model, optimizer, strategy: tf.distrib
   # variables; train() builds nothing new and restores nothing from a model dir without checkpoints.
   spec_context = tf.distribute.InputContext(num_replicas_in_sync=strategy.num_replicas_in_sync)
   trainer.build_variables(model, optimizer, strategy, dataset_fn(spec_context, 0).element_spec)
-  restored = pretrained.restore_available(run, model, whole_model)
+  restored = warm_start.restore_available(run, model, whole_model)
   source = run.info.get("source")
   what = (f"converted from {source.get('architecture') or source.get('kind')}, objective {run.objective}" if source
           else f"a run of objective {run.objective}")
@@ -357,60 +351,12 @@ def bound_value(binding_key: str):
   return value
 
 
-def _bound_or_none(binding_key: str):
-  try:
-    return bound_value(binding_key)
-  except ValueError:  # Not bound: the default applies.
-    return None
-
-
-def upgrade_run_dir(model_dir: str) -> str:
-  """Writes run.json for a model dir written before runs recorded one, from its operative_config.gin
-  (read with gin's own parser, then forgotten) and its latest checkpoint's embedding table."""
-  if run_info.read_run_info(model_dir) is not None:
-    raise ValueError(f"{run_info.path_of(model_dir)} exists already: nothing to upgrade")
-  config_path = os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME)
-  checkpoint = tf.train.latest_checkpoint(model_dir)
-  if not tf.io.gfile.exists(config_path) or checkpoint is None:
-    raise ValueError(f"{model_dir!r} is not a pretraining model dir (it needs {trainer.OPERATIVE_CONFIG_NAME} "
-                     "and a checkpoint)")
-  gin.clear_config()
-  try:
-    gin.parse_config_file(config_path, skip_unknown=True)
-    objective_cls = objectives.of(gin.query_parameter("pretrain.objective").configurable.wrapped)
-    # The word-embedding table's rows (every objective has one table, shared by its networks, and
-    shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
-    # (saved once, under the first path that reaches it: the encoder's embeddings or the MLM head).
-    vocab_size = next(shape[0] for key, shape in sorted(shapes.items())
-                      if key.endswith(("word_embeddings/embeddings/.ATTRIBUTES/VARIABLE_VALUE",
-                                       "embedding_table/.ATTRIBUTES/VARIABLE_VALUE")))
-    encoder_config = EncoderConfig(vocab_size=int(vocab_size))
-    arguments = objective_cls.resolve_arguments()
-    settings = {key: _bound_or_none(f"pretrain.{key}") for key in
-                ("seed", "batch_size", "seq_length", "train_steps", "train_flops", "precision", "eval_every",
-                 "eval_batches")}
-    settings.update(training_settings(masking.MaskingConfig()))
-    data_dir = _bound_or_none("pretrain.data_dir")
-  except (ValueError, KeyError, SyntaxError, StopIteration) as e:
-    raise ValueError(f"cannot read {config_path}: {cli_utils.first_line(e)}") from None
-  finally:
-    gin.clear_config()
-  # Building the objective resolves what its constructor derives (ALE's share_layers) and checks
-  # the arguments; nothing is restored.
-  objective = objective_cls(encoder_config=encoder_config, **arguments)
-  return run_info.write_run_info(model_dir, dict(run_info.pretraining_record(objective, data_dir, **settings),
-                                                 upgraded_from=trainer.OPERATIVE_CONFIG_NAME))
-
-
 # Gin appends the configurable's name on further lines of its errors; the first line says what is wrong.
 @cli_utils.one_line_errors(ValueError, OSError, trainer.NonFiniteLossError, trainer.CheckpointSaveError)
 def run(flag_values: flags.FlagValues) -> int:
-  """Pretrains (or upgrades a model dir) as the parsed flags ask; returns the exit status (errors: one line)."""
+  """Pretrains as the parsed flags ask; returns the exit status (errors: one line)."""
   start = time.time()
   check_flags(flag_values)
-  if flag_values.upgrade_run_dir:
-    print(f"wrote {upgrade_run_dir(flag_values.upgrade_run_dir)}")
-    return 0
   gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
   metrics = pretrain(model_dir=flag_values.model_dir, init_checkpoint=flag_values.init_checkpoint,
                      accept_changes=flag_values.accept_changes)

@@ -78,7 +78,7 @@ import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 import tensorflow as tf
 
 from tpu_electra import fileio
-from tpu_electra.finetuning import pretrained
+from tpu_electra import runs
 from tpu_electra.modeling import encoder_inputs
 from tpu_electra.objectives import MaskedLanguageModel, OnePassScorer
 
@@ -328,18 +328,18 @@ def score_file(model_dir: str, nbest_path: str, output_path: str, method: str = 
     raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
   with fileio.open_text(nbest_path) as f:
     utterances = parse_nbest(f, source=nbest_path)
-  run = pretrained.read_run(model_dir)
+  run = runs.read_run(model_dir)
   if max_seq_length > run.encoder_config().max_position_embeddings:
     raise ValueError(f"--max_seq_length={max_seq_length} exceeds the model's max_position_embeddings="
                      f"{run.encoder_config().max_position_embeddings}")
-  untrained = sorted(set(pretrained.absent_parts(run)) & {"generator", "mlm_head"})
+  untrained = sorted(set(runs.absent_parts(run)) & {"generator", "mlm_head"})
   if untrained:
     raise ValueError(f"{model_dir} holds no trained {' or '.join(untrained)} (it was converted without them: "
                      "run.json conversion.absent), so its pseudo-log-likelihoods would come from random weights; "
                      "convert a checkpoint with its MLM head (BertForMaskedLM, or ElectraForPreTraining with "
                      "--generator=huggingface:PATH)")
-  tokenizer = pretrained.load_tokenizer(run, vocab, vocab_type, do_lower_case)
-  objective = pretrained.load_objective(run)
+  tokenizer = runs.load_tokenizer(run, vocab, vocab_type, do_lower_case)
+  objective = runs.load_objective(run)
   scorer = SCORERS[method](objective, tokenizer.special_token_ids, max_seq_length, batch_size)
   score_utterances(utterances, scorer, tokenizer)
   records, summary = rescore(utterances, lm_weight, case_sensitive)

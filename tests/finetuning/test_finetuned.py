@@ -19,11 +19,10 @@ import tensorflow as tf
 from tpu_electra import export
 from tpu_electra import finetune
 from tpu_electra import gin_utils
-from tpu_electra import run_info
+from tpu_electra import runs
 from tpu_electra.finetuning import finetuned
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import models
-from tpu_electra.finetuning import pretrained
 from tpu_electra.finetuning import race
 from tpu_electra.finetuning import runner
 from tpu_electra.finetuning import squad
@@ -82,12 +81,12 @@ def _finetune(argv):
 
 
 @pytest.fixture(scope="module")
-def runs(token_data_dir, tmp_path_factory):
+def run_dirs(token_data_dir, tmp_path_factory):
   """An SST-2 run (seeds 0, 1) and an RTE run fine-tuned from a tiny ELECTRA dir."""
   tf.keras.utils.set_random_seed(1)
   objective = electra.Electra(CONFIG, generator_fraction=0.5)
   pretrained_dir = str(tmp_path_factory.mktemp("pretrained"))
-  pretrained.save_pretraining_dir(objective, pretrained_dir, data_dir=token_data_dir,
+  runs.save_pretraining_dir(objective, pretrained_dir, data_dir=token_data_dir,
                                   objective_kwargs={"generator_fraction": 0.5}, step=3)
   data_dir = _write_rte(_write_sst2(str(tmp_path_factory.mktemp("glue"))))
   out = {}
@@ -170,16 +169,16 @@ def _serve_in_fresh_process(jobs, directory):
     return json.load(f)
 
 
-def test_text_saved_model_in_a_fresh_process_reproduces_the_runner(runs, tmp_path):
+def test_text_saved_model_in_a_fresh_process_reproduces_the_runner(run_dirs, tmp_path):
   jobs, expected = {}, {}
   for name, task, seed in (("sst2", "sst2", None), ("sst2_seed1", "sst2", 1), ("rte", "rte", None)):
-    run_dir = runs[task]
+    run_dir = run_dirs[task]
     path = str(tmp_path / name)
     argv = ["export", f"--model_dir={run_dir}", "--format=saved_model", f"--output_dir={path}"]
     start = time.time()
     assert export.cli(argv + ([f"--seed={seed}"] if seed is not None else [])) == 0
     export_s = time.time() - start
-    examples = _dev(runs["data_dir"], task)
+    examples = _dev(run_dirs["data_dir"], task)
     if task == "rte":
       inputs = {"text_a": [e.text_a for e in examples], "text_b": [e.text_b for e in examples]}
     else:
@@ -214,31 +213,31 @@ def test_text_saved_model_in_a_fresh_process_reproduces_the_runner(runs, tmp_pat
           f"one sentence {1000 * got['call_s']:.1f} ms (median of 10)")
 
 
-def test_export_of_a_missing_seed_is_a_one_line_error(runs, tmp_path, capsys):
-  argv = ["export", f"--model_dir={runs['sst2']}", "--seed=9", f"--output_dir={tmp_path / 'x'}"]
+def test_export_of_a_missing_seed_is_a_one_line_error(run_dirs, tmp_path, capsys):
+  argv = ["export", f"--model_dir={run_dirs['sst2']}", "--seed=9", f"--output_dir={tmp_path / 'x'}"]
   assert export.cli(argv) == 1
   err = capsys.readouterr().err.strip()
   assert "no fine-tuned model for seed 9" in err and "\n" not in err
 
 
-def test_run_json_records_labels_and_tokenizer(runs):
-  run = finetuned.read_finetuning_run(runs["rte"])
+def test_run_json_records_labels_and_tokenizer(run_dirs):
+  run = finetuned.read_finetuning_run(run_dirs["rte"])
   assert run.seed == 0 and run.info["label_list"] == ["entailment", "not_entailment"]
   assert run.info["tokenizer"] == {"vocab": None, "vocab_type": "wordpiece", "do_lower_case": True}
 
 
-def test_transformers_sequence_classification_reproduces_the_runner(runs, tmp_path):
+def test_transformers_sequence_classification_reproduces_the_runner(run_dirs, tmp_path):
   torch = pytest.importorskip("torch", reason="torch is not installed (test-only extra 'hf')")
   transformers = pytest.importorskip("transformers", reason="transformers is not installed (test-only extra 'hf')")
   for task in ("sst2", "rte"):
     out = str(tmp_path / task)
-    assert export.cli(["export", f"--model_dir={runs[task]}", "--format=huggingface", f"--output_dir={out}"]) == 0
+    assert export.cli(["export", f"--model_dir={run_dirs[task]}", "--format=huggingface", f"--output_dir={out}"]) == 0
     with open(os.path.join(out, "config.json")) as f:
       config = json.load(f)
     assert config["architectures"] == ["ElectraForSequenceClassification"] and config["num_labels"] == 2
     model = transformers.ElectraForSequenceClassification.from_pretrained(out)
     model.eval()
-    outputs, features = _runner_outputs(runs[task], _dev(runs["data_dir"], task))
+    outputs, features = _runner_outputs(run_dirs[task], _dev(run_dirs["data_dir"], task))
     with torch.no_grad():
       logits = model(input_ids=torch.tensor(features["input_word_ids"], dtype=torch.long),
                      attention_mask=torch.tensor(features["input_mask"], dtype=torch.long),
@@ -253,19 +252,17 @@ def test_transformers_sequence_classification_reproduces_the_runner(runs, tmp_pa
 
 def _write_run(run_dir, task, model, encoder, pretrained_dir, task_serving=None, label_list=None):
   """A fine-tuning run dir as the runner leaves it, for a model built here."""
-  import dataclasses  # pylint: disable=g-import-not-at-top
   tf.train.Checkpoint(model=model, encoder=encoder).write(os.path.join(run_dir, "seed_0", "final", "model"))
-  run_info.write_run_info(run_dir, {
-      "kind": "finetuning", "task": task, "max_seq_length": MAX_SEQ_LENGTH, "seeds": [0],
-      "init_checkpoint": pretrained.read_run(pretrained_dir).checkpoint,
-      "encoder_config": dataclasses.asdict(CONFIG), "label_list": label_list, "task_serving": task_serving or {},
-      "tokenizer": {"vocab": None, "vocab_type": "wordpiece", "do_lower_case": True}})
+  runs.write_record(run_dir, runs.finetuning_record(
+      task=task, seed=0, seeds=[0], init_checkpoint=runs.read_run(pretrained_dir).checkpoint, encoder_config=CONFIG,
+      max_seq_length=MAX_SEQ_LENGTH, label_list=label_list, task_serving=task_serving or {},
+      tokenizer={"vocab": None, "vocab_type": "wordpiece", "do_lower_case": True}))
 
 
 @pytest.mark.parametrize("task,architecture", [("pos", "ElectraForTokenClassification"),
                                                ("squad_v1", "ElectraForQuestionAnswering"),
                                                ("race", "ElectraForMultipleChoice")])
-def test_transformers_token_classification_question_answering_and_multiple_choice(runs, tmp_path, task,
+def test_transformers_token_classification_question_answering_and_multiple_choice(run_dirs, tmp_path, task,
                                                                                    architecture):
   torch = pytest.importorskip("torch", reason="torch is not installed (test-only extra 'hf')")
   transformers = pytest.importorskip("transformers", reason="transformers is not installed (test-only extra 'hf')")
@@ -283,7 +280,7 @@ def test_transformers_token_classification_question_answering_and_multiple_choic
   bias.assign(np.random.default_rng(4).normal(0, 0.5, bias.shape).astype(np.float32))
   expected = model.task_outputs(batch, training=False)
   run_dir = str(tmp_path / "run")
-  _write_run(run_dir, task, model, encoder, runs["pretrained"], {"num_choices": 2} if task == "race" else None)
+  _write_run(run_dir, task, model, encoder, run_dirs["pretrained"], {"num_choices": 2} if task == "race" else None)
   out = str(tmp_path / "hf")
   assert export.cli(["export", f"--model_dir={run_dir}", "--format=huggingface", f"--output_dir={out}"]) == 0
   hf_model = getattr(transformers, architecture).from_pretrained(out)
@@ -303,7 +300,7 @@ def test_transformers_token_classification_question_answering_and_multiple_choic
       np.testing.assert_allclose(getattr(outputs, name).numpy()[mask], expected[name].numpy()[mask], atol=1e-4)
 
 
-def test_text_classification_run_serves_its_labels_from_text(runs, tmp_path):
+def test_text_classification_run_serves_its_labels_from_text(run_dirs, tmp_path):
   tf.keras.utils.set_random_seed(5)
   encoder = TransformerEncoder(CONFIG, name="encoder")
   model = models.ClassificationModel(encoder, 3)
@@ -311,7 +308,7 @@ def test_text_classification_run_serves_its_labels_from_text(runs, tmp_path):
   model.head.out_proj.bias.assign(np.array([0.3, -0.2, 0.1], np.float32))
   run_dir = str(tmp_path / "run")
   labels = ["ABBR", "DESC", "HUM"]
-  _write_run(run_dir, "text_classification", model, encoder, runs["pretrained"], label_list=labels)
+  _write_run(run_dir, "text_classification", model, encoder, run_dirs["pretrained"], label_list=labels)
   path = str(tmp_path / "saved")
   assert export.cli(["export", f"--model_dir={run_dir}", "--format=saved_model", f"--output_dir={path}"]) == 0
   served = tf.saved_model.load(path)
@@ -324,14 +321,14 @@ def test_text_classification_run_serves_its_labels_from_text(runs, tmp_path):
   assert [label.decode() for label in got["label"].numpy()] == [labels[i] for i in np.argmax(expected, -1)]
 
 
-def test_text_saved_model_of_a_task_it_cannot_serve_from_text_is_a_one_line_error(runs, tmp_path, capsys):
+def test_text_saved_model_of_a_task_it_cannot_serve_from_text_is_a_one_line_error(run_dirs, tmp_path, capsys):
   tf.keras.utils.set_random_seed(4)
   encoder = TransformerEncoder(CONFIG, name="encoder")
   model = models.ClassificationModel(encoder, 2)
   model.task_outputs(encoder.dummy_inputs(), training=False)
   run_dir = str(tmp_path / "run")
   # A task registered outside the package (BoolQ, say): no text-in signature knows its inputs.
-  _write_run(run_dir, "boolq", model, encoder, runs["pretrained"])
+  _write_run(run_dir, "boolq", model, encoder, run_dirs["pretrained"])
   assert export.cli(["export", f"--model_dir={run_dir}", f"--output_dir={tmp_path / 'saved'}"]) == 1
   err = capsys.readouterr().err.strip()
   assert "'boolq' is not exported from text yet" in err and "\n" not in err
@@ -355,10 +352,10 @@ def _write_pos(root):
   return root
 
 
-def test_tagging_saved_model_tags_words_as_the_runner(runs, tmp_path):
+def test_tagging_saved_model_tags_words_as_the_runner(run_dirs, tmp_path):
   data_dir = _write_pos(str(tmp_path / "pos_data"))
   run_dir = str(tmp_path / "pos")
-  assert _finetune(["--gin_file=finetune/pos.gin", f"--init_checkpoint={runs['pretrained']}",
+  assert _finetune(["--gin_file=finetune/pos.gin", f"--init_checkpoint={run_dirs['pretrained']}",
                     f"--data_dir={data_dir}", f"--model_dir={run_dir}", "--gin_param=BATCH_SIZE = 4",
                     f"--gin_param=MAX_SEQ_LENGTH = {MAX_SEQ_LENGTH}", "--gin_param=EPOCHS = 2",
                     "--gin_param=LEARNING_RATE = 1e-3"]) == 0
@@ -462,7 +459,7 @@ SQUAD_PARAMS = {
 
 
 @pytest.fixture(scope="module")
-def served_qa(runs, tmp_path_factory):
+def served_qa(run_dirs, tmp_path_factory):
   """Tiny SQuAD 1.1, SQuAD 2.0 and RACE runs, exported and served in one fresh process."""
   root = tmp_path_factory.mktemp("qa")
   jobs, out = {}, {}
@@ -472,7 +469,7 @@ def served_qa(runs, tmp_path_factory):
     else:
       data_dir, params = _write_squad(str(root / f"{task}_data"), task == "squad_v2"), SQUAD_PARAMS[task]
     run_dir, path = str(root / task), str(root / f"{task}_saved")
-    assert _finetune([f"--gin_file=finetune/{task}.gin", f"--init_checkpoint={runs['pretrained']}",
+    assert _finetune([f"--gin_file=finetune/{task}.gin", f"--init_checkpoint={run_dirs['pretrained']}",
                       f"--data_dir={data_dir}", f"--model_dir={run_dir}", "--gin_param=BATCH_SIZE = 4",
                       f"--gin_param=MAX_SEQ_LENGTH = {MAX_SEQ_LENGTH}", "--gin_param=EPOCHS = 2",
                       "--gin_param=LEARNING_RATE = 1e-3"] + [f"--gin_param={p}" for p in params]) == 0

@@ -10,9 +10,8 @@ import tensorflow as tf
 
 from tpu_electra import finetune
 from tpu_electra import gin_utils
-from tpu_electra import run_info
+from tpu_electra import runs
 from tpu_electra.finetuning import glue
-from tpu_electra.finetuning import pretrained
 from tpu_electra.finetuning import tagging
 from tpu_electra.finetuning import tasks
 from tpu_electra.finetuning import text_classification
@@ -150,7 +149,7 @@ CONFIG = EncoderConfig(vocab_size=60, hidden_size=16, num_layers=2, num_heads=2,
 def pretrained_dir(token_data_dir, tmp_path_factory):
   tf.keras.utils.set_random_seed(1)
   model_dir = str(tmp_path_factory.mktemp("pretrained"))
-  pretrained.save_pretraining_dir(electra.Electra(CONFIG, generator_fraction=0.5), model_dir, data_dir=token_data_dir,
+  runs.save_pretraining_dir(electra.Electra(CONFIG, generator_fraction=0.5), model_dir, data_dir=token_data_dir,
                                   objective_kwargs={"generator_fraction": 0.5})
   return model_dir
 
@@ -183,7 +182,7 @@ def test_trec_config_fine_tunes_any_tsv_and_records_its_labels(pretrained_dir, t
   _write(os.path.join(data_dir, "q", "dev.tsv"), _question_tsv(6, ["9", "x-ray"]))
   run_dir = str(tmp_path / "run")
   assert finetune.cli(_argv(pretrained_dir, data_dir, run_dir)) == 0
-  info = run_info.read_run_info(run_dir)
+  info = runs.read_record(run_dir)
   assert info["task"] == "text_classification" and info["max_seq_length"] == 16
   assert info["label_list"] == ["10", "9", "x-ray"]
   with open(os.path.join(run_dir, "results.json")) as f:

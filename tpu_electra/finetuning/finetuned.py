@@ -14,15 +14,12 @@ from typing import Any, Dict, List, Optional
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra import run_info
+from tpu_electra import runs
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import tokenization
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import models
-from tpu_electra.finetuning import pretrained
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder
-
-FINETUNING = "finetuning"
 
 
 class FinetunedModelError(ValueError):
@@ -31,10 +28,10 @@ class FinetunedModelError(ValueError):
 
 def is_finetuning_dir(path: str) -> bool:
   try:
-    info = run_info.read_run_info(path) if tf.io.gfile.isdir(path) else None
-  except run_info.RunInfoError:
+    info = runs.read_record(path) if tf.io.gfile.isdir(path) else None
+  except runs.RunError:
     return False
-  return bool(info) and info.get("kind") == FINETUNING
+  return bool(info) and info.get("kind") == runs.FINETUNING
 
 
 @dataclasses.dataclass
@@ -72,19 +69,19 @@ class FinetuningRun:
     task = self.glue_task()
     return list(task.label_list) if task is not None and task.label_list is not None else None
 
-  def pretraining_run(self) -> pretrained.PretrainingRun:
-    return pretrained.read_run(self.info["init_checkpoint"])
+  def pretraining_run(self) -> runs.PretrainingRun:
+    return runs.read_run(self.info["init_checkpoint"])
 
   def tokenizer_settings(self) -> Dict[str, Any]:
     return dict(self.info.get("tokenizer") or {})
 
   def load_tokenizer(self) -> tokenization.Tokenizer:
     settings = self.tokenizer_settings()
-    return pretrained.load_tokenizer(self.pretraining_run(), settings.get("vocab"), settings.get("vocab_type"),
+    return runs.load_tokenizer(self.pretraining_run(), settings.get("vocab"), settings.get("vocab_type"),
                                      settings.get("do_lower_case"))
 
   def vocab_path(self) -> Optional[str]:
-    """The vocab file the run tokenized with (as `pretrained.load_tokenizer` finds it), or None."""
+    """The vocab file the run tokenized with (as `runs.load_tokenizer` finds it), or None."""
     vocab = self.tokenizer_settings().get("vocab")
     if vocab:
       return vocab
@@ -104,7 +101,7 @@ class FinetuningRun:
     missing = [name for name in names if name not in recorded]
     if missing:
       raise FinetunedModelError(
-          f"{run_info.path_of(self.model_dir)} does not record {', '.join(missing)} (a run from before run.json "
+          f"{runs.path_of(self.model_dir)} does not record {', '.join(missing)} (a run from before run.json "
           f"recorded the task's serving settings); re-run its python -m tpu_electra.finetune command: finished "
           f"seeds are kept and run.json is rewritten")
     return {name: recorded[name] for name in names}
@@ -112,13 +109,13 @@ class FinetuningRun:
 
 def read_finetuning_run(model_dir: str, seed: Optional[int] = None) -> FinetuningRun:
   """A fine-tuning run dir and the seed to use (default: the run's first seed)."""
-  info = run_info.read_run_info(model_dir)
-  if not info or info.get("kind") != FINETUNING:
-    raise FinetunedModelError(f"{model_dir!r} is not a fine-tuning run dir (no run.json of kind {FINETUNING!r})")
+  info = runs.read_record(model_dir)
+  if not info or info.get("kind") != runs.FINETUNING:
+    raise FinetunedModelError(f"{model_dir!r} is not a fine-tuning run dir (no run.json of kind {runs.FINETUNING!r})")
   seeds = list(info.get("seeds") or [])
   if seed is None:
     if not seeds:
-      raise FinetunedModelError(f"{run_info.path_of(model_dir)} lists no seeds; pass --seed")
+      raise FinetunedModelError(f"{runs.path_of(model_dir)} lists no seeds; pass --seed")
     seed = seeds[0]
   run = FinetuningRun(model_dir, info, int(seed))
   if not tf.io.gfile.exists(run.checkpoint + ".index"):
@@ -137,7 +134,7 @@ def build_task_model(run: FinetuningRun, encoder: tf.keras.Model) -> models.Task
   name = run.task
   if name == "text_classification":
     if not run.label_list:
-      raise FinetunedModelError(f"{run_info.path_of(run.model_dir)} records no label_list; re-run the fine-tuning")
+      raise FinetunedModelError(f"{runs.path_of(run.model_dir)} records no label_list; re-run the fine-tuning")
     return models.ClassificationModel(encoder, len(run.label_list), dropout_rate=0.0)
   if name.startswith("squad"):
     return models.SpanModel(encoder)
@@ -166,5 +163,5 @@ def load_task_model(run: FinetuningRun) -> models.TaskModel:
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise FinetunedModelError(f"checkpoint {run.checkpoint} does not fit the {run.task} model described by "
-                              f"{run_info.path_of(run.model_dir)}: {first}") from None
+                              f"{runs.path_of(run.model_dir)}: {first}") from None
   return model

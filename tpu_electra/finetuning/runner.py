@@ -3,7 +3,7 @@
 A run directory holds, per seed, `seed_<seed>/metrics.json` (final and best metrics, learning curves,
 timings), `seed_<seed>/final` (the fine-tuned model and its `encoder`, a tf.train.Checkpoint),
 `seed_<seed>/best` with `keep_best`, and any prediction files the task writes (SQuAD answers); and for
-the whole run `run.json` (what the run is: task, seeds, the pretrained checkpoint and its encoder
+the whole run `run.json` (tpu_electra.runs: task, seed and seeds, the pretrained checkpoint and its encoder
 config, the feature cache, the training arguments; written before training), `results.json`,
 `results.md`, `learning_curves.png` and `operative_config.gin`.
 Re-running the same command skips seeds whose `metrics.json` exists, so a preempted run resumes.
@@ -35,7 +35,6 @@ Training: AdamW with warmup and linear decay and layer-wise learning-rate decay
 every epoch (or only at the end with `eval_every_epoch=False`); rows are padded to whole batches so
 every step has one of a few static shapes (TPU), and padding rows are dropped before scoring.
 """
-import dataclasses
 import functools
 import inspect
 import math
@@ -50,11 +49,10 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import fileio
-from tpu_electra import run_info
+from tpu_electra import runs
 from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import plots
-from tpu_electra.finetuning import pretrained
 from tpu_electra.finetuning import report
 from tpu_electra.finetuning import tasks as tasks_lib
 from tpu_electra.training import layerwise_decay
@@ -183,7 +181,7 @@ def eval_points(num_train: int, batch_size: int, epochs: float, train_steps: int
 
 @gin.configurable(denylist=["task_data", "run", "strategy", "seed", "seed_dir", "from_scratch"])
 def train_and_evaluate(task_data: tasks_lib.TaskData,
-                       run: pretrained.PretrainingRun,
+                       run: runs.PretrainingRun,
                        strategy: tf.distribute.Strategy,
                        seed: int,
                        seed_dir: str,
@@ -203,7 +201,7 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
   """Fine-tunes one seed from the pretrained encoder and evaluates it; returns its record.
 
   With `from_scratch` the encoder is `run`'s, of its shape, with the fresh weights `seed` draws
-  (`pretrained.fresh_encoder`): the run's checkpoint is not read.
+  (`runs.fresh_encoder`): the run's checkpoint is not read.
 
   Train steps are int(examples × epochs / batch_size) as in ELECTRA, capped by `max_train_steps`
   (smoke runs). With `length_buckets` (on in finetune/base.gin), training and evaluation read
@@ -226,7 +224,7 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
   first_batch = next(iterator)
   with strategy.scope():
     # Drawn after seed_everything(seed): a fresh encoder's weights are a function of the seed.
-    encoder = pretrained.fresh_encoder(run) if from_scratch else pretrained.load_encoder(run)
+    encoder = runs.fresh_encoder(run) if from_scratch else runs.load_encoder(run)
     model = task_data.build_model(encoder, dropout_rate=dropout_rate)
   strategy.run(lambda batch: model(batch, training=False), args=(first_batch,))
   with strategy.scope():
@@ -392,12 +390,12 @@ def finetune(init_checkpoint: str,
   strategy_lib.set_precision(precision)
   fileio.make_output_dir(model_dir)
   _check_same_kind(model_dir, from_scratch)
-  run = pretrained.read_run(init_checkpoint)
+  run = runs.read_run(init_checkpoint)
   encoder_config = run.encoder_config()
   if max_seq_length > encoder_config.max_position_embeddings:
     raise ValueError(f"max_seq_length={max_seq_length} exceeds the pretrained model's max_position_embeddings="
                      f"{encoder_config.max_position_embeddings}")
-  tokenizer = pretrained.load_tokenizer(run, vocab, vocab_type, do_lower_case)
+  tokenizer = runs.load_tokenizer(run, vocab, vocab_type, do_lower_case)
   task_adapter = tasks_lib.get_task(task)
 
   tick = time.time()
@@ -409,20 +407,19 @@ def finetune(init_checkpoint: str,
                "prepared" if task_data.features.get("source") == "built" else "reused",
                task_data.features.get("dir"), prepare_seconds)
 
-  run_info.write_run_info(model_dir, {
-      "kind": "finetuning", "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
-      "SEED": seed, "seeds": seeds, "init_checkpoint": run.checkpoint, "from_scratch": from_scratch,
-      "encoder_config": dataclasses.asdict(encoder_config), "features": dict(task_data.features),
-      "data_dir": data_dir, "train_and_evaluate": _arguments(train_and_evaluate),
-      "create_finetuning_optimizer": _arguments(layerwise_decay.create_finetuning_optimizer),
+  runs.write_record(model_dir, runs.finetuning_record(
+      task=task_data.name, seed=seed, seeds=seeds, init_checkpoint=run.checkpoint, encoder_config=encoder_config,
+      max_seq_length=max_seq_length, precision=precision, from_scratch=from_scratch,
+      features=dict(task_data.features), data_dir=data_dir, train_and_evaluate=_arguments(train_and_evaluate),
+      create_finetuning_optimizer=_arguments(layerwise_decay.create_finetuning_optimizer),
       # What export needs to rebuild the head and the tokenizer: the label names in label-id order
       # (None: regression, or labels kept in the feature cache), and the vocab as passed (None: the
       # pretraining run's) with the type and casing actually used.
-      "label_list": _label_list(task_adapter, task_data),
+      label_list=_label_list(task_adapter, task_data),
       # What serving needs beyond the head: SQuAD's windowing and decoding arguments, RACE's options.
-      "task_serving": dict(task_data.serving),
-      "tokenizer": {"vocab": vocab, "vocab_type": getattr(tokenizer, "vocab_type", vocab_type),
-                    "do_lower_case": getattr(tokenizer, "do_lower_case", do_lower_case)}})
+      task_serving=dict(task_data.serving),
+      tokenizer={"vocab": vocab, "vocab_type": getattr(tokenizer, "vocab_type", vocab_type),
+                 "do_lower_case": getattr(tokenizer, "do_lower_case", do_lower_case)}))
   strategy = strategy_lib.get_strategy()
   logging.info("SEED=%d: fine-tuning %s with seed(s) %s (seed k = SEED + k).", seed, task_data.name,
                ", ".join(str(s) for s in seeds))
@@ -453,8 +450,8 @@ def finetune(init_checkpoint: str,
 def _check_same_kind(model_dir: str, from_scratch: bool) -> None:
   """Refuses a --model_dir whose earlier fine-tuning is of the other kind (from scratch or pretrained):
   its finished seeds would be skipped and reported as this run's."""
-  info = run_info.read_run_info(model_dir)
-  if info and info.get("kind") == "finetuning" and bool(info.get("from_scratch")) != from_scratch:
+  info = runs.read_record(model_dir)
+  if info and info.get("kind") == runs.FINETUNING and bool(info.get("from_scratch")) != from_scratch:
     raise ValueError(f"{model_dir!r} holds a fine-tuning {_kind(not from_scratch)} (its run.json); this one is "
                      f"{_kind(from_scratch)}: use another --model_dir")
 
@@ -491,7 +488,7 @@ def _arguments(configurable) -> Dict[str, Any]:
   return {name: value if isinstance(value, plain) else repr(value) for name, value in sorted(values.items())}
 
 
-def summarize(task_data: tasks_lib.TaskData, run: pretrained.PretrainingRun, records: List[Dict[str, Any]],
+def summarize(task_data: tasks_lib.TaskData, run: runs.PretrainingRun, records: List[Dict[str, Any]],
               hyperparameters: Dict[str, Any], prepare_seconds: float, from_scratch: bool) -> Dict[str, Any]:
   """The run's results: per-seed metrics, their statistics over seeds, and (GLUE) the GLUE view.
 
