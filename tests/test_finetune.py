@@ -452,13 +452,14 @@ def test_tfds_data_dir_fine_tunes_exactly_as_the_same_data_from_files(pretrained
   with tfds_mock.mock_tfds("glue/sst2", splits):
     assert _cli(_seed_argv(pretrained_dir[0], "tfds:", str(tmp_path / "from_tfds"),
                            f"--feature_cache_dir={tmp_path / 'cache'}")) == 0
-  run_dirs = {}
+  seed_metrics = {}
   for name in ("from_files", "from_tfds"):
     with open(tmp_path / name / "seed_0" / "metrics.json") as f:
-      run_dirs[name] = json.load(f)
+      seed_metrics[name] = json.load(f)
   # The same rows in the same order under the same seed: the same training and the same scores.
-  assert run_dirs["from_tfds"]["metrics"] == run_dirs["from_files"]["metrics"]
-  losses = {name: [(point["step"], point["loss"]) for point in run["train_curve"]] for name, run in runs.items()}
+  assert seed_metrics["from_tfds"]["metrics"] == seed_metrics["from_files"]["metrics"]
+  losses = {name: [(point["step"], point["loss"]) for point in run["train_curve"]]
+            for name, run in seed_metrics.items()}
   assert losses["from_tfds"] == losses["from_files"]
   info = runs.read_record(str(tmp_path / "from_tfds"))
   assert info["data_dir"] == "tfds:" and info["features"]["dir"].startswith(str(tmp_path / "cache"))
