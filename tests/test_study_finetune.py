@@ -85,7 +85,7 @@ def test_objectives_share_a_from_scratch_baseline_exactly_when_their_encoder_con
     def __init__(self, path):
       self.info = {"encoder_config": configs[path.split("/")[0]]}
 
-  monkeypatch.setattr(study_finetune.pretrained, "read_run", Run)
+  monkeypatch.setattr(study_finetune.runs_lib, "read_run", Run)
   groups = study_finetune.scratch_groups({name: [f"{name}/seed_0", f"{name}/seed_1"] for name in configs})
   assert [g["objectives"] for g in groups.values()] == [["bert", "electra"], ["ale"]]
   assert [g["init_checkpoint"] for g in groups.values()] == ["bert/seed_0", "ale/seed_0"]
