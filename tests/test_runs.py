@@ -31,7 +31,7 @@ def test_round_trip_records_the_version_and_library_versions(tmp_path):
     ('{"kind": "pretraining", ', "is not valid JSON"),
     ('{"kind": "pretraining", "version": 3}', "is run.json version 3, newer than this tpu_electra reads (2); upgrade "
                                                "tpu_electra to the version that wrote it"),
-    ('{"kind": "pretraining", "version": "2"}', "has version '2', not a run.json version"),
+    ('{"kind": "pretraining", "version": "2"}', "has version '2', which no tpu_electra wrote (this one writes 2)"),
     ('{"kind": "pretraining", "format_version": 99}', "has format_version 99, which no tpu_electra wrote"),
 ])
 def test_an_unreadable_or_newer_run_json_is_a_one_line_error_naming_it(tmp_path, text, message):

@@ -130,8 +130,8 @@ def read_record(model_dir: str) -> Optional[Dict[str, Any]]:
   if version is None:
     return _from_version_1(record, path)
   if not isinstance(version, int) or isinstance(version, bool) or version < 2:
-    raise RunError(f"{path} has version {version!r}, not a run.json version (2 to {VERSION}); restore it from a "
-                   "copy of the run")
+    raise RunError(f"{path} has version {version!r}, which no tpu_electra wrote (this one writes {VERSION}); "
+                   "restore it from a copy of the run")
   if version > VERSION:
     raise RunError(f"{path} is run.json version {version}, newer than this tpu_electra reads ({VERSION}); "
                    "upgrade tpu_electra to the version that wrote it")
