@@ -288,7 +288,7 @@ def serving_rows(minilm_dir: str) -> List[List[str]]:
   import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel holds)
   import torch
   import transformers
-  from tpu_electra import export
+  from tpu_electra.export import classification as export
   from tpu_electra.finetuning import finetuned
   # pylint: enable=g-import-not-at-top
   torch.set_num_threads(FLAGS.torch_threads)

@@ -186,9 +186,9 @@ CONVERTED_SIZES = TINY + ["EncoderConfig.max_position_embeddings = 40"]
 
 
 def test_continued_pretraining_from_a_converted_discriminator_trains_and_evaluates(token_data_dir, tmp_path, caplog):
-  from tpu_electra import convert  # pylint: disable=g-import-not-at-top
+  from tpu_electra.convert import run_dir  # pylint: disable=g-import-not-at-top
   source = _tiny_huggingface_electra(tmp_path / "hf", token_data_dir)
-  converted = convert.convert(f"huggingface:{source}", str(tmp_path / "converted"))
+  converted = run_dir.convert(f"huggingface:{source}", str(tmp_path / "converted"))
   caplog.set_level(logging.INFO, logger="absl")
   model_dir = str(tmp_path / "continued")
   metrics = _pretrain("electra", model_dir, _params(token_data_dir, *CONVERTED_SIZES, TRAIN_STEPS=3,

@@ -9,9 +9,11 @@ import pytest
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra import convert
-from tpu_electra import export
 from tpu_electra import runs
+from tpu_electra.convert import huggingface
+from tpu_electra.export import cli as export_cli
+from tpu_electra.export import huggingface as hf_export
+from tpu_electra.export import saved_model as saved_model_export
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import ale
 from tpu_electra.objectives import bert
@@ -65,7 +67,7 @@ def _transformers_outputs(model_class, directory):
 def test_saved_model_serves_sequence_output_and_rtd_logits(electra_dir, tmp_path):
   model_dir, expected = electra_dir
   out = str(tmp_path / "saved")
-  assert export.cli(["export", f"--model_dir={model_dir}", "--format=saved_model", f"--output_dir={out}"]) == 0
+  assert export_cli.cli(["export", f"--model_dir={model_dir}", "--format=saved_model", f"--output_dir={out}"]) == 0
   assert [p for p in os.listdir(tmp_path) if ".tmp-" in p] == []
   serve = tf.saved_model.load(out).signatures["serving_default"]
   assert {spec.name for spec in serve.structured_input_signature[1].values()} == {
@@ -78,7 +80,7 @@ def test_saved_model_serves_sequence_output_and_rtd_logits(electra_dir, tmp_path
 def test_export_refuses_an_existing_output_dir_in_one_line(electra_dir, tmp_path, capsys):
   out = tmp_path / "exists"
   out.mkdir()
-  assert export.cli(["export", f"--model_dir={electra_dir[0]}", "--format=huggingface", f"--output_dir={out}"]) == 1
+  assert export_cli.cli(["export", f"--model_dir={electra_dir[0]}", "--format=huggingface", f"--output_dir={out}"]) == 1
   err = capsys.readouterr().err.strip()
   assert "already exists" in err and "\n" not in err
 
@@ -88,10 +90,10 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(export_format, electra_dir, 
   def full(path, *unused_args, **unused_kwargs):
     raise tf.errors.ResourceExhaustedError(None, None, f"{path}; No space left on device")
 
-  monkeypatch.setattr(export, "_write_bytes", full)
-  monkeypatch.setattr(export.tf.saved_model, "save", lambda module, path, **unused: full(path + "/saved_model.pb"))
+  monkeypatch.setattr(hf_export, "write_bytes", full)
+  monkeypatch.setattr(saved_model_export.tf.saved_model, "save", lambda module, path, **unused: full(path + "/saved_model.pb"))
   out = str(tmp_path / "out")
-  assert export.cli(["export", f"--model_dir={electra_dir[0]}", f"--format={export_format}",
+  assert export_cli.cli(["export", f"--model_dir={electra_dir[0]}", f"--format={export_format}",
                      f"--output_dir={out}"]) == 1
   err = capsys.readouterr().err.strip()
   assert "\n" not in err
@@ -103,13 +105,13 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(export_format, electra_dir, 
 
 def test_huggingface_export_writes_electra_config_and_mapped_weights(electra_dir, tmp_path):
   out = str(tmp_path / "hf")
-  export.export_huggingface(electra_dir[0], out)
+  hf_export.export_huggingface(electra_dir[0], out)
   with open(os.path.join(out, "config.json")) as f:
     config = json.load(f)
   assert config["architectures"] == ["ElectraForPreTraining"]
   assert (config["embedding_size"], config["hidden_size"], config["num_hidden_layers"]) == (8, 16, 2)
   assert config["layer_norm_eps"] == 1e-12 and config["hidden_act"] == "gelu"
-  state = convert.read_safetensors_file(os.path.join(out, export.SAFETENSORS_NAME))
+  state = huggingface.read_safetensors_file(os.path.join(out, hf_export.SAFETENSORS_NAME))
   assert state["electra.embeddings.word_embeddings.weight"].shape == (60, 8)
   assert state["electra.embeddings_project.weight"].shape == (16, 8)
   assert state["electra.encoder.layer.1.attention.self.query.weight"].shape == (16, 16)
@@ -121,11 +123,11 @@ def test_huggingface_export_writes_electra_config_and_mapped_weights(electra_dir
 
 def test_safetensors_round_trip_keeps_names_shapes_and_values(tmp_path):
   tensors = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.array([7], np.int64)}
-  data = export.safetensors_bytes(tensors)
+  data = hf_export.safetensors_bytes(tensors)
   header_size = int.from_bytes(data[:8], "little")
   assert header_size % 8 == 0
   (tmp_path / "t.safetensors").write_bytes(data)
-  back = convert.read_safetensors_file(str(tmp_path / "t.safetensors"))
+  back = huggingface.read_safetensors_file(str(tmp_path / "t.safetensors"))
   assert set(back) == {"a", "b"}
   np.testing.assert_array_equal(back["b"], tensors["b"])
   np.testing.assert_array_equal(back["a"], tensors["a"])
@@ -135,7 +137,7 @@ def test_shared_layer_weights_are_written_once_per_depth():
   tf.keras.utils.set_random_seed(0)
   objective = ale.Ale(CONFIG, generator_fraction=0.5)
   objective.encoder(objective.encoder.dummy_inputs())
-  state = export.encoder_state_dict(objective.encoder)
+  state = hf_export.encoder_state_dict(objective.encoder)
   for suffix in ("attention.self.key.weight", "output.LayerNorm.bias"):
     np.testing.assert_array_equal(state[f"electra.encoder.layer.0.{suffix}"],
                                   state[f"electra.encoder.layer.1.{suffix}"])
@@ -146,7 +148,7 @@ def test_transformers_loads_the_export_and_reproduces_our_outputs(electra_dir, t
   transformers = pytest.importorskip("transformers", reason="transformers is not installed (test-only extra 'hf')")
   model_dir, expected = electra_dir
   out = str(tmp_path / "hf")
-  export.export_huggingface(model_dir, out)
+  hf_export.export_huggingface(model_dir, out)
   outputs = _transformers_outputs(transformers.ElectraForPreTraining, out)
   np.testing.assert_allclose(outputs.hidden_states[-1].numpy(), expected["sequence_output"], atol=1e-4)
   np.testing.assert_allclose(outputs.logits.numpy(), expected["rtd_logits"], atol=1e-4)
@@ -161,7 +163,7 @@ def test_teams_saved_model_serves_the_rtd_branch_logits(token_data_dir, tmp_path
   model_dir = str(tmp_path / "teams")
   runs.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir)
   out = str(tmp_path / "saved")
-  export.export_saved_model(model_dir, out)
+  saved_model_export.export_saved_model(model_dir, out)
   outputs = tf.saved_model.load(out).signatures["serving_default"](**inputs)
   np.testing.assert_allclose(outputs["sequence_output"].numpy(), encoder_output["sequence_output"].numpy(), atol=1e-5)
   # The branch reads layer L - 1 and has a layer of its own, so it is not a head on the last layer.
@@ -219,7 +221,7 @@ def test_transformers_loads_every_objectives_export_with_equal_outputs(name, tok
   model_dir = str(tmp_path / "run")
   runs.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir)
   out = str(tmp_path / "hf")
-  assert export.cli(["export", f"--model_dir={model_dir}", "--format=huggingface", f"--output_dir={out}"]) == 0
+  assert export_cli.cli(["export", f"--model_dir={model_dir}", "--format=huggingface", f"--output_dir={out}"]) == 0
   with open(os.path.join(out, "config.json")) as f:
     assert json.load(f)["architectures"] == [architecture]
   outputs = _transformers_outputs(getattr(transformers, architecture), out)

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 from data_prep import verify
-from tpu_electra import convert
 from tpu_electra import evaluate
 from tpu_electra import fileio
 from tpu_electra import pretrain
+from tpu_electra.convert import cli as convert_cli
+from tpu_electra.convert import common as convert_common
+from tpu_electra.convert import huggingface
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]
 NOT_UTF8 = b'{"model_type": "electra", "name": "caf\xe9"}'
@@ -71,7 +73,7 @@ def _one_line(cli, argv, capsys):
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_a_malformed_safetensors_file_is_one_line_naming_it(name, tmp_path, capsys):
   directory = _huggingface_dir(tmp_path / "hf", weights=MALFORMED[name])
-  error = _one_line(convert.cli, ["convert", f"--source=huggingface:{directory}", f"--output_dir={tmp_path / 'out'}"],
+  error = _one_line(convert_cli.cli, ["convert", f"--source=huggingface:{directory}", f"--output_dir={tmp_path / 'out'}"],
                     capsys)
   path = os.path.join(directory, "model.safetensors")
   assert error.startswith(f"error: {path} is not a valid safetensors file ("), error
@@ -89,7 +91,7 @@ def test_safetensors_of_every_float_width_read_as_numpy(tmp_path):
                           "h": {"dtype": "F16", "shape": [4], "data_offsets": [8, 16]},
                           "i": {"dtype": "I64", "shape": [1], "data_offsets": [16, 24]}},
                          bfloat16 + values.astype("<f2").tobytes() + np.array([7], "<i8").tobytes()))
-  tensors = convert.read_safetensors_file(path)
+  tensors = huggingface.read_safetensors_file(path)
   np.testing.assert_array_equal(tensors["b"], values.reshape(2, 2))
   assert tensors["b"].dtype == np.float32 and tensors["h"].dtype == np.float16 and tensors["i"].tolist() == [7]
 
@@ -98,8 +100,8 @@ def test_a_safetensors_dtype_numpy_lacks_is_one_line_naming_the_tensor(tmp_path)
   path = str(tmp_path / "w.safetensors")
   with open(path, "wb") as f:
     f.write(_safetensors({"w": {"dtype": "F8_E4M3", "shape": [4], "data_offsets": [0, 4]}}, b"\0" * 4))
-  with pytest.raises(convert.ConversionError, match=f"tensor w in {path} has dtype F8_E4M3, which this converter"):
-    convert.read_safetensors_file(path)
+  with pytest.raises(convert_common.ConversionError, match=f"tensor w in {path} has dtype F8_E4M3, which this converter"):
+    huggingface.read_safetensors_file(path)
 
 
 @pytest.mark.parametrize("name", ["config.json", "tokenizer_config.json", "tokenizer.json"])
@@ -107,7 +109,7 @@ def test_a_config_file_that_is_not_utf8_is_one_line_naming_it(name, tmp_path, ca
   directory = _huggingface_dir(tmp_path / "hf")
   with open(os.path.join(directory, name), "wb") as f:
     f.write(NOT_UTF8)
-  error = _one_line(convert.cli, ["convert", f"--source=huggingface:{directory}", f"--output_dir={tmp_path / 'out'}"],
+  error = _one_line(convert_cli.cli, ["convert", f"--source=huggingface:{directory}", f"--output_dir={tmp_path / 'out'}"],
                     capsys)
   assert error == (f"error: {os.path.join(directory, name)} is not UTF-8 text (byte b'\\xe9' at offset "
                    f"{NOT_UTF8_AT}); "

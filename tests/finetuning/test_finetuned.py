@@ -16,10 +16,11 @@ import pytest
 import tpu_electra  # noqa: F401
 import tensorflow as tf
 
-from tpu_electra import export
 from tpu_electra import finetune
 from tpu_electra import gin_utils
 from tpu_electra import runs
+from tpu_electra.export import cli as export_cli
+from tpu_electra.export import squad as squad_export
 from tpu_electra.finetuning import finetuned
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import models
@@ -176,7 +177,7 @@ def test_text_saved_model_in_a_fresh_process_reproduces_the_runner(run_dirs, tmp
     path = str(tmp_path / name)
     argv = ["export", f"--model_dir={run_dir}", "--format=saved_model", f"--output_dir={path}"]
     start = time.time()
-    assert export.cli(argv + ([f"--seed={seed}"] if seed is not None else [])) == 0
+    assert export_cli.cli(argv + ([f"--seed={seed}"] if seed is not None else [])) == 0
     export_s = time.time() - start
     examples = _dev(run_dirs["data_dir"], task)
     if task == "rte":
@@ -215,7 +216,7 @@ def test_text_saved_model_in_a_fresh_process_reproduces_the_runner(run_dirs, tmp
 
 def test_export_of_a_missing_seed_is_a_one_line_error(run_dirs, tmp_path, capsys):
   argv = ["export", f"--model_dir={run_dirs['sst2']}", "--seed=9", f"--output_dir={tmp_path / 'x'}"]
-  assert export.cli(argv) == 1
+  assert export_cli.cli(argv) == 1
   err = capsys.readouterr().err.strip()
   assert "no fine-tuned model for seed 9" in err and "\n" not in err
 
@@ -231,7 +232,7 @@ def test_transformers_sequence_classification_reproduces_the_runner(run_dirs, tm
   transformers = pytest.importorskip("transformers", reason="transformers is not installed (test-only extra 'hf')")
   for task in ("sst2", "rte"):
     out = str(tmp_path / task)
-    assert export.cli(["export", f"--model_dir={run_dirs[task]}", "--format=huggingface", f"--output_dir={out}"]) == 0
+    assert export_cli.cli(["export", f"--model_dir={run_dirs[task]}", "--format=huggingface", f"--output_dir={out}"]) == 0
     with open(os.path.join(out, "config.json")) as f:
       config = json.load(f)
     assert config["architectures"] == ["ElectraForSequenceClassification"] and config["num_labels"] == 2
@@ -282,7 +283,7 @@ def test_transformers_token_classification_question_answering_and_multiple_choic
   run_dir = str(tmp_path / "run")
   _write_run(run_dir, task, model, encoder, run_dirs["pretrained"], {"num_choices": 2} if task == "race" else None)
   out = str(tmp_path / "hf")
-  assert export.cli(["export", f"--model_dir={run_dir}", "--format=huggingface", f"--output_dir={out}"]) == 0
+  assert export_cli.cli(["export", f"--model_dir={run_dir}", "--format=huggingface", f"--output_dir={out}"]) == 0
   hf_model = getattr(transformers, architecture).from_pretrained(out)
   hf_model.eval()
   with torch.no_grad():
@@ -310,7 +311,7 @@ def test_text_classification_run_serves_its_labels_from_text(run_dirs, tmp_path)
   labels = ["ABBR", "DESC", "HUM"]
   _write_run(run_dir, "text_classification", model, encoder, run_dirs["pretrained"], label_list=labels)
   path = str(tmp_path / "saved")
-  assert export.cli(["export", f"--model_dir={run_dir}", "--format=saved_model", f"--output_dir={path}"]) == 0
+  assert export_cli.cli(["export", f"--model_dir={run_dir}", "--format=saved_model", f"--output_dir={path}"]) == 0
   served = tf.saved_model.load(path)
   texts = tf.constant(["w10 w11 w12", "W13 w14"])
   features = served.signatures["encode"](text=texts)
@@ -329,7 +330,7 @@ def test_text_saved_model_of_a_task_it_cannot_serve_from_text_is_a_one_line_erro
   run_dir = str(tmp_path / "run")
   # A task registered outside the package (BoolQ, say): no text-in signature knows its inputs.
   _write_run(run_dir, "boolq", model, encoder, run_dirs["pretrained"])
-  assert export.cli(["export", f"--model_dir={run_dir}", f"--output_dir={tmp_path / 'saved'}"]) == 1
+  assert export_cli.cli(["export", f"--model_dir={run_dir}", f"--output_dir={tmp_path / 'saved'}"]) == 1
   err = capsys.readouterr().err.strip()
   assert "'boolq' is not exported from text yet" in err and "\n" not in err
 
@@ -362,7 +363,7 @@ def test_tagging_saved_model_tags_words_as_the_runner(run_dirs, tmp_path):
   run = finetuned.read_finetuning_run(run_dir)
   assert run.label_list == ["O", "NN", "PUNCT", "VB"]
   path = str(tmp_path / "saved")
-  assert export.cli(["export", f"--model_dir={run_dir}", f"--output_dir={path}"]) == 0
+  assert export_cli.cli(["export", f"--model_dir={run_dir}", f"--output_dir={path}"]) == 0
   examples = tagging.read_examples(os.path.join(data_dir, "dev.txt"), "dev")
   tokenizer = run.load_tokenizer()
   rows = [tagging.convert_example(e, run.label_list, tokenizer, MAX_SEQ_LENGTH) for e in examples]
@@ -474,7 +475,7 @@ def served_qa(run_dirs, tmp_path_factory):
                       f"--gin_param=MAX_SEQ_LENGTH = {MAX_SEQ_LENGTH}", "--gin_param=EPOCHS = 2",
                       "--gin_param=LEARNING_RATE = 1e-3"] + [f"--gin_param={p}" for p in params]) == 0
     start = time.time()
-    assert export.cli(["export", f"--model_dir={run_dir}", f"--output_dir={path}"]) == 0
+    assert export_cli.cli(["export", f"--model_dir={run_dir}", f"--output_dir={path}"]) == 0
     export_s = time.time() - start
     if task == "race":
       examples = race.read_examples(data_dir, "dev")
@@ -501,7 +502,7 @@ def served_qa(run_dirs, tmp_path_factory):
 def test_squad_saved_model_answers_every_dev_question_as_the_runner(served_qa, task):
   job = served_qa[task]
   run = finetuned.read_finetuning_run(job["run_dir"])
-  settings = export.squad_settings(run)
+  settings = squad_export.squad_settings(run)
   assert settings["version_2"] == (task == "squad_v2") and settings["max_query_length"] == 5
   examples, served = job["examples"], job["served"]
   assert served["signature"] == ["context", "question"]
@@ -596,7 +597,7 @@ def test_race_saved_model_reproduces_the_runner(served_qa):
 
 def test_run_json_records_what_serving_needs_and_an_older_run_is_a_one_line_error(served_qa, tmp_path, capsys):
   run = finetuned.read_finetuning_run(served_qa["squad_v2"]["run_dir"])
-  assert run.info["task_serving"] == {"version_2": True, **{k: v for k, v in export.squad_settings(run).items()
+  assert run.info["task_serving"] == {"version_2": True, **{k: v for k, v in squad_export.squad_settings(run).items()
                                                               if k != "version_2"}}
   assert run.info["task_serving"]["null_score_diff_threshold"] == 0.1
   assert finetuned.read_finetuning_run(served_qa["race"]["run_dir"]).info["task_serving"] == {"num_choices": 4}
@@ -609,6 +610,6 @@ def test_run_json_records_what_serving_needs_and_an_older_run_is_a_one_line_erro
   del info["task_serving"]
   with open(info_path, "w") as f:
     json.dump(info, f)
-  assert export.cli(["export", f"--model_dir={old_run}", f"--output_dir={tmp_path / 'saved'}"]) == 1
+  assert export_cli.cli(["export", f"--model_dir={old_run}", f"--output_dir={tmp_path / 'saved'}"]) == 1
   err = capsys.readouterr().err.strip()
   assert "does not record version_2, doc_stride" in err and "re-run" in err and "\n" not in err

@@ -9,11 +9,11 @@ import pytest
 import tensorflow as tf
 
 from tpu_electra import evaluate
-from tpu_electra import export
 from tpu_electra import flops
 from tpu_electra import gin_utils
 from tpu_electra import objectives
 from tpu_electra import pretrain
+from tpu_electra.export import cli as export_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GIN_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sixth.gin")
@@ -58,12 +58,12 @@ def test_it_pretrains_within_a_flops_budget_then_exports_and_evaluates(token_dat
   assert info["objective"]["arguments"] == {"rtd_weight": 1.0, "name": "random_rtd"}
 
   out = str(tmp_path / "saved")
-  assert export.cli(["export", f"--model_dir={model_dir}", "--format=saved_model", f"--output_dir={out}"]) == 0
+  assert export_cli.cli(["export", f"--model_dir={model_dir}", "--format=saved_model", f"--output_dir={out}"]) == 0
   ids = tf.constant([[2, 10, 11, 3, 0]])
   served = tf.saved_model.load(out).signatures["serving_default"](
       input_word_ids=ids, input_mask=tf.cast(ids > 0, tf.int32), input_type_ids=tf.zeros_like(ids))
   assert served["rtd_logits"].shape == (1, 5)
-  assert export.cli(["export", f"--model_dir={model_dir}", "--format=huggingface",
+  assert export_cli.cli(["export", f"--model_dir={model_dir}", "--format=huggingface",
                      f"--output_dir={tmp_path / 'hf'}"]) == 0
   with open(tmp_path / "hf" / "config.json") as f:
     assert json.load(f)["architectures"] == ["ElectraForPreTraining"]

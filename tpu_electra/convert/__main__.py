@@ -1,0 +1,10 @@
+"""`python -m tpu_electra.convert`: its flags are parsed and checked before TensorFlow is imported, so
+--help and flag errors answer at once."""
+from tpu_electra import cli_utils
+from tpu_electra import convert
+from tpu_electra.convert import cli
+
+# absl's --help prints the __main__ module's docstring: the package's documents the command.
+__doc__ = convert.__doc__  # pylint: disable=redefined-builtin
+
+cli_utils.run_as_program(cli.define_flags, "tpu_electra.convert.cli", cli.check_flags)
