@@ -279,7 +279,7 @@ def configured_train_flops(configs: Mapping[str, str], data_dir: str, gin_params
   try:
     for name, config in configs.items():
       _parse(config, [f"DATA_DIR = {data_dir!r}"] + list(gin_params))
-      budgets[name] = pretrain_lib.bound_value("pretrain.train_flops")
+      budgets[name] = gin_utils.bound_value("pretrain.train_flops")
   finally:
     gin.clear_config()
   if None in budgets.values() or len(set(budgets.values())) != 1:

@@ -23,7 +23,7 @@ import tensorflow as tf
 from tests.conftest import write_token_data
 from tpu_electra import gin_utils
 from tpu_electra import objectives
-from tpu_electra import pretrain
+from tpu_electra import pretrain  # noqa: F401  (registers the configurables the experiment files bind)
 from tpu_electra import runs
 from tpu_electra.data import masking
 from tpu_electra.data import pretraining
@@ -127,7 +127,7 @@ def _effective(gin_file):
       values.update({f"optimizer.{k}": v
                      for k, v in runs.configured_arguments(optimization.create_optimizer).items()})
       values.update({f"masking.{k}": v for k, v in runs.configured_arguments(masking.MaskingConfig).items()})
-      values.update({f"pretrain.{k}": pretrain.bound_value(f"pretrain.{k}")
+      values.update({f"pretrain.{k}": gin_utils.bound_value(f"pretrain.{k}")
                      for k in ("train_steps", "batch_size", "seq_length")})
       cls = gin.query_parameter("pretrain.objective").configurable.wrapped
       values.update({f"objective.{k}": v for k, v in cls.resolve_arguments().items()})

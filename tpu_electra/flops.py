@@ -47,8 +47,9 @@ import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 
 from tpu_electra import gin_utils
 from tpu_electra import objectives
-# The configurables every experiment file binds (pretrain, train, create_optimizer), and the macro lookup.
-from tpu_electra import pretrain
+# Registers the configurables every experiment file binds (pretrain, train, create_optimizer), without which
+# gin cannot parse those files.
+from tpu_electra import pretrain  # noqa: F401  pylint: disable=unused-import
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.modeling.config import EncoderConfig
@@ -197,21 +198,21 @@ def report_from_gin(vocab_size: Optional[int] = None, backward_factor: float = 1
   encoder_config = EncoderConfig()
   if encoder_config.vocab_size is None:
     try:
-      data_dir = pretrain.bound_value("pretrain.data_dir")
+      data_dir = gin_utils.bound_value("pretrain.data_dir")
       encoder_config = encoder_config.with_vocab_size(manifest_lib.read_manifest(data_dir).vocab_size)
     except (ValueError, manifest_lib.DataError):
       if vocab_size is None:
         raise ValueError("no vocabulary size: set VOCAB_SIZE, a DATA_DIR with a manifest, or --vocab_size") from None
       encoder_config = encoder_config.with_vocab_size(vocab_size)
-  seq_length = int(pretrain.bound_value("pretrain.seq_length"))
-  batch_size = int(pretrain.bound_value("pretrain.batch_size"))
+  seq_length = int(gin_utils.bound_value("pretrain.seq_length"))
+  batch_size = int(gin_utils.bound_value("pretrain.batch_size"))
   train_steps, train_flops = None, None
   try:
-    train_steps = int(pretrain.bound_value("pretrain.train_steps"))
+    train_steps = int(gin_utils.bound_value("pretrain.train_steps"))
   except (ValueError, TypeError):  # Unbound, or None when the run is sized by TRAIN_FLOPS.
     pass
   try:
-    train_flops = float(pretrain.bound_value("pretrain.train_flops"))
+    train_flops = float(gin_utils.bound_value("pretrain.train_flops"))
   except (ValueError, TypeError):
     pass
   parts = objective.costs(encoder_config, seq_length, masking.MaskingConfig().num_predictions(seq_length))

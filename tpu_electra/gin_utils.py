@@ -81,6 +81,14 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
             f"(macros the loaded files use: {', '.join(sorted(used)) or 'none'})")
 
 
+def bound_value(binding_key: str):
+  """A bound gin value with macro references followed to the value they name."""
+  value = gin.query_parameter(binding_key)
+  while isinstance(value, gin.config.ConfigurableReference) and value.configurable.name == "macro":
+    value = gin.query_parameter("%" + "/".join(value.scopes))
+  return value
+
+
 def referenced_macros() -> Set[str]:
   """Names of every macro that some binding (or another macro) reads with %NAME."""
   found: Set[str] = set()

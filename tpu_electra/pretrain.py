@@ -343,14 +343,6 @@ def resolve_train_steps(train_steps: Optional[int], train_flops: Optional[float]
   return steps
 
 
-def bound_value(binding_key: str):
-  """A bound gin value with macro references followed to the value they name."""
-  value = gin.query_parameter(binding_key)
-  while isinstance(value, gin.config.ConfigurableReference) and value.configurable.name == "macro":
-    value = gin.query_parameter("%" + "/".join(value.scopes))
-  return value
-
-
 # Gin appends the configurable's name on further lines of its errors; the first line says what is wrong.
 @cli_utils.one_line_errors(ValueError, OSError, trainer.NonFiniteLossError, trainer.CheckpointSaveError)
 def run(flag_values: flags.FlagValues) -> int:
