@@ -275,17 +275,9 @@ def _strip_prefix(tensors: Dict[str, np.ndarray], base: str) -> Tuple[Dict[str, 
   return {base + name: value for name, value in tensors.items()}, base
 
 
-def convert_tensors(config: Dict[str, Any], tensors: Dict[str, np.ndarray], origin: str,
-                    architecture: Optional[str] = None,
-                    generator: Optional[Tuple[Dict[str, Any], Dict[str, np.ndarray], str]] = None) -> Converted:
-  """Builds tpu_electra's model for a transformers config.json + state dict (Hugging Face names).
-
-  `generator`: (config, tensors, origin) of an ElectraForMaskedLM to pair with an
-  ElectraForPreTraining discriminator into an Electra objective.
-  """
-  from tpu_electra.objectives import bert as bert_lib  # pylint: disable=g-import-not-at-top
-  from tpu_electra.objectives import electra as electra_lib  # pylint: disable=g-import-not-at-top
-
+def _architecture_of(config: Dict[str, Any], tensors: Dict[str, np.ndarray],
+                     architecture: Optional[str]) -> Optional[str]:
+  """`architecture`, else config.json's first `architectures` entry, else the one the heads present make."""
   architectures = config.get("architectures") or []
   architecture = architecture or (architectures[0] if architectures else None)
   if architecture is None:
@@ -299,6 +291,18 @@ def convert_tensors(config: Dict[str, Any], tensors: Dict[str, np.ndarray], orig
       architecture = ("BertForPreTraining" if any(n.startswith("cls.seq_relationship.") for n in tensors)
                       else "BertForMaskedLM" if any(n.startswith("cls.predictions.") for n in tensors)
                       else "BertModel")
+  return architecture
+
+
+def convert_tensors(config: Dict[str, Any], tensors: Dict[str, np.ndarray], origin: str,
+                    architecture: Optional[str] = None,
+                    generator: Optional[Tuple[Dict[str, Any], Dict[str, np.ndarray], str]] = None) -> Converted:
+  """Builds tpu_electra's model for a transformers config.json + state dict (Hugging Face names).
+
+  `generator`: (config, tensors, origin) of an ElectraForMaskedLM to pair with an
+  ElectraForPreTraining discriminator into an Electra objective.
+  """
+  architecture = _architecture_of(config, tensors, architecture)
   if architecture not in BERT_ARCHITECTURES + ELECTRA_ARCHITECTURES:
     raise ConversionError(f"{origin} is a {architecture}; tpu_electra converts "
                           f"{', '.join(BERT_ARCHITECTURES + ELECTRA_ARCHITECTURES)}")
@@ -309,59 +313,80 @@ def convert_tensors(config: Dict[str, Any], tensors: Dict[str, np.ndarray], orig
   if generator is not None and architecture != "ElectraForPreTraining":
     raise ConversionError(f"--generator pairs an ElectraForMaskedLM with an ElectraForPreTraining, but {origin} is a "
                           f"{architecture}")
-
   if architecture in ("BertModel", "ElectraModel"):
-    encoder = TransformerEncoder(encoder_config, name="encoder")
-    _build(encoder)
-    assign_encoder(encoder, source, prefix)
-    unused = source.unused()
-    bert = architecture == "BertModel"
-    return Converted(encoder_config, encoder, objective_name="bert" if bert else "electra", converted=["encoder"],
-                     absent=["mlm_head"] if bert else ["generator", "mlm_head", "rtd_head"], unused_tensors=unused)
-
+    return _convert_encoder(architecture, encoder_config, source, prefix)
   if architecture in ("BertForMaskedLM", "BertForPreTraining", "ElectraForMaskedLM"):
-    nsp = architecture == "BertForPreTraining"
-    objective = bert_lib.Bert(encoder_config=encoder_config, next_sentence_prediction=nsp)
-    encoder = objective.encoder
-    _build(encoder)
-    assign_encoder(encoder, source, prefix)
-    sequence = tf.zeros([1, 1, encoder_config.hidden_size])
-    objective.mlm_head(sequence, masked_positions=tf.zeros([1, 1], tf.int32))
-    table = source.get(prefix + "embeddings.word_embeddings.weight")
-    if architecture == "ElectraForMaskedLM":
-      assign_masked_lm_head(objective.mlm_head, source, "generator_predictions.dense",
-                            "generator_predictions.LayerNorm", "generator_lm_head.bias", "generator_lm_head", table)
-    else:
-      assign_masked_lm_head(objective.mlm_head, source, "cls.predictions.transform.dense",
-                            "cls.predictions.transform.LayerNorm", "cls.predictions.bias", "cls.predictions.decoder",
-                            table)
-    converted = ["encoder", "mlm_head"]
-    if nsp:
-      objective.nsp_head(sequence)
-      for variable, name, linear in (
-          (objective.nsp_head.pooler.kernel, "bert.pooler.dense.weight", True),
-          (objective.nsp_head.pooler.bias, "bert.pooler.dense.bias", False),
-          (objective.nsp_head.classifier.kernel, "cls.seq_relationship.weight", True),
-          (objective.nsp_head.classifier.bias, "cls.seq_relationship.bias", False)):
-        _assign(variable, source.get(name), name, origin, linear)
-      converted.append("nsp_head")
-    return Converted(encoder_config, encoder, objective_name="bert",
-                     objective_kwargs={"next_sentence_prediction": nsp}, model=objective, converted=converted,
-                     unused_tensors=source.unused())
-
+    return _convert_masked_lm(architecture, encoder_config, source, prefix)
   # ElectraForPreTraining: the discriminator and its replaced-token detector.
   if generator is None:
-    encoder = TransformerEncoder(encoder_config, name="discriminator")
-    _build(encoder)
-    assign_encoder(encoder, source, prefix)
-    head = ReplacedTokenDetectionHead(encoder_config.hidden_size, activation=encoder_config.activation,
-                                      initializer_range=encoder_config.initializer_range)
-    head(tf.zeros([1, 1, encoder_config.hidden_size]))
-    assign_rtd_head(head, source)
-    return Converted(encoder_config, encoder, objective_name="electra", model=PartialElectra(encoder, head),
-                     converted=["embeddings", "discriminator", "rtd_head"], absent=["generator", "mlm_head"],
-                     unused_tensors=source.unused(), rtd_head=head)
+    return _convert_discriminator(encoder_config, source, prefix)
+  return _convert_electra(encoder_config, source, prefix, generator)
 
+
+def _convert_encoder(architecture: str, encoder_config: EncoderConfig, source: _Tensors, prefix: str) -> Converted:
+  """BertModel, ElectraModel: the encoder alone."""
+  encoder = TransformerEncoder(encoder_config, name="encoder")
+  _build(encoder)
+  assign_encoder(encoder, source, prefix)
+  unused = source.unused()
+  bert = architecture == "BertModel"
+  return Converted(encoder_config, encoder, objective_name="bert" if bert else "electra", converted=["encoder"],
+                   absent=["mlm_head"] if bert else ["generator", "mlm_head", "rtd_head"], unused_tensors=unused)
+
+
+def _convert_masked_lm(architecture: str, encoder_config: EncoderConfig, source: _Tensors, prefix: str) -> Converted:
+  """BertForMaskedLM, BertForPreTraining, ElectraForMaskedLM: the bert objective (with NSP for BertForPreTraining)."""
+  from tpu_electra.objectives import bert as bert_lib  # pylint: disable=g-import-not-at-top
+  origin = source.origin
+  nsp = architecture == "BertForPreTraining"
+  objective = bert_lib.Bert(encoder_config=encoder_config, next_sentence_prediction=nsp)
+  encoder = objective.encoder
+  _build(encoder)
+  assign_encoder(encoder, source, prefix)
+  sequence = tf.zeros([1, 1, encoder_config.hidden_size])
+  objective.mlm_head(sequence, masked_positions=tf.zeros([1, 1], tf.int32))
+  table = source.get(prefix + "embeddings.word_embeddings.weight")
+  if architecture == "ElectraForMaskedLM":
+    assign_masked_lm_head(objective.mlm_head, source, "generator_predictions.dense",
+                          "generator_predictions.LayerNorm", "generator_lm_head.bias", "generator_lm_head", table)
+  else:
+    assign_masked_lm_head(objective.mlm_head, source, "cls.predictions.transform.dense",
+                          "cls.predictions.transform.LayerNorm", "cls.predictions.bias", "cls.predictions.decoder",
+                          table)
+  converted = ["encoder", "mlm_head"]
+  if nsp:
+    objective.nsp_head(sequence)
+    for variable, name, linear in (
+        (objective.nsp_head.pooler.kernel, "bert.pooler.dense.weight", True),
+        (objective.nsp_head.pooler.bias, "bert.pooler.dense.bias", False),
+        (objective.nsp_head.classifier.kernel, "cls.seq_relationship.weight", True),
+        (objective.nsp_head.classifier.bias, "cls.seq_relationship.bias", False)):
+      _assign(variable, source.get(name), name, origin, linear)
+    converted.append("nsp_head")
+  return Converted(encoder_config, encoder, objective_name="bert",
+                   objective_kwargs={"next_sentence_prediction": nsp}, model=objective, converted=converted,
+                   unused_tensors=source.unused())
+
+
+def _convert_discriminator(encoder_config: EncoderConfig, source: _Tensors, prefix: str) -> Converted:
+  """ElectraForPreTraining alone: what the Electra objective has of it (PartialElectra)."""
+  encoder = TransformerEncoder(encoder_config, name="discriminator")
+  _build(encoder)
+  assign_encoder(encoder, source, prefix)
+  head = ReplacedTokenDetectionHead(encoder_config.hidden_size, activation=encoder_config.activation,
+                                    initializer_range=encoder_config.initializer_range)
+  head(tf.zeros([1, 1, encoder_config.hidden_size]))
+  assign_rtd_head(head, source)
+  return Converted(encoder_config, encoder, objective_name="electra", model=PartialElectra(encoder, head),
+                   converted=["embeddings", "discriminator", "rtd_head"], absent=["generator", "mlm_head"],
+                   unused_tensors=source.unused(), rtd_head=head)
+
+
+def _convert_electra(encoder_config: EncoderConfig, source: _Tensors, prefix: str,
+                     generator: Tuple[Dict[str, Any], Dict[str, np.ndarray], str]) -> Converted:
+  """ElectraForPreTraining + its ElectraForMaskedLM generator: the whole Electra objective."""
+  from tpu_electra.objectives import electra as electra_lib  # pylint: disable=g-import-not-at-top
+  origin = source.origin
   gen_config_json, gen_tensors, gen_origin = generator
   gen_architecture = (gen_config_json.get("architectures") or ["ElectraForMaskedLM"])[0]
   if gen_architecture != "ElectraForMaskedLM":

@@ -156,8 +156,6 @@ def read_tf_models(path: str) -> Tuple[Source, Optional[Tuple[Dict[str, Any], Di
     raise ConversionError(f"no vocab.txt beside {prefix} (or one directory up)")
   tokens = read_lines(vocab_path)
   check_vocab(tokens, vocab_path)
-  from official.nlp.modeling import networks  # pylint: disable=g-import-not-at-top
-  from official.modeling import tf_utils  # pylint: disable=g-import-not-at-top
   notes: List[str] = []
   dummy = {"input_word_ids": tf.zeros([1, 2], tf.int32), "input_mask": tf.ones([1, 2], tf.int32),
            "input_type_ids": tf.zeros([1, 2], tf.int32)}
@@ -170,94 +168,119 @@ def read_tf_models(path: str) -> Tuple[Source, Optional[Tuple[Dict[str, Any], Di
     model = (params.get("task") or {}).get("model") or {}
     lower = bool(((params.get("task") or {}).get("train_data") or {}).get("do_lower_case", True))
     if "generator_encoder" in model:
-      from official.nlp.modeling import models as official_models  # pylint: disable=g-import-not-at-top
-      disc_kind, disc_bert = _bert_encoder_section(model["discriminator_encoder"], "discriminator", params_path)
-      gen_kind, gen_bert = _bert_encoder_section(model["generator_encoder"], "generator", params_path)
-      # As official.nlp.tasks.electra_task._build_pretrainer builds it.
-      disc_net = _official_bert_encoder(disc_kind, disc_bert)
-      gen_net = _official_bert_encoder(
-          gen_kind, gen_bert, disc_net.get_embedding_layer() if model.get("tie_embeddings", True) else None)
-      pretrainer = official_models.ElectraPretrainer(
-          generator_network=gen_net, discriminator_network=disc_net, vocab_size=gen_bert["vocab_size"],
-          num_classes=model.get("num_classes", 2), num_token_predictions=model.get("num_masked_tokens", 76),
-          mlm_activation=tf_utils.get_activation(gen_bert["hidden_activation"]))
-      disc_out = disc_net([dummy["input_word_ids"], dummy["input_mask"], dummy["input_type_ids"]])["sequence_output"]
-      gen_out = gen_net([dummy["input_word_ids"], dummy["input_mask"], dummy["input_type_ids"]])["sequence_output"]
-      pretrainer.masked_lm(gen_out, tf.zeros([1, 1], tf.int32))
-      pretrainer.discriminator_head(pretrainer.discriminator_projection(disc_out))
-      _restore_official(prefix, "ElectraPretrainer", model=pretrainer)
-      if _official_activation(gen_bert["hidden_activation"]) != _official_activation(disc_bert["hidden_activation"]):
-        raise ConversionError(f"{params_path}: the generator's hidden_activation (its heads' too) differs from the "
-                              "discriminator's; tpu_electra's heads use the discriminator's")
-      tensors = official_encoder_tensors(disc_net)
-      tensors.update({
-          "discriminator_predictions.dense.weight": pretrainer.discriminator_projection.kernel.numpy().T,
-          "discriminator_predictions.dense.bias": pretrainer.discriminator_projection.bias.numpy(),
-          "discriminator_predictions.dense_prediction.weight": pretrainer.discriminator_head.kernel.numpy().T,
-          "discriminator_predictions.dense_prediction.bias": pretrainer.discriminator_head.bias.numpy()})
-      config_json = _official_config(disc_bert, "ElectraForPreTraining")
-      gen_tensors = official_encoder_tensors(gen_net)
-      same = all(np.array_equal(tensors[n], gen_tensors[n]) for n in tensors if n.startswith("electra.embeddings."))
-      if same:
-        gen_tensors.update(official_mlm_head_tensors(pretrainer.masked_lm, "generator_predictions.",
-                                                      "generator_lm_head.bias"))
-        generator = (_official_config(gen_bert, "ElectraForMaskedLM"), gen_tensors, prefix)
-      else:
-        # tf-models ties only the word embeddings; tpu_electra's Electra shares all of them.
-        notes.append("generator not converted: its position/type embeddings or embedding layer norm differ from "
-                     "the discriminator's (tf-models-official ties only the word embeddings; tpu_electra's Electra "
-                     "shares all); continued pretraining builds a fresh generator")
+      tensors, config_json, generator = _read_electra_pretrainer(model, params_path, prefix, dummy, notes)
       architecture = "ElectraPretrainer"
     elif "encoder" in model:
-      from official.nlp.modeling import models as official_models  # pylint: disable=g-import-not-at-top
-      kind, bert = _bert_encoder_section(model["encoder"], "encoder", params_path)
-      network = _official_bert_encoder(kind, bert)
-      pretrainer = official_models.BertPretrainerV2(
-          encoder_network=network, mlm_activation=tf_utils.get_activation(model.get("mlm_activation", "gelu")))
-      out = network([dummy["input_word_ids"], dummy["input_mask"], dummy["input_type_ids"]])["sequence_output"]
-      pretrainer.masked_lm(out, tf.zeros([1, 1], tf.int32))
-      _restore_official(prefix, "BertPretrainerV2", model=pretrainer)
-      if _official_activation(model.get("mlm_activation", "gelu")) != _official_activation(
-          bert.get("hidden_activation", "gelu")):
-        raise ConversionError(f"{params_path}: mlm_activation differs from the encoder's hidden_activation; "
-                              "tpu_electra's MLM head uses the encoder's")
-      tensors = official_encoder_tensors(network, "bert.")
-      tensors.update(official_mlm_head_tensors(pretrainer.masked_lm, "cls.predictions.transform.",
-                                                "cls.predictions.bias"))
-      config_json = dict(_official_config(bert, "BertForMaskedLM"), model_type="bert")
+      tensors, config_json = _read_bert_pretrainer(model, params_path, prefix, dummy)
       architecture = "BertPretrainerV2"
     else:
       raise ConversionError(f"{params_path} describes neither an ELECTRA pretrainer (generator_encoder) nor a BERT "
                             "one (encoder)")
   else:
-    config_path = _find_beside(prefix, ("bert_config.json",))
-    if config_path is None:
-      raise ConversionError(f"no params.yaml or bert_config.json beside {prefix}: cannot tell the encoder's sizes")
-    bert_config = fileio.read_json_object(config_path, ConversionError, "fix or remove it")
-    bert = {"vocab_size": bert_config["vocab_size"], "hidden_size": bert_config["hidden_size"],
-            "num_layers": bert_config["num_hidden_layers"], "num_attention_heads": bert_config["num_attention_heads"],
-            "intermediate_size": bert_config["intermediate_size"],
-            "hidden_activation": bert_config.get("hidden_act", "gelu"),
-            "max_position_embeddings": bert_config.get("max_position_embeddings", 512),
-            "type_vocab_size": bert_config.get("type_vocab_size", 2),
-            "embedding_size": bert_config.get("embedding_size"),
-            "initializer_range": bert_config.get("initializer_range", 0.02)}
-    network = networks.BertEncoder(
-        vocab_size=bert["vocab_size"], hidden_size=bert["hidden_size"], num_layers=bert["num_layers"],
-        num_attention_heads=bert["num_attention_heads"], inner_dim=bert["intermediate_size"],
-        inner_activation=tf_utils.get_activation(bert["hidden_activation"]),
-        max_sequence_length=bert["max_position_embeddings"], type_vocab_size=bert["type_vocab_size"],
-        embedding_width=bert["embedding_size"])
-    network([dummy["input_word_ids"], dummy["input_mask"], dummy["input_type_ids"]])
-    keys = [name for name, _ in tf.train.list_variables(prefix)]
-    root = "encoder" if any(k.startswith("encoder/") for k in keys) else "model"
-    _restore_official(prefix, "BertEncoder", **{root: network})
-    tensors = official_encoder_tensors(network, "bert.")
-    config_json = dict(_official_config(bert, "BertModel"), model_type="bert")
+    tensors, config_json, lower = _read_bert_encoder(prefix, dummy)
     architecture = "BertEncoder"
-    lower = bool(bert_config.get("do_lower_case", True))
   source = Source(kind="tf_models", path=path, config=config_json, tensors=tensors, weights_file=prefix + ".index",
                   vocab=Vocab(tokens=tokens, do_lower_case=lower, origin=vocab_path), architecture=architecture,
                   notes=notes)
   return source, generator
 
+
+def _read_electra_pretrainer(model: Dict[str, Any], params_path: str, prefix: str, dummy: Dict[str, tf.Tensor],
+                             notes: List[str]) -> Tuple[Dict[str, np.ndarray], Dict[str, Any], Optional[Tuple]]:
+  """(discriminator tensors, its config.json, the generator or None) of an ElectraPretrainer run."""
+  from official.modeling import tf_utils  # pylint: disable=g-import-not-at-top
+  from official.nlp.modeling import models as official_models  # pylint: disable=g-import-not-at-top
+  generator = None
+  disc_kind, disc_bert = _bert_encoder_section(model["discriminator_encoder"], "discriminator", params_path)
+  gen_kind, gen_bert = _bert_encoder_section(model["generator_encoder"], "generator", params_path)
+  # As official.nlp.tasks.electra_task._build_pretrainer builds it.
+  disc_net = _official_bert_encoder(disc_kind, disc_bert)
+  gen_net = _official_bert_encoder(
+      gen_kind, gen_bert, disc_net.get_embedding_layer() if model.get("tie_embeddings", True) else None)
+  pretrainer = official_models.ElectraPretrainer(
+      generator_network=gen_net, discriminator_network=disc_net, vocab_size=gen_bert["vocab_size"],
+      num_classes=model.get("num_classes", 2), num_token_predictions=model.get("num_masked_tokens", 76),
+      mlm_activation=tf_utils.get_activation(gen_bert["hidden_activation"]))
+  disc_out = disc_net([dummy["input_word_ids"], dummy["input_mask"], dummy["input_type_ids"]])["sequence_output"]
+  gen_out = gen_net([dummy["input_word_ids"], dummy["input_mask"], dummy["input_type_ids"]])["sequence_output"]
+  pretrainer.masked_lm(gen_out, tf.zeros([1, 1], tf.int32))
+  pretrainer.discriminator_head(pretrainer.discriminator_projection(disc_out))
+  _restore_official(prefix, "ElectraPretrainer", model=pretrainer)
+  if _official_activation(gen_bert["hidden_activation"]) != _official_activation(disc_bert["hidden_activation"]):
+    raise ConversionError(f"{params_path}: the generator's hidden_activation (its heads' too) differs from the "
+                          "discriminator's; tpu_electra's heads use the discriminator's")
+  tensors = official_encoder_tensors(disc_net)
+  tensors.update({
+      "discriminator_predictions.dense.weight": pretrainer.discriminator_projection.kernel.numpy().T,
+      "discriminator_predictions.dense.bias": pretrainer.discriminator_projection.bias.numpy(),
+      "discriminator_predictions.dense_prediction.weight": pretrainer.discriminator_head.kernel.numpy().T,
+      "discriminator_predictions.dense_prediction.bias": pretrainer.discriminator_head.bias.numpy()})
+  config_json = _official_config(disc_bert, "ElectraForPreTraining")
+  gen_tensors = official_encoder_tensors(gen_net)
+  same = all(np.array_equal(tensors[n], gen_tensors[n]) for n in tensors if n.startswith("electra.embeddings."))
+  if same:
+    gen_tensors.update(official_mlm_head_tensors(pretrainer.masked_lm, "generator_predictions.",
+                                                 "generator_lm_head.bias"))
+    generator = (_official_config(gen_bert, "ElectraForMaskedLM"), gen_tensors, prefix)
+  else:
+    # tf-models ties only the word embeddings; tpu_electra's Electra shares all of them.
+    notes.append("generator not converted: its position/type embeddings or embedding layer norm differ from "
+                 "the discriminator's (tf-models-official ties only the word embeddings; tpu_electra's Electra "
+                 "shares all); continued pretraining builds a fresh generator")
+  return tensors, config_json, generator
+
+
+def _read_bert_pretrainer(model: Dict[str, Any], params_path: str, prefix: str,
+                          dummy: Dict[str, tf.Tensor]) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+  """(tensors, config.json) of a BertPretrainerV2 run: the encoder and its MLM head."""
+  from official.modeling import tf_utils  # pylint: disable=g-import-not-at-top
+  from official.nlp.modeling import models as official_models  # pylint: disable=g-import-not-at-top
+  kind, bert = _bert_encoder_section(model["encoder"], "encoder", params_path)
+  network = _official_bert_encoder(kind, bert)
+  pretrainer = official_models.BertPretrainerV2(
+      encoder_network=network, mlm_activation=tf_utils.get_activation(model.get("mlm_activation", "gelu")))
+  out = network([dummy["input_word_ids"], dummy["input_mask"], dummy["input_type_ids"]])["sequence_output"]
+  pretrainer.masked_lm(out, tf.zeros([1, 1], tf.int32))
+  _restore_official(prefix, "BertPretrainerV2", model=pretrainer)
+  if _official_activation(model.get("mlm_activation", "gelu")) != _official_activation(
+      bert.get("hidden_activation", "gelu")):
+    raise ConversionError(f"{params_path}: mlm_activation differs from the encoder's hidden_activation; "
+                          "tpu_electra's MLM head uses the encoder's")
+  tensors = official_encoder_tensors(network, "bert.")
+  tensors.update(official_mlm_head_tensors(pretrainer.masked_lm, "cls.predictions.transform.",
+                                           "cls.predictions.bias"))
+  config_json = dict(_official_config(bert, "BertForMaskedLM"), model_type="bert")
+  return tensors, config_json
+
+
+def _read_bert_encoder(prefix: str,
+                       dummy: Dict[str, tf.Tensor]) -> Tuple[Dict[str, np.ndarray], Dict[str, Any], bool]:
+  """(tensors, config.json, do_lower_case) of a bare BertEncoder with its bert_config.json."""
+  from official.nlp.modeling import networks  # pylint: disable=g-import-not-at-top
+  from official.modeling import tf_utils  # pylint: disable=g-import-not-at-top
+  config_path = _find_beside(prefix, ("bert_config.json",))
+  if config_path is None:
+    raise ConversionError(f"no params.yaml or bert_config.json beside {prefix}: cannot tell the encoder's sizes")
+  bert_config = fileio.read_json_object(config_path, ConversionError, "fix or remove it")
+  bert = {"vocab_size": bert_config["vocab_size"], "hidden_size": bert_config["hidden_size"],
+          "num_layers": bert_config["num_hidden_layers"], "num_attention_heads": bert_config["num_attention_heads"],
+          "intermediate_size": bert_config["intermediate_size"],
+          "hidden_activation": bert_config.get("hidden_act", "gelu"),
+          "max_position_embeddings": bert_config.get("max_position_embeddings", 512),
+          "type_vocab_size": bert_config.get("type_vocab_size", 2),
+          "embedding_size": bert_config.get("embedding_size"),
+          "initializer_range": bert_config.get("initializer_range", 0.02)}
+  network = networks.BertEncoder(
+      vocab_size=bert["vocab_size"], hidden_size=bert["hidden_size"], num_layers=bert["num_layers"],
+      num_attention_heads=bert["num_attention_heads"], inner_dim=bert["intermediate_size"],
+      inner_activation=tf_utils.get_activation(bert["hidden_activation"]),
+      max_sequence_length=bert["max_position_embeddings"], type_vocab_size=bert["type_vocab_size"],
+      embedding_width=bert["embedding_size"])
+  network([dummy["input_word_ids"], dummy["input_mask"], dummy["input_type_ids"]])
+  keys = [name for name, _ in tf.train.list_variables(prefix)]
+  root = "encoder" if any(k.startswith("encoder/") for k in keys) else "model"
+  _restore_official(prefix, "BertEncoder", **{root: network})
+  tensors = official_encoder_tensors(network, "bert.")
+  config_json = dict(_official_config(bert, "BertModel"), model_type="bert")
+  lower = bool(bert_config.get("do_lower_case", True))
+  return tensors, config_json, lower

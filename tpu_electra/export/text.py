@@ -53,7 +53,7 @@ def serving_tokenizer(run: finetuned.FinetuningRun) -> tokenization.Tokenizer:
 
 
 def save_text_module(run: finetuned.FinetuningRun, tokenizer, module: tf.Module, signatures, output_dir: str,
-                      record: Dict[str, object]) -> str:
+                     record: Dict[str, object]) -> str:
   """Saves `module` with `signatures` and an export.json (the run, seed, checkpoint, tokenizer and `record`)."""
   tmp_dir = fileio.temporary_sibling(output_dir)
   try:
