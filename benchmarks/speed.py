@@ -21,7 +21,7 @@ average (os.getloadavg) read before and after each section:
   recipe without layer-wise decay: AdamW, --hf_learning_rate, 10% warmup, linear decay, clip 1.0,
   batch 32), timed from loading the model to the dev accuracy. Each with the dev accuracy reached,
   --seeds seeds each (interleaved: seed s of every implementation, then seed s + 1).
-- serving: the text-in SavedModel (`tpu_electra.export.TextServingModule`, the run's tokenizer op
+- serving: the text-in SavedModel (`tpu_electra.export.classification.TextServingModule`, the run's tokenizer op
   inside the graph) of the first bucketed TREC seed against a transformers `pipeline` on MiniLM
   (same encoder weights; its head is not ours), latency of one sentence and of a batch of 32.
 """
