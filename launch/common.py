@@ -139,10 +139,26 @@ class JobSpec:
         env=tuple(redact_env(dict(self.env)).items()))
 
 
+# A launcher's own failures exit with this status, not 1: `run` exits with the job's exit status,
+# and 1 is the commonest job failure.
+LAUNCH_ERROR_STATUS = 2
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse as the other entry points answer (tpu_electra.cli_utils, absl flags; not imported
+  here, so that a launcher runs from a checkout on the Python standard library alone): --help exits
+  0, a flag error is one line, `error: ... (--help lists the flags)`, with no usage block."""
+
+  def error(self, message: str) -> None:  # pylint: disable=arguments-differ
+    # Masked as every printed line is: argparse quotes the value it refuses.
+    print(f"error: {redact(message)} (--help lists the flags)", file=sys.stderr)
+    sys.exit(LAUNCH_ERROR_STATUS)
+
+
 def action_parser(module: str, description: str, actions: Sequence[str]) -> argparse.ArgumentParser:
   """`python -m <module> ACTION [--dry_run] ...`: the flags every launcher starts with."""
-  parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+  parser = _Parser(prog=f"python -m {module}", description=description,
+                   formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
   parser.add_argument("action", choices=actions)
   parser.add_argument("--dry_run", action="store_true", help="Print the exact commands and run nothing.")
   return parser
@@ -313,7 +329,7 @@ class Runner:
 
 
 def main_wrapper(prog: str, main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
-  """Runs `main`, turning LaunchError into a one-line message and exit status 2.
+  """Runs `main`, turning LaunchError into a one-line message, `error: ...`, and LAUNCH_ERROR_STATUS.
 
   The message is masked as the printed commands are: an error quotes the flag value it refuses,
   which may be a URL with a password in it.
@@ -321,8 +337,8 @@ def main_wrapper(prog: str, main: Callable[[Sequence[str]], int], argv: Sequence
   try:
     return main(argv)
   except LaunchError as e:
-    print(f"{prog}: error: {redact(str(e))}", file=sys.stderr)
-    return 2
+    print(f"error: {redact(str(e))}", file=sys.stderr)
+    return LAUNCH_ERROR_STATUS
   except KeyboardInterrupt:
     print(f"{prog}: interrupted; jobs already started keep running remotely", file=sys.stderr)
     return 130
