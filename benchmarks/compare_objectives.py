@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from absl import app, flags
+from absl import flags
 import gin
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
@@ -38,6 +38,7 @@ from benchmarks import study_finetune
 from benchmarks import study_report
 from benchmarks import study_stats
 from benchmarks import study_timing
+from tpu_electra import cli_utils
 from tpu_electra import evaluate
 from tpu_electra import fileio
 from tpu_electra import flops
@@ -57,7 +58,6 @@ RESERVED_BINDINGS = ("DATA_DIR", "TRAIN_FLOPS", "TRAIN_STEPS", "SEED", "EVAL_EVE
                      "pretrain.data_dir", "pretrain.train_flops", "pretrain.train_steps", "pretrain.seed",
                      "pretrain.eval_every", "pretrain.eval_batches")
 
-FLAGS = flags.FLAGS
 
 
 def _absolute(path: str) -> str:
@@ -366,56 +366,64 @@ def compare(data_dir: str, train_flops: Optional[float], output_dir: str, object
   return results
 
 
-def define_flags() -> None:
-  """The CLI's flags; defined only when run as a script, so that importing this module (tests, or
-  next to benchmarks.input_pipeline, which also has a --data_dir) defines none."""
-  flags.DEFINE_string("data_dir", None, "Pretraining data dir (data_prep output with a held-out split).")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the command's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_string("data_dir", None, "Pretraining data dir (data_prep output with a held-out split).",
+                      flag_values=flag_values)
   flags.DEFINE_float("train_flops", None, "The training-FLOPs budget every objective gets (TRAIN_FLOPS; default: "
-                     "the TRAIN_FLOPS of the configs, which must agree).")
-  flags.DEFINE_string("output_dir", None, "Where the runs and the report go.")
-  flags.DEFINE_list("objectives", common.objective_names(), "Objectives to compare, by registered name.")
-  flags.DEFINE_string("config", DEFAULT_CONFIG, "Gin file of each objective; {objective} is replaced by its name.")
-  flags.DEFINE_integer("seeds", 3, "Pretraining runs per objective, with SEED = 0, ..., seeds - 1.")
+                     "the TRAIN_FLOPS of the configs, which must agree).", flag_values=flag_values)
+  flags.DEFINE_string("output_dir", None, "Where the runs and the report go.", flag_values=flag_values)
+  flags.DEFINE_list("objectives", common.objective_names(), "Objectives to compare, by registered name.",
+                    flag_values=flag_values)
+  flags.DEFINE_string("config", DEFAULT_CONFIG, "Gin file of each objective; {objective} is replaced by its name.",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("seeds", 3, "Pretraining runs per objective, with SEED = 0, ..., seeds - 1.",
+                       flag_values=flag_values)
   flags.DEFINE_integer("eval_points", 5, "Held-out evaluations per run (at most; the last at the last step): "
-                       "EVAL_EVERY = ceil(steps / eval_points).")
+                       "EVAL_EVERY = ceil(steps / eval_points).", flag_values=flag_values)
   flags.DEFINE_integer("eval_batches", None, "Held-out batches per evaluation (EVAL_BATCHES; default: every "
-                       "complete batch of the held-out split).")
+                       "complete batch of the held-out split).", flag_values=flag_values)
   flags.DEFINE_boolean("probe", True, "Score every run (and its initialization) with the shared frozen-feature "
-                       "probe (benchmarks.heldout_probe); --noprobe saves its time.")
-  flags.DEFINE_integer("bootstrap", 1000, "Bootstrap resamples of the test sequences for each probe's interval.")
+                       "probe (benchmarks.heldout_probe); --noprobe saves its time.", flag_values=flag_values)
+  flags.DEFINE_integer("bootstrap", 1000, "Bootstrap resamples of the test sequences for each probe's interval.",
+                       flag_values=flag_values)
   flags.DEFINE_multi_string("gin_param", [], "Gin bindings applied to every objective's config, e.g. "
-                            "'BATCH_SIZE = 32' (not the ones this script sets).")
+                            "'BATCH_SIZE = 32' (not the ones this script sets).", flag_values=flag_values)
   flags.DEFINE_list("tasks", [], "Fine-tuning tasks (finetune/<task>.gin), e.g. conll03,trec: every pretraining "
-                    "run and a from-scratch baseline are fine-tuned on each. Empty: pretraining only.")
-  flags.DEFINE_string("task_data_dir", None, "The tasks' --data_dir (python -m data_prep.embedded_tasks writes one).")
+                    "run and a from-scratch baseline are fine-tuned on each. Empty: pretraining only.",
+                    flag_values=flag_values)
+  flags.DEFINE_string("task_data_dir", None, "The tasks' --data_dir (python -m data_prep.embedded_tasks writes one).",
+                      flag_values=flag_values)
   flags.DEFINE_integer("finetune_seeds", 3, "Fine-tuning seeds per pretraining run (fine-tuning SEED = 0, ...); "
-                       "the from-scratch baseline gets seeds x finetune_seeds.")
+                       "the from-scratch baseline gets seeds x finetune_seeds.", flag_values=flag_values)
   flags.DEFINE_list("finetune_train_examples", [], "task:N caps the task's train split at its first N examples "
-                    "(CoNLL sentences, TSV rows), written into the study's own task dir; dev is unchanged.")
+                    "(CoNLL sentences, TSV rows), written into the study's own task dir; dev is unchanged.",
+                    flag_values=flag_values)
   flags.DEFINE_multi_string("finetune_gin_param", [], "Gin bindings applied to every task's config, e.g. "
-                            "'EPOCHS = 2' (not SEED or TASK).")
+                            "'EPOCHS = 2' (not SEED or TASK).", flag_values=flag_values)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  for name in ("data_dir", "output_dir"):
-    if FLAGS[name].value is None:
-      raise app.UsageError(f"--{name} is required")
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors found before any run starts (cli_utils.run_as_program)."""
+  cli_utils.require(flag_values, "data_dir", "output_dir")
   known = common.objective_names()
-  unknown = [name for name in FLAGS.objectives if name not in known and FLAGS.config == DEFAULT_CONFIG]
+  unknown = [name for name in flag_values.objectives if name not in known and flag_values.config == DEFAULT_CONFIG]
   if unknown:
-    raise app.UsageError(f"unknown objective(s) {unknown}; choose from {', '.join(known)}")
-  try:
-    compare(FLAGS.data_dir, FLAGS.train_flops, FLAGS.output_dir, FLAGS.objectives, FLAGS.config, FLAGS.gin_param,
-            FLAGS.seeds, FLAGS.eval_points, FLAGS.eval_batches, FLAGS.bootstrap, FLAGS.probe, FLAGS.tasks,
-            FLAGS.task_data_dir, FLAGS.finetune_seeds,
-            study_finetune.parse_train_examples(FLAGS.finetune_train_examples), FLAGS.finetune_gin_param)
-  except (ValueError, OSError, trainer.NonFiniteLossError) as e:
-    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-    sys.exit(1)
+    raise ValueError(f"unknown objective(s) {unknown}; choose from {', '.join(known)}")
 
+
+@cli_utils.one_line_errors(ValueError, OSError, trainer.NonFiniteLossError)
+def run(flag_values: flags.FlagValues) -> int:
+  check_flags(flag_values)
+  compare(flag_values.data_dir, flag_values.train_flops, flag_values.output_dir, flag_values.objectives,
+          flag_values.config, flag_values.gin_param, flag_values.seeds, flag_values.eval_points,
+          flag_values.eval_batches, flag_values.bootstrap, flag_values.probe, flag_values.tasks,
+          flag_values.task_data_dir, flag_values.finetune_seeds,
+          study_finetune.parse_train_examples(flag_values.finetune_train_examples), flag_values.finetune_gin_param)
+  return 0
+
+
+cli = cli_utils.command_line(define_flags, run)
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  cli_utils.run_as_program(define_flags, "benchmarks.compare_objectives", check_flags)

@@ -47,18 +47,27 @@ from absl import flags
 from tpu_electra import cli_utils
 from tpu_electra.finetuning.report import markdown_table
 
-FLAGS = flags.FLAGS
-flags.DEFINE_float("corpus_mb", 40.0, "Corpus size in MiB (at least; whole copies of the fragment).")
-flags.DEFINE_integer("corpus_files", 8, "Files the corpus is spread over.")
-flags.DEFINE_string("vocab", "runs/data/enwiki_embedded/vocab.txt", "WordPiece vocab.txt both builders use.")
-flags.DEFINE_integer("max_seq_length", 128, "Tokens per example.")
-flags.DEFINE_list("workers", ["1", "2"], "Worker counts (--num_workers) to time.")
-flags.DEFINE_integer("rounds", 3, "Alternating rounds of every worker count.")
-flags.DEFINE_string("work_dir", "/tmp/tpu_electra_data_prep_bench", "Where the corpus and the outputs go.")
-flags.DEFINE_string("reference_dir", None, "A checkout of google-research/electra: also time its builder.")
-flags.DEFINE_integer("reference_rounds", 1, "Rounds of the reference builder per worker count.")
-flags.DEFINE_bool("profile", False, "Also print where one process spends its CPU time, stage by stage.")
-flags.DEFINE_string("profile_child", None, "Internal: profile one build of this --corpus spec and print its JSON.")
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the command's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_float("corpus_mb", 40.0, "Corpus size in MiB (at least; whole copies of the fragment).",
+                     flag_values=flag_values)
+  flags.DEFINE_integer("corpus_files", 8, "Files the corpus is spread over.", flag_values=flag_values)
+  flags.DEFINE_string("vocab", "runs/data/enwiki_embedded/vocab.txt", "WordPiece vocab.txt both builders use.",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("max_seq_length", 128, "Tokens per example.", flag_values=flag_values)
+  flags.DEFINE_list("workers", ["1", "2"], "Worker counts (--num_workers) to time.", flag_values=flag_values)
+  flags.DEFINE_integer("rounds", 3, "Alternating rounds of every worker count.", flag_values=flag_values)
+  flags.DEFINE_string("work_dir", "/tmp/tpu_electra_data_prep_bench", "Where the corpus and the outputs go.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("reference_dir", None, "A checkout of google-research/electra: also time its builder.",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("reference_rounds", 1, "Rounds of the reference builder per worker count.",
+                       flag_values=flag_values)
+  flags.DEFINE_bool("profile", False, "Also print where one process spends its CPU time, stage by stage.",
+                    flag_values=flag_values)
+  flags.DEFINE_string("profile_child", None, "Internal: profile one build of this --corpus spec and print its JSON.",
+                      flag_values=flag_values)
 
 STAGES = ("extract", "examples", "shards")
 STAGE_LINE = re.compile(r"stage times: [0-9.]+ s after startup \((.*)\)")
@@ -126,11 +135,11 @@ def _timed(command: List[str], cwd: Optional[str] = None) -> Dict:
   return {"wall": wall, "cpu": cpu, "stderr": output}
 
 
-def run_ours(corpus_dir: str, output_dir: str, workers: int) -> Dict[str, float]:
+def run_ours(flag_values: flags.FlagValues, corpus_dir: str, output_dir: str, workers: int) -> Dict[str, float]:
   """One `python -m data_prep.build` process: wall and CPU seconds, its stage seconds and example count."""
   shutil.rmtree(output_dir, ignore_errors=True)
-  command = [sys.executable, "-m", "data_prep.build", f"--corpus=text:{corpus_dir}", f"--vocab={FLAGS.vocab}",
-             f"--max_seq_length={FLAGS.max_seq_length}", f"--num_workers={workers}", f"--output_dir={output_dir}"]
+  command = [sys.executable, "-m", "data_prep.build", f"--corpus=text:{corpus_dir}", f"--vocab={flag_values.vocab}",
+             f"--max_seq_length={flag_values.max_seq_length}", f"--num_workers={workers}", f"--output_dir={output_dir}"]
   done = _timed(command)
   stages = STAGE_LINE.search(done["stderr"])
   counts = COUNTS_LINE.search(done["stderr"])
@@ -145,12 +154,12 @@ def run_ours(corpus_dir: str, output_dir: str, workers: int) -> Dict[str, float]
   return result
 
 
-def run_reference(corpus_dir: str, output_dir: str, workers: int) -> Dict[str, float]:
+def run_reference(flag_values: flags.FlagValues, corpus_dir: str, output_dir: str, workers: int) -> Dict[str, float]:
   shutil.rmtree(output_dir, ignore_errors=True)
   command = [sys.executable, "build_pretraining_dataset.py", f"--corpus-dir={corpus_dir}",
-             f"--vocab-file={os.path.abspath(FLAGS.vocab)}", f"--output-dir={output_dir}",
-             f"--max-seq-length={FLAGS.max_seq_length}", f"--num-processes={workers}"]
-  done = _timed(command, cwd=FLAGS.reference_dir)
+             f"--vocab-file={os.path.abspath(flag_values.vocab)}", f"--output-dir={output_dir}",
+             f"--max-seq-length={flag_values.max_seq_length}", f"--num-processes={workers}"]
+  done = _timed(command, cwd=flag_values.reference_dir)
   return {"wall": done["wall"], "cpu": done["cpu"]}
 
 
@@ -312,13 +321,10 @@ class _Clock:
     return call
 
 
-def profile_child(corpus: str) -> None:
+def profile_child(corpus: str, vocab: str, max_seq_length: int, work_dir: str) -> None:
   """One build of `corpus` in this process with its parts timed; prints a JSON line of CPU seconds."""
   import importlib  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top
-  vocab, max_seq_length, work_dir = FLAGS.vocab, FLAGS.max_seq_length, FLAGS.work_dir
-  for name in ("vocab", "max_seq_length"):  # data_prep.build defines flags of these names too.
-    delattr(FLAGS, name)
   start = time.process_time()
   from data_prep import build  # pylint: disable=g-import-not-at-top
   from data_prep import pipeline  # pylint: disable=g-import-not-at-top
@@ -357,10 +363,10 @@ def profile_child(corpus: str) -> None:
                                  "tensorflow_imported": "tensorflow" in sys.modules}))
 
 
-def run_profile(corpus: str) -> Dict:
+def run_profile(flag_values: flags.FlagValues, corpus: str) -> Dict:
   import json  # pylint: disable=g-import-not-at-top
-  command = [sys.executable, "-m", "benchmarks.data_prep", f"--profile_child={corpus}", f"--vocab={FLAGS.vocab}",
-             f"--max_seq_length={FLAGS.max_seq_length}", f"--work_dir={FLAGS.work_dir}"]
+  command = [sys.executable, "-m", "benchmarks.data_prep", f"--profile_child={corpus}", f"--vocab={flag_values.vocab}",
+             f"--max_seq_length={flag_values.max_seq_length}", f"--work_dir={flag_values.work_dir}"]
   done = _timed(command)
   line = next(l for l in done["stderr"].splitlines() if l.startswith("PROFILE "))
   return {**json.loads(line[len("PROFILE "):]), "wall": done["wall"], "cpu": done["cpu"]}
@@ -385,34 +391,34 @@ def profile_table(profile: Dict, text_bytes: int) -> str:
   return markdown_table(["stage", "part", "CPU s", "share", "MB/s (text)"], rows)
 
 
-def main(argv):
-  del argv
-  if FLAGS.profile_child:
-    profile_child(FLAGS.profile_child)
-    return
-  corpus_dir = os.path.join(FLAGS.work_dir, f"corpus-{FLAGS.corpus_mb:g}mb-{FLAGS.corpus_files}files")
-  corpus_bytes = make_corpus(corpus_dir, FLAGS.corpus_mb, FLAGS.corpus_files)
-  workers = [int(w) for w in FLAGS.workers]
+def run(flag_values: flags.FlagValues) -> int:
+  if flag_values.profile_child:
+    profile_child(flag_values.profile_child, flag_values.vocab, flag_values.max_seq_length, flag_values.work_dir)
+    return 0
+  corpus_dir = os.path.join(flag_values.work_dir, f"corpus-{flag_values.corpus_mb:g}mb-{flag_values.corpus_files}files")
+  corpus_bytes = make_corpus(corpus_dir, flag_values.corpus_mb, flag_values.corpus_files)
+  workers = [int(w) for w in flag_values.workers]
   load_before = os.getloadavg()
   ours: Dict[int, List[Dict]] = {w: [] for w in workers}
   digests: Dict[int, set] = {w: set() for w in workers}
-  for _ in range(FLAGS.rounds):
+  for _ in range(flag_values.rounds):
     for w in workers:
-      output_dir = os.path.join(FLAGS.work_dir, f"out-{w}")
-      ours[w].append(run_ours(corpus_dir, output_dir, w))
+      output_dir = os.path.join(flag_values.work_dir, f"out-{w}")
+      ours[w].append(run_ours(flag_values, corpus_dir, output_dir, w))
       digests[w].add(output_digest(output_dir))
       time.sleep(PAUSE_S)
   reference: Dict[int, List[Dict]] = {}
-  if FLAGS.reference_dir:
-    for _ in range(FLAGS.reference_rounds):
+  if flag_values.reference_dir:
+    for _ in range(flag_values.reference_rounds):
       for w in workers:
-        reference.setdefault(w, []).append(run_reference(corpus_dir, os.path.join(FLAGS.work_dir, f"ref-{w}"), w))
+        reference.setdefault(w, []).append(run_reference(flag_values, corpus_dir,
+                                                         os.path.join(flag_values.work_dir, f"ref-{w}"), w))
   ceilings = {w: machine_ceiling(w) for w in workers if w > 1}
   load_after = os.getloadavg()
   identical = len(set.union(*digests.values())) == 1
-  print(f"corpus: {corpus_bytes / MB:.1f} MiB of text in {FLAGS.corpus_files} files ({corpus_dir}); "
-        f"vocab {FLAGS.vocab}; max_seq_length {FLAGS.max_seq_length}; medians of {FLAGS.rounds} rounds "
-        f"({FLAGS.reference_rounds} for the reference); MB = MiB")
+  print(f"corpus: {corpus_bytes / MB:.1f} MiB of text in {flag_values.corpus_files} files ({corpus_dir}); "
+        f"vocab {flag_values.vocab}; max_seq_length {flag_values.max_seq_length}; "
+        f"medians of {flag_values.rounds} rounds ({flag_values.reference_rounds} for the reference); MB = MiB")
   print(f"machine: {machine()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
   print(f"outputs byte-identical across rounds and worker counts {workers}: {'yes' if identical else 'NO'}")
   print()
@@ -422,7 +428,7 @@ def main(argv):
           "can give here)")
   print()
   print(stage_table(ours, corpus_bytes))
-  if FLAGS.profile:
+  if flag_values.profile:
     from data_prep import embedded  # pylint: disable=g-import-not-at-top
     from data_prep import sources  # pylint: disable=g-import-not-at-top
     dump = embedded.fetch()
@@ -434,8 +440,11 @@ def main(argv):
       print()
       print(f"Where one process (--num_workers=1) spends its CPU seconds on {title}:")
       print()
-      print(profile_table(run_profile(corpus), text_bytes))
+      print(profile_table(run_profile(flag_values, corpus), text_bytes))
+  return 0
 
+
+cli = cli_utils.command_line(define_flags, run)
 
 if __name__ == "__main__":
-  cli_utils.run_main(main)
+  cli_utils.run_as_program(define_flags, "benchmarks.data_prep")

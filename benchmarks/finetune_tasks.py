@@ -324,12 +324,11 @@ def format_mnli_table(rows: Sequence[Dict[str, float]]) -> str:
         f"{r['metric']} = {r['value']:.3f}"] for r in rows])
 
 
-FLAGS = flags.FLAGS
-
-
 def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the command's flags on `flag_values` (absl's FLAGS only when run as a program)."""
   flags.DEFINE_string("init_checkpoint", None, "Pretraining model dir to fine-tune from.", flag_values=flag_values)
-  flags.DEFINE_list("tasks", list(TASK_CONFIGS), "Task configs under tpu_electra/gin/finetune/ to run.", flag_values=flag_values)
+  flags.DEFINE_list("tasks", list(TASK_CONFIGS), "Task configs under tpu_electra/gin/finetune/ to run.",
+                    flag_values=flag_values)
   flags.DEFINE_integer("steps", 10, "Training steps per task.", flag_values=flag_values)
   flags.DEFINE_integer("train_rows", 64, "Training rows (questions, sentences) written per task.",
                        flag_values=flag_values)
@@ -344,10 +343,16 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                        flag_values=flag_values)
   flags.DEFINE_integer("mnli_runs", 2, "Runs of the MNLI-sized benchmark: the first, then reruns.",
                        flag_values=flag_values)
-  flags.mark_flag_as_required("init_checkpoint", flag_values=flag_values)
 
 
+def check_flags(flag_values: flags.FlagValues) -> None:
+  """The flags' errors found before any task runs (cli_utils.run_as_program)."""
+  cli_utils.require(flag_values, "init_checkpoint")
+
+
+@cli_utils.one_line_errors()
 def run(flag_values: flags.FlagValues) -> int:
+  check_flags(flag_values)
   unknown = [t for t in flag_values.tasks if t not in TASK_CONFIGS]
   if unknown:
     print(f"error: unknown task config(s) {unknown}; choose from {', '.join(TASK_CONFIGS)}", file=sys.stderr)
@@ -385,11 +390,7 @@ def _run_mnli_sized(flag_values: flags.FlagValues, work_dir: str) -> int:
   return 0
 
 
-def main(argv):
-  del argv
-  sys.exit(run(FLAGS))
-
+cli = cli_utils.command_line(define_flags, run)
 
 if __name__ == "__main__":
-  define_flags(FLAGS)
-  cli_utils.run_main(main)
+  cli_utils.run_as_program(define_flags, "benchmarks.finetune_tasks", check_flags)

@@ -36,7 +36,6 @@ import sys
 import time
 from typing import Callable, Dict, List, Sequence
 
-from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
@@ -46,17 +45,25 @@ from benchmarks import train_step  # Its flags (--size, --batch_size, --seq_len,
 from data_prep import embedded_models
 from tpu_electra import cli_utils
 
-FLAGS = flags.FLAGS
 SECTIONS = ("pretrain", "finetune_step", "end_to_end", "serving")
-flags.DEFINE_string("work_dir", "/tmp/tpu_electra_speed", "Converted MiniLM, TREC files and fine-tuning runs go here.")
-flags.DEFINE_list("sections", list(SECTIONS), f"Which of {', '.join(SECTIONS)} to run.")
-flags.DEFINE_integer("seeds", 3, "End-to-end fine-tunings per implementation.")
-flags.DEFINE_float("epochs", 3.0, "End-to-end fine-tuning epochs.")
-flags.DEFINE_float("hf_learning_rate", 1e-4, "transformers' learning rate (ours: finetune/base.gin's recipe).")
-flags.DEFINE_integer("torch_threads", 2, "PyTorch intra-op threads.")
-flags.DEFINE_integer("serving_calls", 20, "Timed serving calls per round and input size.")
-flags.DEFINE_list("end_to_end", ["bucketed", "fixed", "peer"],
-                  "End-to-end implementations: bucketed, fixed (ours at 128 tokens; the slowest), peer.")
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the command's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  train_step.define_flags(flag_values)  # --size, --batch_size, --seq_len, --steps, --rounds, --jit_compile, ...
+  flags.DEFINE_string("work_dir", "/tmp/tpu_electra_speed", "Converted MiniLM, TREC files and fine-tuning runs go "
+                      "here.", flag_values=flag_values)
+  flags.DEFINE_list("sections", list(SECTIONS), f"Which of {', '.join(SECTIONS)} to run.", flag_values=flag_values)
+  flags.DEFINE_integer("seeds", 3, "End-to-end fine-tunings per implementation.", flag_values=flag_values)
+  flags.DEFINE_float("epochs", 3.0, "End-to-end fine-tuning epochs.", flag_values=flag_values)
+  flags.DEFINE_float("hf_learning_rate", 1e-4, "transformers' learning rate (ours: finetune/base.gin's recipe).",
+                     flag_values=flag_values)
+  flags.DEFINE_integer("torch_threads", 2, "PyTorch intra-op threads.", flag_values=flag_values)
+  flags.DEFINE_integer("serving_calls", 20, "Timed serving calls per round and input size.", flag_values=flag_values)
+  flags.DEFINE_list("end_to_end", ["bucketed", "fixed", "peer"],
+                    "End-to-end implementations: bucketed, fixed (ours at 128 tokens; the slowest), peer.",
+                    flag_values=flag_values)
+
 
 TREC_GIN = "finetune/trec.gin"
 FINETUNE_LENGTH = 128
@@ -102,20 +109,21 @@ def _rounds(runners: Dict[str, Callable[[], float]], rounds: int) -> Dict[str, L
 # Sections: each returns table rows [section, implementation, median, unit, speed-up vs the peer, note]
 
 
-def pretrain_rows() -> List[List[str]]:
-  batch = common.synthetic_batch(FLAGS.batch_size, FLAGS.seq_len)
-  ours, _, _ = train_step.ours("electra", FLAGS.size, batch, FLAGS.jit_compile)
-  peer, _ = train_step.tf_models_electra(FLAGS.size, batch, FLAGS.jit_compile)
-  times = _rounds({name: _timed_steps(run) for name, run in (("ours", ours), ("peer", peer))}, FLAGS.rounds)
+def pretrain_rows(flag_values: flags.FlagValues) -> List[List[str]]:
+  batch = common.synthetic_batch(flag_values.batch_size, flag_values.seq_len)
+  ours, _, _ = train_step.ours("electra", flag_values.size, batch, flag_values.jit_compile)
+  peer, _ = train_step.tf_models_electra(flag_values.size, batch, flag_values.jit_compile)
+  times = _rounds({name: _timed_steps(flag_values, run) for name, run in (("ours", ours), ("peer", peer))},
+                  flag_values.rounds)
   ours_s, peer_s = _median(times["ours"]), _median(times["peer"])
-  shape = f"ELECTRA-{FLAGS.size}, {FLAGS.batch_size} x {FLAGS.seq_len}"
+  shape = f"ELECTRA-{flag_values.size}, {flag_values.batch_size} x {flag_values.seq_len}"
   return [["pretrain step", "tpu_electra ELECTRA", f"{ours_s:.3f}", "s/step", f"{peer_s / ours_s:.2f}x", shape],
           ["pretrain step", "tf-models-official ElectraPretrainer", f"{peer_s:.3f}", "s/step", "1.00x", shape]]
 
 
-def _timed_steps(run_steps) -> Callable[[], float]:
+def _timed_steps(flag_values: flags.FlagValues, run_steps) -> Callable[[], float]:
   def run() -> float:
-    return common.time_steps(run_steps, FLAGS.steps, warmup_steps=1)[0]
+    return common.time_steps(run_steps, flag_values.steps, warmup_steps=1)[0]
   return run
 
 
@@ -127,7 +135,8 @@ def _finetune_batch(vocab_size: int) -> Dict[str, np.ndarray]:
           "label_ids": (np.arange(32) % 6).astype(np.int32)}
 
 
-def ours_finetune_step(minilm_run: str, batch: Dict[str, np.ndarray]) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
+def ours_finetune_step(flag_values: flags.FlagValues, minilm_run: str,
+                       batch: Dict[str, np.ndarray]) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
   """Our fine-tuning train loop (runner's model, optimizer and `trainer.make_train_loop`) over one batch."""
   # pylint: disable=g-import-not-at-top
   from tpu_electra import runs as runs_lib
@@ -141,16 +150,17 @@ def ours_finetune_step(minilm_run: str, batch: Dict[str, np.ndarray]) -> Callabl
   model(tensors, training=False)
   optimizer = layerwise_decay.create_finetuning_optimizer(model, encoder, 10**6, learning_rate=1e-4, clip_norm=1.0)
   trainer.build_variables(model, optimizer, strategy, tensors)
-  loop = trainer.make_train_loop(model, optimizer, strategy, jit_compile=FLAGS.jit_compile)
+  loop = trainer.make_train_loop(model, optimizer, strategy, jit_compile=flag_values.jit_compile)
   iterator = iter(tf.data.Dataset.from_tensors(tensors).repeat())
   return lambda n: loop(iterator, n)
 
 
-def torch_finetune_step(minilm_dir: str, batch: Dict[str, np.ndarray]) -> Callable[[tf.Tensor], Dict[str, float]]:
+def torch_finetune_step(flag_values: flags.FlagValues, minilm_dir: str,
+                        batch: Dict[str, np.ndarray]) -> Callable[[tf.Tensor], Dict[str, float]]:
   """transformers' BertForSequenceClassification train steps (dropout on, AdamW, clip 1.0) over one batch."""
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
-  torch.set_num_threads(FLAGS.torch_threads)
+  torch.set_num_threads(flag_values.torch_threads)
   torch.manual_seed(0)
   model = transformers.BertForSequenceClassification.from_pretrained(minilm_dir, num_labels=6).train()
   optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, eps=1e-6, weight_decay=0.0)
@@ -170,23 +180,24 @@ def torch_finetune_step(minilm_dir: str, batch: Dict[str, np.ndarray]) -> Callab
   return run_steps
 
 
-def finetune_step_rows(minilm_run: str, minilm_dir: str) -> List[List[str]]:
+def finetune_step_rows(flag_values: flags.FlagValues, minilm_run: str, minilm_dir: str) -> List[List[str]]:
   batch = _finetune_batch(30522)
-  runners = {"ours": _timed_steps(ours_finetune_step(minilm_run, batch)),
-             "peer": _timed_steps(torch_finetune_step(minilm_dir, batch))}
-  times = _rounds(runners, FLAGS.rounds)
+  runners = {"ours": _timed_steps(flag_values, ours_finetune_step(flag_values, minilm_run, batch)),
+             "peer": _timed_steps(flag_values, torch_finetune_step(flag_values, minilm_dir, batch))}
+  times = _rounds(runners, flag_values.rounds)
   ours_s, peer_s = _median(times["ours"]), _median(times["peer"])
   note = f"MiniLM-L6, 32 x {FINETUNE_LENGTH}, AdamW, clip 1.0"
   return [["fine-tune step", "tpu_electra", f"{32 / ours_s:.1f}", "examples/s", f"{peer_s / ours_s:.2f}x", note],
-          ["fine-tune step", f"transformers BertForSequenceClassification (torch, {FLAGS.torch_threads} threads)",
+          ["fine-tune step", f"transformers BertForSequenceClassification (torch, {flag_values.torch_threads} threads)",
            f"{32 / peer_s:.1f}", "examples/s", "1.00x", note]]
 
 
-def ours_end_to_end(minilm_run: str, data_dir: str, model_dir: str, seed: int, buckets: bool) -> Dict[str, float]:
+def ours_end_to_end(flag_values: flags.FlagValues, minilm_run: str, data_dir: str, model_dir: str, seed: int,
+                    buckets: bool) -> Dict[str, float]:
   """Wall seconds and dev accuracy of `python -m tpu_electra.finetune` of TREC at 128 tokens."""
   command = [sys.executable, "-m", "tpu_electra.finetune", f"--gin_file={TREC_GIN}", f"--init_checkpoint={minilm_run}",
              f"--data_dir={data_dir}", f"--model_dir={model_dir}", f"--gin_param=SEED = {seed}",
-             f"--gin_param=MAX_SEQ_LENGTH = {FINETUNE_LENGTH}", f"--gin_param=EPOCHS = {FLAGS.epochs}",
+             f"--gin_param=MAX_SEQ_LENGTH = {FINETUNE_LENGTH}", f"--gin_param=EPOCHS = {flag_values.epochs}",
              f"--gin_param=train_and_evaluate.length_buckets = {buckets}",
              "--gin_param=train_and_evaluate.eval_every_epoch = False"]
   tick = time.time()
@@ -202,13 +213,13 @@ def _trec_rows(path: str):
     return [(row["text"], row["label"]) for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
 
 
-def torch_end_to_end(minilm_dir: str, data_dir: str, seed: int) -> Dict[str, float]:
+def torch_end_to_end(flag_values: flags.FlagValues, minilm_dir: str, data_dir: str, seed: int) -> Dict[str, float]:
   """transformers fine-tuning of TREC with dynamic padding: wall seconds from loading to dev accuracy."""
   # pylint: disable=g-import-not-at-top
   import torch
   import transformers
   # pylint: enable=g-import-not-at-top
-  torch.set_num_threads(FLAGS.torch_threads)
+  torch.set_num_threads(flag_values.torch_threads)
   tick = time.time()
   train, dev = (_trec_rows(os.path.join(data_dir, "TREC", f"{split}.tsv")) for split in ("train", "dev"))
   labels = sorted({label for _, label in train})
@@ -228,8 +239,8 @@ def torch_end_to_end(minilm_dir: str, data_dir: str, seed: int) -> Dict[str, flo
   generator = torch.Generator().manual_seed(seed)
   loader = torch.utils.data.DataLoader(train_features, batch_size=32, shuffle=True, drop_last=True,
                                        collate_fn=collator, generator=generator)
-  steps = int(len(train_features) * FLAGS.epochs / 32)
-  optimizer = torch.optim.AdamW(model.parameters(), lr=FLAGS.hf_learning_rate, eps=1e-6, weight_decay=0.0)
+  steps = int(len(train_features) * flag_values.epochs / 32)
+  optimizer = torch.optim.AdamW(model.parameters(), lr=flag_values.hf_learning_rate, eps=1e-6, weight_decay=0.0)
   schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
   model.train()
   done = 0
@@ -254,19 +265,19 @@ def torch_end_to_end(minilm_dir: str, data_dir: str, seed: int) -> Dict[str, flo
   return {"wall_s": time.time() - tick, "accuracy": correct / len(dev_features)}
 
 
-def end_to_end_rows(minilm_run: str, minilm_dir: str, data_dir: str) -> List[List[str]]:
-  runs_dir = os.path.join(FLAGS.work_dir, "runs")
+def end_to_end_rows(flag_values: flags.FlagValues, minilm_run: str, minilm_dir: str, data_dir: str) -> List[List[str]]:
+  runs_dir = os.path.join(flag_values.work_dir, "runs")
   os.makedirs(runs_dir, exist_ok=True)
-  results: Dict[str, List[Dict[str, float]]] = {name: [] for name in FLAGS.end_to_end}
-  for seed in range(FLAGS.seeds):
+  results: Dict[str, List[Dict[str, float]]] = {name: [] for name in flag_values.end_to_end}
+  for seed in range(flag_values.seeds):
     for name in results:
-      model_dir = os.path.join(runs_dir, f"trec-{name}-{FLAGS.epochs:g}ep-seed{seed}")
+      model_dir = os.path.join(runs_dir, f"trec-{name}-{flag_values.epochs:g}ep-seed{seed}")
       if name == "peer":
-        result = torch_end_to_end(minilm_dir, data_dir, seed)
+        result = torch_end_to_end(flag_values, minilm_dir, data_dir, seed)
       else:
         if os.path.exists(model_dir):
           subprocess.run(["rm", "-rf", model_dir], check=True)
-        result = ours_end_to_end(minilm_run, data_dir, model_dir, seed, buckets=name == "bucketed")
+        result = ours_end_to_end(flag_values, minilm_run, data_dir, model_dir, seed, buckets=name == "bucketed")
       results[name].append(result)
       print(f"end to end seed {seed} {name}: {result['wall_s']:.1f} s, accuracy {result['accuracy']:.4f} "
             f"(load {_load()})", flush=True)
@@ -277,13 +288,13 @@ def end_to_end_rows(minilm_run: str, minilm_dir: str, data_dir: str) -> List[Lis
   for name, runs in results.items():
     wall = _median([r["wall_s"] for r in runs])
     accuracy = [r["accuracy"] for r in runs]
-    rows.append([f"TREC {FLAGS.epochs:g} epochs", labels[name], f"{wall:.0f}", "s wall", f"{peer_s / wall:.2f}x",
+    rows.append([f"TREC {flag_values.epochs:g} epochs", labels[name], f"{wall:.0f}", "s wall", f"{peer_s / wall:.2f}x",
                  f"dev accuracy {np.mean(accuracy):.4f} ± {np.std(accuracy):.4f} (n={len(runs)}: "
                  f"{', '.join(f'{a:.3f}' for a in accuracy)})"])
   return rows
 
 
-def serving_rows(minilm_dir: str) -> List[List[str]]:
+def serving_rows(flag_values: flags.FlagValues, minilm_dir: str) -> List[List[str]]:
   # pylint: disable=g-import-not-at-top
   import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel holds)
   import torch
@@ -291,9 +302,9 @@ def serving_rows(minilm_dir: str) -> List[List[str]]:
   from tpu_electra.export import classification as export
   from tpu_electra.finetuning import finetuned
   # pylint: enable=g-import-not-at-top
-  torch.set_num_threads(FLAGS.torch_threads)
-  run_dir = os.path.join(FLAGS.work_dir, "runs", f"trec-bucketed-{FLAGS.epochs:g}ep-seed0")
-  saved = os.path.join(FLAGS.work_dir, "trec_saved_model")
+  torch.set_num_threads(flag_values.torch_threads)
+  run_dir = os.path.join(flag_values.work_dir, "runs", f"trec-bucketed-{flag_values.epochs:g}ep-seed0")
+  saved = os.path.join(flag_values.work_dir, "trec_saved_model")
   if not os.path.exists(saved):
     # TREC is the general text_classification task, which `export` does not write from text yet:
     # the same serving module GLUE runs are exported with.
@@ -306,14 +317,14 @@ def serving_rows(minilm_dir: str) -> List[List[str]]:
                                    model=transformers.BertForSequenceClassification.from_pretrained(minilm_dir,
                                                                                                     num_labels=6),
                                    tokenizer=transformers.AutoTokenizer.from_pretrained(minilm_dir), device=-1)
-  questions = [text for text, _ in _trec_rows(os.path.join(FLAGS.work_dir, "tasks", "TREC", "dev.tsv"))[:32]]
+  questions = [text for text, _ in _trec_rows(os.path.join(flag_values.work_dir, "tasks", "TREC", "dev.tsv"))[:32]]
 
   def timed(call) -> Callable[[], float]:
     def run() -> float:
       tick = time.perf_counter()
-      for _ in range(FLAGS.serving_calls):
+      for _ in range(flag_values.serving_calls):
         call()
-      return (time.perf_counter() - tick) / FLAGS.serving_calls
+      return (time.perf_counter() - tick) / flag_values.serving_calls
     return run
 
   runners = {
@@ -322,7 +333,7 @@ def serving_rows(minilm_dir: str) -> List[List[str]]:
       "ours 32": timed(lambda: serve(text=tf.constant(questions))),
       "peer 32": timed(lambda: pipeline(questions, batch_size=32)),
   }
-  times = _rounds(runners, FLAGS.rounds)
+  times = _rounds(runners, flag_values.rounds)
   rows = []
   for size in (1, 32):
     ours_s, peer_s = _median(times[f"ours {size}"]), _median(times[f"peer {size}"])
@@ -334,34 +345,37 @@ def serving_rows(minilm_dir: str) -> List[List[str]]:
   return rows
 
 
-def main(argv):
-  del argv
-  unknown = set(FLAGS.sections) - set(SECTIONS)
+def run(flag_values: flags.FlagValues) -> int:
+  unknown = set(flag_values.sections) - set(SECTIONS)
   if unknown:
-    raise app.UsageError(f"unknown --sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-  os.makedirs(FLAGS.work_dir, exist_ok=True)
+    print(f"error: unknown --sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
+    return 1
+  os.makedirs(flag_values.work_dir, exist_ok=True)
   print(f"machine: {os.cpu_count()} CPUs, TensorFlow {tf.__version__}; load average {_load()}", flush=True)
-  needs_minilm = set(FLAGS.sections) - {"pretrain"}
+  needs_minilm = set(flag_values.sections) - {"pretrain"}
   minilm_dir = embedded_models.fetch_minilm() if needs_minilm else None
-  minilm_run = _minilm_run(FLAGS.work_dir) if needs_minilm else None
+  minilm_run = _minilm_run(flag_values.work_dir) if needs_minilm else None
   rows = []
   for section in SECTIONS:
-    if section not in FLAGS.sections:
+    if section not in flag_values.sections:
       continue
     before = _load()
     if section == "pretrain":
-      section_rows = pretrain_rows()
+      section_rows = pretrain_rows(flag_values)
     elif section == "finetune_step":
-      section_rows = finetune_step_rows(minilm_run, minilm_dir)
+      section_rows = finetune_step_rows(flag_values, minilm_run, minilm_dir)
     elif section == "end_to_end":
-      section_rows = end_to_end_rows(minilm_run, minilm_dir, _trec_dir(FLAGS.work_dir))
+      section_rows = end_to_end_rows(flag_values, minilm_run, minilm_dir, _trec_dir(flag_values.work_dir))
     else:
-      section_rows = serving_rows(minilm_dir)
+      section_rows = serving_rows(flag_values, minilm_dir)
     after = _load()
     rows.extend(row + [f"{before} / {after}"] for row in section_rows)
     print(common.markdown_table(["what", "implementation", "median", "unit", "vs peer", "setting",
                                  "load 1/5/15 min before / after"], rows), flush=True)
+  return 0
 
+
+cli = cli_utils.command_line(define_flags, run)
 
 if __name__ == "__main__":
-  cli_utils.run_main(main)
+  cli_utils.run_as_program(define_flags, "benchmarks.speed")

@@ -27,17 +27,22 @@ from tpu_electra.modeling import encoder_inputs
 from tpu_electra.training import optimization, seeding, trainer
 from tpu_electra.training import strategy as strategy_lib
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("objective", "electra", "A registered objective (bert, electra, ale, teams, script, ...), or all.")
-flags.DEFINE_string("size", "small", "A model size from tpu_electra/gin/models/.")
-flags.DEFINE_integer("batch_size", 32, "Global batch size.")
-flags.DEFINE_integer("seq_len", 128, "Sequence length.")
-flags.DEFINE_enum("precision", "fp32", list(strategy_lib.PRECISIONS), "Compute precision.")
-flags.DEFINE_integer("steps", 5, "Timed steps per round.")
-flags.DEFINE_integer("warmup_steps", 2, "Untimed steps (tracing, first-touch allocation) before timing.")
-flags.DEFINE_integer("rounds", 3, "Alternating timing rounds per implementation.")
-flags.DEFINE_boolean("jit_compile", False, "XLA-compile the step (both implementations).")
-flags.DEFINE_boolean("peer", True, "Also time tf-models-official's ElectraPretrainer (ELECTRA only).")
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+  """Defines the command's flags on `flag_values` (absl's FLAGS only when run as a program)."""
+  flags.DEFINE_string("objective", "electra", "A registered objective (bert, electra, ale, teams, script, ...), "
+                      "or all.", flag_values=flag_values)
+  flags.DEFINE_string("size", "small", "A model size from tpu_electra/gin/models/.", flag_values=flag_values)
+  flags.DEFINE_integer("batch_size", 32, "Global batch size.", flag_values=flag_values)
+  flags.DEFINE_integer("seq_len", 128, "Sequence length.", flag_values=flag_values)
+  flags.DEFINE_enum("precision", "fp32", list(strategy_lib.PRECISIONS), "Compute precision.", flag_values=flag_values)
+  flags.DEFINE_integer("steps", 5, "Timed steps per round.", flag_values=flag_values)
+  flags.DEFINE_integer("warmup_steps", 2, "Untimed steps (tracing, first-touch allocation) before timing.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("rounds", 3, "Alternating timing rounds per implementation.", flag_values=flag_values)
+  flags.DEFINE_boolean("jit_compile", False, "XLA-compile the step (both implementations).", flag_values=flag_values)
+  flags.DEFINE_boolean("peer", True, "Also time tf-models-official's ElectraPretrainer (ELECTRA only).",
+                       flag_values=flag_values)
 
 
 def ours(objective: str, size: str, batch: Dict[str, tf.Tensor], jit_compile: bool):
@@ -55,8 +60,9 @@ def ours(objective: str, size: str, batch: Dict[str, tf.Tensor], jit_compile: bo
   iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
   # Executed FLOPs: backward = 2 x forward and no lookups (the papers' budgets count backward =
   # forward and lookups as one-hot matmuls).
-  per_step_flops = flops.train_flops_per_step(model, config, batch_size=FLAGS.batch_size,
-                                              seq_length=FLAGS.seq_len, arguments=model.arguments,
+  batch_size, seq_length = batch["input_ids"].shape  # The callers' --batch_size and --seq_len.
+  per_step_flops = flops.train_flops_per_step(model, config, batch_size=batch_size,
+                                              seq_length=seq_length, arguments=model.arguments,
                                               backward_factor=2.0, lookups_as_matmuls=False)
   return (lambda n: loop(iterator, n)), model, per_step_flops
 
@@ -121,24 +127,24 @@ def tf_models_electra(size: str, batch: Dict[str, tf.Tensor], jit_compile: bool)
   return run_steps, model
 
 
-def main(argv):
-  del argv
-  strategy_lib.set_precision(strategy_lib.PRECISIONS[FLAGS.precision])
-  peak_dtype = tf.float32 if FLAGS.precision == "fp32" else tf.bfloat16
+def run(flag_values: flags.FlagValues) -> int:
+  strategy_lib.set_precision(strategy_lib.PRECISIONS[flag_values.precision])
+  peak_dtype = tf.float32 if flag_values.precision == "fp32" else tf.bfloat16
   peak = common.matmul_peak_flops(peak_dtype)
-  batch = common.synthetic_batch(FLAGS.batch_size, FLAGS.seq_len)
-  tokens = FLAGS.batch_size * FLAGS.seq_len
+  batch = common.synthetic_batch(flag_values.batch_size, flag_values.seq_len)
+  tokens = flag_values.batch_size * flag_values.seq_len
   print(f"machine: {len(tf.config.list_logical_devices('CPU'))} CPU device(s), measured "
-        f"{peak_dtype.name} matmul peak {peak / 1e9:.0f} GFLOP/s; batch {FLAGS.batch_size} x seq {FLAGS.seq_len}, "
-        f"precision {FLAGS.precision}, jit_compile={FLAGS.jit_compile}")
+        f"{peak_dtype.name} matmul peak {peak / 1e9:.0f} GFLOP/s; "
+        f"batch {flag_values.batch_size} x seq {flag_values.seq_len}, "
+        f"precision {flag_values.precision}, jit_compile={flag_values.jit_compile}")
 
-  objectives = common.objective_names() if FLAGS.objective == "all" else (FLAGS.objective,)
+  objectives = common.objective_names() if flag_values.objective == "all" else (flag_values.objective,)
   runners, rows = {}, []
   for name in objectives:
-    run_steps, model, per_step_flops = ours(name, FLAGS.size, batch, FLAGS.jit_compile)
+    run_steps, model, per_step_flops = ours(name, flag_values.size, batch, flag_values.jit_compile)
     runners[f"tpu_electra {name}"] = (run_steps, per_step_flops, common.count_params(model.trainable_variables))
-  if FLAGS.peer and "electra" in objectives:
-    run_steps, model = tf_models_electra(FLAGS.size, batch, FLAGS.jit_compile)
+  if flag_values.peer and "electra" in objectives:
+    run_steps, model = tf_models_electra(flag_values.size, batch, flag_values.jit_compile)
     electra_flops = runners["tpu_electra electra"][1]
     runners["tf-models-official ElectraPretrainer"] = (run_steps, electra_flops,
                                                        common.count_params(model.trainable_variables))
@@ -146,12 +152,13 @@ def main(argv):
   times: Dict[str, List[float]] = {name: [] for name in runners}
   for name, (run_steps, _, _) in runners.items():
     tick = time.perf_counter()
-    run_steps(tf.constant(FLAGS.warmup_steps))["loss"].numpy()
-    print(f"warmed up {name}: {FLAGS.warmup_steps} steps + tracing in {time.perf_counter() - tick:.1f} s", flush=True)
-  for round_index in range(FLAGS.rounds):
+    run_steps(tf.constant(flag_values.warmup_steps))["loss"].numpy()
+    print(f"warmed up {name}: {flag_values.warmup_steps} steps + tracing in {time.perf_counter() - tick:.1f} s",
+          flush=True)
+  for round_index in range(flag_values.rounds):
     for name, (run_steps, _, _) in runners.items():
-      times[name].extend(common.time_steps(run_steps, FLAGS.steps, warmup_steps=1))
-      print(f"round {round_index + 1}/{FLAGS.rounds} {name}: {times[name][-1]:.3f} s/step", flush=True)
+      times[name].extend(common.time_steps(run_steps, flag_values.steps, warmup_steps=1))
+      print(f"round {round_index + 1}/{flag_values.rounds} {name}: {times[name][-1]:.3f} s/step", flush=True)
 
   baseline = times.get("tf-models-official ElectraPretrainer")
   for name, (_, per_step_flops, params) in runners.items():
@@ -169,7 +176,10 @@ def main(argv):
     print(f"SCRIPT/ELECTRA step-time ratio {ratio:.2f} (paper, TPU: 31.3/22.7 it/s = {31.3 / 22.7:.2f})")
   for name in runners:
     print(f"tokens_per_s[{name}]={tokens / statistics.median(times[name]):.0f}")
+  return 0
 
+
+cli = cli_utils.command_line(define_flags, run)
 
 if __name__ == "__main__":
-  cli_utils.run_main(main)
+  cli_utils.run_as_program(define_flags, "benchmarks.train_step")

@@ -11,7 +11,12 @@ from tpu_electra import configs
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY_POINTS = ("tpu_electra.pretrain", "tpu_electra.finetune", "tpu_electra.evaluate", "tpu_electra.export",
                 "tpu_electra.convert", "tpu_electra.score", "tpu_electra.flops", "data_prep.build",
-                "data_prep.verify", "data_prep.embedded_tasks")
+                "data_prep.verify", "data_prep.embedded_tasks", "benchmarks.data_prep")
+# The benchmarks whose flags' defaults come from TensorFlow-importing modules (the registered
+# objectives, the precisions): the same conventions, but --help takes an import of TensorFlow.
+BENCHMARKS = ("benchmarks.train_step", "benchmarks.input_pipeline", "benchmarks.resume", "benchmarks.speed",
+              "benchmarks.compare_objectives", "benchmarks.finetune_tasks")
+LAUNCHERS = ("launch.tpu", "launch.gpu")
 # Generous: well under a second on two loaded cores, against 5 to 20 s with TensorFlow imported first.
 HELP_SECONDS = 5.0
 
@@ -35,6 +40,31 @@ def test_help_exits_0_at_once_without_tensorflow(module):
   assert "flags:" in done.stdout and "--helpfull" not in done.stderr
 
 
+@pytest.mark.parametrize("module", BENCHMARKS)
+def test_benchmark_help_exits_0_listing_its_flags_and_the_shared_ones(module):
+  done, _, _ = _run(module, "--help")
+  assert done.returncode == 0, done.stderr
+  assert "flags:" in done.stdout and "--helpfull" not in done.stderr
+  if module in ("benchmarks.input_pipeline", "benchmarks.resume", "benchmarks.speed"):
+    assert "--batch_size:" in done.stdout  # benchmarks.train_step's flags, defined on the same FlagValues.
+
+
+@pytest.mark.parametrize("module", LAUNCHERS)
+def test_launcher_help_exits_0_at_once_without_tensorflow(module):
+  done, seconds, tensorflow = _run(module, "--help")
+  assert done.returncode == 0, done.stderr
+  assert not tensorflow and seconds < HELP_SECONDS, seconds
+  assert "--dry_run" in done.stdout
+
+
+@pytest.mark.parametrize("module", LAUNCHERS)
+def test_a_launcher_flag_error_is_one_line_with_the_launchers_status(module):
+  done, _, tensorflow = _run(module, "run", "--no_such_flag")
+  # 2, not 1: `run` exits with the job's own status, which is most often 1.
+  assert done.returncode == 2 and not tensorflow
+  assert done.stderr == "error: unrecognized arguments: --no_such_flag (--help lists the flags)\n", done.stderr
+
+
 @pytest.mark.parametrize("module,shipped", [("tpu_electra.pretrain", "smoke/{ale, bert, electra"),
                                             ("tpu_electra.flops", "experiments/{"),
                                             ("tpu_electra.finetune", "finetune/{")])
@@ -55,6 +85,10 @@ def test_finetune_help_says_the_encoder_comes_from_run_json():
     ("tpu_electra.export", ["--no_such_flag"], "error: Unknown command line flag 'no_such_flag'"),
     ("tpu_electra.evaluate", ["--model_dir=x", "stray"], "error: unexpected arguments: stray"),
     ("data_prep.verify", ["--no_such_flag"], "error: Unknown command line flag 'no_such_flag'"),
+    ("data_prep.verify", [], "error: --data_dir is required"),
+    ("data_prep.build", ["--corpus=text:x"], "error: --output_dir is required"),
+    ("data_prep.build", ["--num_workers=two"], "error: flag --num_workers=two: invalid literal for int()"),
+    ("benchmarks.data_prep", ["stray"], "error: unexpected arguments: stray"),
 ])
 def test_a_flag_error_is_one_line_at_once_without_tensorflow(module, args, expected):
   done, seconds, tensorflow = _run(module, *args)
