@@ -142,12 +142,6 @@ def run_as_program(define_flags: Callable[[flags.FlagValues], None], module: str
   app.run(main, flags_parser=functools.partial(_parse_flags, check=check))
 
 
-def run_main(main: Callable[[Sequence[str]], None]) -> None:
-  """app.run(main) for a program whose flags are absl's FLAGS defined at import (data_prep.build,
-  the benchmarks): --help exits 0, a flag error is one line."""
-  app.run(main, flags_parser=_parse_flags)
-
-
 def _parse_flags(argv: Sequence[str], check: Optional[Callable[[flags.FlagValues], None]] = None) -> Sequence[str]:
   """absl's FLAGS from `argv`, answering --help (exit status 0) and flag errors (one line, exit status 1)."""
   if any(argument in HELP_ARGUMENTS for argument in argv[1:]):

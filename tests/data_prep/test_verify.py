@@ -20,7 +20,7 @@ def data_copy(reference_build, tmp_path):
   return destination, manifest
 
 
-def _run_main(data_dir, capsys=None):
+def _verify(data_dir, capsys=None):
   """The exit status of `verify --data_dir`, and with `capsys` the one line it printed to stderr."""
   status = verify.cli(["verify", f"--data_dir={data_dir}"])
   if capsys is None:
@@ -32,7 +32,7 @@ def _run_main(data_dir, capsys=None):
 
 def test_intact_data_prints_a_line_per_shard_then_ok_and_counts(data_copy, capsys):
   data_dir, manifest = data_copy
-  assert _run_main(data_dir) == 0
+  assert _verify(data_dir) == 0
   lines = capsys.readouterr().out.splitlines()
   total = len(manifest.all_shards())
   assert [line.split(":")[0] for line in lines[1:-1]] == [f"[{i + 1}/{total}] {n}" for i, n in
@@ -48,7 +48,7 @@ def test_damaged_shard_exits_1_with_one_line_naming_it(data_copy, capsys):
   with open(path, "r+b") as f:
     f.seek(size // 2)
     f.write(b"\x00" * 8)
-  assert _run_main(data_dir, capsys) == (1, f"error: shard {path} is corrupt: its sha256 differs from the manifest's "
+  assert _verify(data_dir, capsys) == (1, f"error: shard {path} is corrupt: its sha256 differs from the manifest's "
                                f"(bytes changed, size unchanged); re-copy it or rebuild the data (python -m "
                                f"data_prep.verify --data_dir={data_dir} checks every shard's checksum)")
 
@@ -71,7 +71,7 @@ def test_vocab_mismatch_exits_1_as_a_process(data_copy):
 
 
 def test_missing_manifest_and_format_1_data(tmp_path, data_copy, capsys):
-  status, line = _run_main(str(tmp_path / "nothing"), capsys)
+  status, line = _verify(str(tmp_path / "nothing"), capsys)
   assert status == 1 and line.startswith("error: no manifest.json in")
   data_dir, _ = data_copy
   path = os.path.join(data_dir, manifest_lib.MANIFEST_NAME)
@@ -82,5 +82,5 @@ def test_missing_manifest_and_format_1_data(tmp_path, data_copy, capsys):
   fields["format_version"] = 1
   with open(path, "w") as f:
     json.dump(fields, f)
-  assert _run_main(data_dir) == 0
+  assert _verify(data_dir) == 0
   assert capsys.readouterr().out.splitlines()[-1].startswith("OK (vocab only): ")
