@@ -263,7 +263,7 @@ PROFILED = (
     ("XML pull parsing (dumps)", "data_prep.sources", "read_wikipedia_dump"),
     ("wikitext cleaning (mwparserfromhell)", "data_prep.wikitext", "to_paragraphs"),
     ("sentence splitting", "data_prep.segment", "split_document"),
-    ("held-out bucket (sha256 per document)", "data_prep.pipeline", "_bucket_of_bytes"),
+    ("held-out bucket (sha256 per document)", "data_prep.extract", "bucket_of_bytes"),
     ("tokenization (data_prep.wordpiece)", "data_prep.wordpiece", "WordpieceTokenizer.tokenize_text"),
     ("packing: plan (per sentence)", "data_prep.examples", "plan_documents"),
     ("packing: assemble (numpy)", "data_prep.examples", "assemble"),
@@ -327,7 +327,7 @@ def profile_child(corpus: str, vocab: str, max_seq_length: int, work_dir: str) -
   import json  # pylint: disable=g-import-not-at-top
   start = time.process_time()
   from data_prep import build  # pylint: disable=g-import-not-at-top
-  from data_prep import pipeline  # pylint: disable=g-import-not-at-top
+  from data_prep import executor as executor_lib  # pylint: disable=g-import-not-at-top
   imports = time.process_time() - start
   clock = _Clock()
   for label, module_name, attribute in PROFILED:
@@ -336,7 +336,7 @@ def profile_child(corpus: str, vocab: str, max_seq_length: int, work_dir: str) -
       owner_name, attribute = attribute.split(".")
       owner = getattr(owner, owner_name)
     setattr(owner, attribute, clock.wrap(label, getattr(owner, attribute)))
-  run_stage = pipeline.run_stage
+  run_stage = executor_lib.run_stage
 
   def timed_stage(stage, *args, **kwargs):
     clock.stage = stage
@@ -347,7 +347,7 @@ def profile_child(corpus: str, vocab: str, max_seq_length: int, work_dir: str) -
       clock.leave()
       clock.stage = "manifest"
 
-  pipeline.run_stage = timed_stage
+  executor_lib.run_stage = timed_stage
   output_dir = os.path.join(work_dir, "profile-out")
   shutil.rmtree(output_dir, ignore_errors=True)
   config = build.BuildConfig(corpus=(corpus,), vocab=vocab, do_lower_case=True, max_seq_length=max_seq_length,

@@ -45,8 +45,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from absl import flags
 from absl import logging
 
+from data_prep import build_config
 from data_prep import embedded
 from data_prep import examples as examples_lib
+from data_prep import executor as executor_lib
+from data_prep import extract
 from data_prep import pipeline
 from data_prep import sources
 from data_prep import vocab as vocab_lib
@@ -55,10 +58,10 @@ from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 
-BuildConfig = pipeline.BuildConfig
-BuildError = pipeline.BuildError
-WORK_DIR = pipeline.WORK_DIR
-MB = pipeline.MB
+BuildConfig = build_config.BuildConfig
+BuildError = build_config.BuildError
+WORK_DIR = build_config.WORK_DIR
+MB = build_config.MB
 # The log line with each stage's seconds (benchmarks.data_prep reads it).
 STAGE_TIMES = "stage times"
 MAX_VOCAB_PROBES = 3  # The WordPiece search gains nothing from more parallel probes.
@@ -84,7 +87,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                       flag_values=flag_values)
   flags.DEFINE_integer("seed", 0, "Seed of every random choice (vocab sample, packing, masking, shuffling).",
                        flag_values=flag_values)
-  flags.DEFINE_float("held_out_fraction", pipeline.DEFAULT_HELD_OUT_FRACTION,
+  flags.DEFINE_float("held_out_fraction", build_config.DEFAULT_HELD_OUT_FRACTION,
                      "Share of the corpus text set aside as the held-out split, in whole documents chosen by a hash "
                      "of their text (not by the seed); written to eval-*.tfrecord shards. 0: none.",
                      flag_values=flag_values)
@@ -202,7 +205,7 @@ def describe_inputs(inputs: Sequence[InputFile]) -> List[Dict[str, object]]:
 def settings_of(config: BuildConfig, inputs: Sequence[InputFile]) -> Dict[str, object]:
   """Everything that determines the output; its hash tells whether existing data can be reused."""
   settings = {
-      "data_prep_version": pipeline.DATA_PREP_VERSION,
+      "data_prep_version": build_config.DATA_PREP_VERSION,
       "corpus": list(config.corpus),
       "inputs": describe_inputs(inputs),
       "vocab": config.vocab,
@@ -277,7 +280,7 @@ def prepare(config: BuildConfig) -> Tuple[Optional[manifest_lib.Manifest], Dict[
       raise BuildError(f"{config.output_dir} holds data built with other settings (hash {existing.settings_hash}, now "
                        f"{digest}); pick another --output_dir or pass --overwrite")
     _remove_previous(existing, config.output_dir, keep=config.vocab)
-  if pipeline.prepare_work_dir(config.output_dir, digest):
+  if build_config.prepare_work_dir(config.output_dir, digest):
     logging.info("resuming the unfinished build in %s (settings hash %s)", config.output_dir, digest)
   parts = plan_parts(inputs, int(config.input_split_mb * MB))
   logging.info("%d input file(s) in %d part(s)", len(inputs), len(parts))
@@ -299,20 +302,20 @@ def build(config: BuildConfig, timings: Optional[Dict[str, float]] = None) -> ma
     return beam_pipeline.run(config, settings, digest, parts)
   timings = {} if timings is None else timings
   timings["prepare"] = time.monotonic() - start
-  with pipeline.Executor(config.num_workers) as executor:
+  with executor_lib.Executor(config.num_workers) as executor:
     executor.warm_up()
-    summaries = pipeline.run_extract(executor, pipeline.extract_tasks(parts, config), timings)
+    summaries = extract.run_extract(executor, extract.extract_tasks(parts, config), timings)
     if not sum(s["documents"] for s in summaries):
       raise BuildError(f"the corpus {list(config.corpus)} produced no documents")
     vocab_start = time.monotonic()
     vocab = pipeline.learn_vocab(config, summaries, executor.map, min(config.num_workers, MAX_VOCAB_PROBES))
     timings["vocab"] = time.monotonic() - vocab_start
     units = pipeline.unit_tasks(config, summaries, vocab)
-    unit_summaries = pipeline.run_stage(
+    unit_summaries = executor_lib.run_stage(
         "examples", executor, pipeline.write_unit, units, [u.end - u.start for u in units], "B",
         lambda s: {"examples": s["records"], "tokens": s["tokens"]}, timings)
     shards = pipeline.shard_tasks(config, unit_summaries)
-    written = pipeline.run_stage(
+    written = executor_lib.run_stage(
         "shards", executor, pipeline.ShardWriter(config.output_dir), shards, [1] * len(shards), "shards",
         timings=timings)
   manifest_start = time.monotonic()

@@ -1,7 +1,7 @@
 """Starts the worker pool's fork server early: before `python -m data_prep.build` does its own imports.
 
 Local workers are forked from a fork server that imports data_prep.pipeline once (see
-pipeline.Executor). Started from the first lines of the command, before the build's imports, both
+data_prep.executor.Executor). Started from the first lines of the command, before the build's imports, both
 imports run at once and the workers are ready when the build is.
 
 This module imports nothing heavy on purpose. Only the command line does this, and only when it
@@ -12,7 +12,7 @@ import multiprocessing
 import multiprocessing.forkserver
 from typing import Optional, Sequence
 
-# The module the fork server imports once and every worker inherits (pipeline.Executor names the same).
+# The module the fork server imports once and every worker inherits (executor.Executor names the same).
 POOL_MODULE = "data_prep.pipeline"
 
 

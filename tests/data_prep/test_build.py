@@ -82,7 +82,8 @@ def test_tokenizer_from_manifest_reads_back_the_text(built):
 
 def test_same_settings_are_not_rebuilt(built, monkeypatch):
   config, manifest = built
-  monkeypatch.setattr(build.pipeline, "run_stage", lambda *a, **k: pytest.fail("a complete build must not be redone"))
+  monkeypatch.setattr(build.executor_lib, "run_stage",
+                      lambda *a, **k: pytest.fail("a complete build must not be redone"))
   assert build.build(config) == manifest
 
 
