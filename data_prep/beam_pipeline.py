@@ -38,6 +38,8 @@ from typing import Dict, List, Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from data_prep import build_config
+from data_prep import extract
 from data_prep import pipeline
 from data_prep import sources
 from tpu_electra.data import manifest as manifest_lib
@@ -48,7 +50,7 @@ from tpu_electra.data import manifest as manifest_lib
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner"
 
 
-def pipeline_options(config: pipeline.BuildConfig) -> PipelineOptions:
+def pipeline_options(config: build_config.BuildConfig) -> PipelineOptions:
   """--beam_options as given; without a --runner there, the local runner with --num_workers processes."""
   args = shlex.split(config.beam_options)
   if not any(a == "--runner" or a.startswith("--runner=") for a in args):
@@ -57,26 +59,26 @@ def pipeline_options(config: pipeline.BuildConfig) -> PipelineOptions:
   return PipelineOptions(args)
 
 
-def _learn_vocab(summaries: List[Dict], config: pipeline.BuildConfig) -> pipeline.VocabInfo:
+def _learn_vocab(summaries: List[Dict], config: build_config.BuildConfig) -> build_config.VocabInfo:
   if not sum(s["documents"] for s in summaries):
-    raise pipeline.BuildError(f"the corpus {list(config.corpus)} produced no documents")
+    raise build_config.BuildError(f"the corpus {list(config.corpus)} produced no documents")
   return pipeline.learn_vocab(config, summaries)
 
 
-def _finish(shards: List, config: pipeline.BuildConfig, settings: Dict, settings_hash: str, summaries: List[Dict],
-            vocab: pipeline.VocabInfo, units: List[Dict]) -> str:
+def _finish(shards: List, config: build_config.BuildConfig, settings: Dict, settings_hash: str, summaries: List[Dict],
+            vocab: build_config.VocabInfo, units: List[Dict]) -> str:
   manifest = pipeline.finish(config, settings, settings_hash, summaries, vocab, units, sorted(shards))
   return (f"{manifest.num_examples} examples in {len(manifest.shards)} shards, {manifest.num_eval_examples} held out "
           f"in {len(manifest.eval_shards)}")
 
 
-def build_pipeline(root: beam.Pipeline, config: pipeline.BuildConfig, settings: Dict, settings_hash: str,
+def build_pipeline(root: beam.Pipeline, config: build_config.BuildConfig, settings: Dict, settings_hash: str,
                    parts: Sequence[sources.Part]) -> None:
   summaries = (
       root
-      | "Parts" >> beam.Create(pipeline.extract_tasks(parts, config))
+      | "Parts" >> beam.Create(extract.extract_tasks(parts, config))
       | "SpreadParts" >> beam.Reshuffle()
-      | "Extract" >> beam.Map(pipeline.extract_part)
+      | "Extract" >> beam.Map(extract.extract_part)
       | "AllParts" >> beam.combiners.ToList())
   vocab = summaries | "Vocab" >> beam.Map(_learn_vocab, config)
   units = (
@@ -96,7 +98,7 @@ def build_pipeline(root: beam.Pipeline, config: pipeline.BuildConfig, settings: 
       beam.pvalue.AsSingleton(units))
 
 
-def run(config: pipeline.BuildConfig, settings: Dict, settings_hash: str,
+def run(config: build_config.BuildConfig, settings: Dict, settings_hash: str,
         parts: Sequence[sources.Part]) -> manifest_lib.Manifest:
   """Runs the pipeline to completion and returns the manifest it wrote."""
   with beam.Pipeline(options=pipeline_options(config)) as root:

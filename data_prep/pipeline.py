@@ -39,7 +39,6 @@ own work (README, "Benchmarks").
 The modules: data_prep.build_config (the settings, task records, work directory), data_prep.extract
 (stage 1), this one (the held-out split, stages 2 to 5), data_prep.executor (running tasks).
 """
-# pylint: disable=unused-import  (build_config's, extract's and executor's names the runners use from here)
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tpu_electra import fileio
 
@@ -61,12 +60,9 @@ from data_prep import tfexample
 from data_prep import vocab as vocab_lib
 from data_prep import wordpiece
 from tpu_electra.data import manifest as manifest_lib
-from data_prep.build_config import (DATA_PREP_VERSION, DEFAULT_HELD_OUT_FRACTION, EVAL_SHARD_PREFIX, HELD_OUT_BUCKETS,
-                                    MB, SHARD_PREFIX, WORK_DIR, BuildConfig, BuildError, ExtractTask, UnitTask,
-                                    VocabInfo, prepare_work_dir, read_json, work_dir, write_json)
-from data_prep.executor import Executor, Progress, run_stage
-from data_prep.extract import (document_bucket, extract_part, extract_tasks, extract_work, extract_work_item,
-                               join_pieces, run_extract, staged_path)
+from data_prep.build_config import (EVAL_SHARD_PREFIX, HELD_OUT_BUCKETS, MB, SHARD_PREFIX, BuildConfig, UnitTask, VocabInfo,
+                                    read_json, work_dir, write_json)
+from data_prep.extract import document_bucket
 
 # Sentences per tokenizer call: large enough that op overhead vanishes, small enough to keep the
 # token lists of one batch in a few MB.

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from data_prep import build
 from data_prep import embedded
+from data_prep import extract
 from data_prep import pipeline
 from data_prep import segment
 from data_prep import shards as shards_lib
@@ -331,7 +332,7 @@ def test_no_held_out_document_is_in_the_training_shards(reference_build, text_co
   for name in sorted(os.listdir(text_corpus)):
     for document in sources.read_text_documents(os.path.join(text_corpus, name)):
       sentences = segment.split_document(document.paragraphs)
-      documents.append(((name, document.id), pipeline.document_bucket(sentences) < below,
+      documents.append(((name, document.id), extract.document_bucket(sentences) < below,
                         [" " + " ".join(map(str, ids)) + " " for ids in tokenizer.tokenize_batch(sentences)]))
   # Each split's documents as their token ids run: what its examples can hold.
   source = {split: "\n".join(" " + " ".join(t.strip() for t in texts) + " " for _, held, texts in documents
@@ -477,8 +478,8 @@ def test_held_out_parts_are_left_out_of_a_build_without_a_held_out_split():
   parts = [train, sources.Part(sources.EMBEDDED, ("ptb",), held_out=True)]
   config = build.BuildConfig(corpus=("embedded:ptb",), vocab="wordpiece:100", do_lower_case=True, max_seq_length=32,
                              output_dir="/tmp/x")
-  assert [t.part for t in pipeline.extract_tasks(parts, config)] == parts
-  assert [t.part for t in pipeline.extract_tasks(parts, _replace(config, held_out_fraction=0.0))] == [train]
+  assert [t.part for t in extract.extract_tasks(parts, config)] == parts
+  assert [t.part for t in extract.extract_tasks(parts, _replace(config, held_out_fraction=0.0))] == [train]
 
 
 def test_wikipedia_embedded_is_planned_as_it_always_was(embedded_dump):

@@ -8,6 +8,9 @@ import types
 import numpy as np
 import pytest
 
+from data_prep import build_config
+from data_prep import executor as executor_lib
+from data_prep import extract
 from data_prep import pipeline
 from data_prep import sources
 from data_prep import wordpiece
@@ -70,7 +73,7 @@ def test_staged_text_tokenizes_as_the_documents_read_from_it(tmp_path, held_out_
   task = types.SimpleNamespace(staged_path=str(path), start=start, end=end, held_out_below=held_out_below)
   training, held_out = pipeline._tokenize_staged_text(task, tokenizer)  # pylint: disable=protected-access
   texts = [d.paragraphs for d in sources.read_text_documents(str(path), start, end)]
-  held = [pipeline.document_bucket(t) < held_out_below for t in texts]
+  held = [extract.document_bucket(t) < held_out_below for t in texts]
   for found, expected in ((training, [t for t, h in zip(texts, held) if not h]),
                           (held_out, [t for t, h in zip(texts, held) if h])):
     expected = pipeline.tokenize_documents(expected, tokenizer)
@@ -101,7 +104,7 @@ class _SlowStartingPool:
 
 
 def _executor_with(pool):
-  executor = pipeline.Executor(2)
+  executor = executor_lib.Executor(2)
 
   def get_pool():
     pool.ready.wait()
@@ -158,13 +161,13 @@ def test_a_part_extracted_file_by_file_is_the_part_extracted_whole(tmp_path, cor
   for name in ("whole", "by-file"):
     work = tmp_path / name
     (work / "text").mkdir(parents=True)
-    task = pipeline.ExtractTask(0, part, str(work), skip_bad_files, unit_bytes=1200)
+    task = build_config.ExtractTask(0, part, str(work), skip_bad_files, unit_bytes=1200)
     if name == "whole":
-      summary = pipeline.extract_part(task)
+      summary = extract.extract_part(task)
     else:
-      pieces = pipeline.extract_work([task])
+      pieces = extract.extract_work([task])
       assert len(pieces) == 5
-      summary = pipeline.join_pieces(task, [pipeline.extract_work_item(p) for p in pieces])
+      summary = extract.join_pieces(task, [extract.extract_work_item(p) for p in pieces])
       assert sorted(os.listdir(work / "text")) == ["part-00000.json", "part-00000.txt"]
     staged.append((work / "text" / "part-00000.txt").read_bytes())
     summaries.append({k: v for k, v in summary.items() if k != "path"})
