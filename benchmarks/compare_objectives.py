@@ -3,7 +3,8 @@ r"""Equal-compute comparison of the pretraining objectives, carried through fine
   python -m benchmarks.compare_objectives --data_dir=DATA --output_dir=OUT [--train_flops=F] \
       [--objectives=bert,electra,...] [--config=smoke/{objective}.gin] [--seeds=3] [--noprobe] \
       [--tasks=conll03,trec --task_data_dir=TASKS --finetune_seeds=2 \
-       --finetune_train_examples=conll03:4000,trec:2000 --finetune_gin_param='EPOCHS = 2']
+       --finetune_train_examples=conll03:4000,trec:2000 --finetune_gin_param='EPOCHS = 2' \
+       --finetune_learning_rates=1e-3,3e-3]
 
 Pretraining: each objective (default: every registered one) trains from its gin config
 (`{objective}` replaced by its name) at TRAIN_FLOPS = --train_flops (default: the configs' own,
@@ -292,7 +293,8 @@ def compare(data_dir: str, train_flops: Optional[float], output_dir: str, object
             eval_points: int = 5, eval_batches: Optional[int] = None, num_bootstrap: int = 1000, probe: bool = True,
             tasks: Sequence[str] = (), task_data_dir: Optional[str] = None, finetune_seeds: int = 3,
             finetune_train_examples: Optional[Mapping[str, int]] = None,
-            finetune_gin_params: Sequence[str] = ()) -> Dict[str, object]:
+            finetune_gin_params: Sequence[str] = (),
+            finetune_learning_rates: Sequence[float] = ()) -> Dict[str, object]:
   """Runs the study and writes results.md, results.json, curves.png (and finetune.png) into `output_dir`.
 
   `train_flops` None: the budget the configs set. `tasks` empty: pretraining only.
@@ -313,7 +315,7 @@ def compare(data_dir: str, train_flops: Optional[float], output_dir: str, object
   task_setups = []
   if tasks:
     study_finetune.check_arguments(tasks, task_data_dir, finetune_seeds, finetune_train_examples or {},
-                                   finetune_gin_params)
+                                   finetune_gin_params, finetune_learning_rates)
     task_setups = [study_finetune.prepare_task(task, _absolute(task_data_dir), output_dir,
                                                (finetune_train_examples or {}).get(task), finetune_gin_params)
                    for task in tasks]
@@ -348,7 +350,7 @@ def compare(data_dir: str, train_flops: Optional[float], output_dir: str, object
     tick = time.time()
     runs = {name: [one["run_dir"] for one in run["per_seed"]] for name, run in results["objectives"].items()}
     results["finetune"] = study_finetune.finetune_all(task_setups, runs, output_dir, finetune_seeds,
-                                                      finetune_gin_params)
+                                                      finetune_gin_params, finetune_learning_rates)
     phases["fine-tuning"] = time.time() - tick
   results["total_seconds"] = time.time() - start
   results["timings"] = study_report.timings(results, phases)
@@ -401,6 +403,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                     flag_values=flag_values)
   flags.DEFINE_multi_string("finetune_gin_param", [], "Gin bindings applied to every task's config, e.g. "
                             "'EPOCHS = 2' (not SEED or TASK).", flag_values=flag_values)
+  flags.DEFINE_list("finetune_learning_rates", [], "Fine-tune every encoder (each objective's runs, each scratch "
+                    "baseline) at each of these rates and report each at the rate with its best mean dev score, "
+                    "e.g. 1e-3,3e-3. Empty: the recipe's LEARNING_RATE only.", flag_values=flag_values)
 
 
 def check_flags(flag_values: flags.FlagValues) -> None:
@@ -419,7 +424,8 @@ def run(flag_values: flags.FlagValues) -> int:
           flag_values.config, flag_values.gin_param, flag_values.seeds, flag_values.eval_points,
           flag_values.eval_batches, flag_values.bootstrap, flag_values.probe, flag_values.tasks,
           flag_values.task_data_dir, flag_values.finetune_seeds,
-          study_finetune.parse_train_examples(flag_values.finetune_train_examples), flag_values.finetune_gin_param)
+          study_finetune.parse_train_examples(flag_values.finetune_train_examples), flag_values.finetune_gin_param,
+          study_finetune.parse_learning_rates(flag_values.finetune_learning_rates))
   return 0
 
 

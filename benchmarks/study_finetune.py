@@ -13,6 +13,13 @@ a gain over scratch compares equal numbers of runs. Under <output_dir>/finetune/
   <task>/<objective>/pretrain_seed_<p>/  runner run dirs (seed_<k>/: fine-tuning seed k)
   <task>/scratch_<L>x<H>[_shared]_<hash>/  the from-scratch baseline of one encoder config
 
+With --finetune_learning_rates every one of those is fine-tuned at each rate, in an `lr_<rate>/`
+level under the objective or scratch group (`<task>/<objective>/lr_0.003/pretrain_seed_<p>/`), and
+each encoder (objective or scratch group) is reported at the rate with the best mean dev score over
+its runs: the recipe's learning rate is the one setting that papers choose per model on dev, and a
+pretrained encoder and a fresh one need different rates (the from-scratch encoder diverges at rates
+a pretrained one trains best at).
+
 A fine-tuning seed with its metrics.json is never trained again (the runner skips it).
 """
 import dataclasses
@@ -23,6 +30,7 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import gin
+import numpy as np
 import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
@@ -38,6 +46,8 @@ from tpu_electra.finetuning import text_classification
 
 # The study numbers the fine-tuning seeds itself (SEED = 0) and fixes each run dir's task.
 RESERVED_BINDINGS = ("SEED", "finetune.seed", "TASK", "finetune.task")
+# Set by --finetune_learning_rates when it is given.
+LEARNING_RATE_BINDINGS = ("LEARNING_RATE", "create_finetuning_optimizer.learning_rate")
 TASK_RECORD = "study_task.json"
 # The objective every other one is compared with, when it is among those compared.
 REFERENCE = "bert"
@@ -63,12 +73,31 @@ def parse_train_examples(items: Sequence[str]) -> Dict[str, int]:
   return caps
 
 
+def parse_learning_rates(items: Sequence[str]) -> List[float]:
+  """The --finetune_learning_rates grid, in the given order (each rate once, each > 0)."""
+  rates = []
+  for item in items:
+    try:
+      rate = float(item)
+    except ValueError:
+      rate = None
+    if rate is None or not rate > 0 or rate in rates:
+      raise ValueError(f"--finetune_learning_rates: {item!r} is not a learning rate > 0 (each rate once)")
+    rates.append(rate)
+  return rates
+
+
+def rate_dir(rate: float) -> str:
+  return f"lr_{rate:g}"
+
+
 def task_gin(task: str) -> str:
   return f"finetune/{task}.gin"
 
 
 def check_arguments(tasks: Sequence[str], task_data_dir: Optional[str], finetune_seeds: int,
-                    train_examples: Mapping[str, int], gin_params: Sequence[str]) -> None:
+                    train_examples: Mapping[str, int], gin_params: Sequence[str],
+                    learning_rates: Sequence[float] = ()) -> None:
   if not task_data_dir:
     raise ValueError("--tasks needs --task_data_dir (python -m data_prep.embedded_tasks writes one)")
   if finetune_seeds < 1:
@@ -77,6 +106,8 @@ def check_arguments(tasks: Sequence[str], task_data_dir: Optional[str], finetune
   if stray:
     raise ValueError(f"--finetune_train_examples names {stray}, which --tasks does not list")
   refuse_reserved(gin_params, RESERVED_BINDINGS, "--finetune_gin_param", "the fine-tuning seeds and the task")
+  if learning_rates:
+    refuse_reserved(gin_params, LEARNING_RATE_BINDINGS, "--finetune_gin_param", "--finetune_learning_rates")
   for task in tasks:
     gin_utils.resolve_gin_file(task_gin(task))
 
@@ -228,10 +259,12 @@ class Job:
   model_dir: str
   num_seeds: int
   from_scratch: bool
+  learning_rate: Optional[float] = None  # None: the recipe's own.
 
   def label(self) -> str:
     seed = "" if self.pretrain_seed is None else f" pretraining seed {self.pretrain_seed}"
-    return f"{self.task.name}: {self.name}{seed}, {self.num_seeds} fine-tuning seed(s)"
+    rate = "" if self.learning_rate is None else f" at learning rate {self.learning_rate:g}"
+    return f"{self.task.name}: {self.name}{seed}{rate}, {self.num_seeds} fine-tuning seed(s)"
 
   def to_compute(self) -> int:
     return sum(not fileio.exists(os.path.join(self.model_dir, f"seed_{k}", "metrics.json"))
@@ -248,7 +281,8 @@ def _run(job: Job, features_dir: str, gin_params: Sequence[str], progress: study
   progress.started(job.label(), to_compute)
   start = time.time()
   try:
-    _parse(job.task.name, gin_params)
+    rate = [] if job.learning_rate is None else [f"LEARNING_RATE = {job.learning_rate!r}"]
+    _parse(job.task.name, list(gin_params) + rate)
     results = runner.finetune(init_checkpoint=job.init_checkpoint, data_dir=job.task.data_dir,
                               model_dir=job.model_dir, num_seeds=job.num_seeds, feature_cache_dir=features_dir,
                               from_scratch=job.from_scratch)
@@ -265,44 +299,66 @@ def _scores(results: Dict, pretrain_seed: Optional[int]) -> List[Dict]:
            "seconds": entry["timings"]["total_s"], "metrics": entry["metrics"]} for entry in results["per_seed"]]
 
 
+def choose_rate(scores_by_rate: Mapping[Optional[float], Sequence[float]]) -> Optional[float]:
+  """The rate whose runs have the highest mean dev score (the first of the grid on a tie)."""
+  return max(scores_by_rate, key=lambda rate: float(np.mean(scores_by_rate[rate])))
+
+
+def _side(runs_by_rate: Mapping[Optional[float], List[Dict]]) -> Dict:
+  """One encoder's entry: its runs at the chosen rate, their summary, and every rate's summary."""
+  by_rate = {rate: [run["score"] for run in runs] for rate, runs in runs_by_rate.items()}
+  chosen = choose_rate(by_rate)
+  return {"score": study_stats.summarize(by_rate[chosen]), "runs": runs_by_rate[chosen], "learning_rate": chosen,
+          "by_learning_rate": {f"{rate:g}": study_stats.summarize(v) for rate, v in by_rate.items() if rate is not None},
+          "runs_at_other_rates": [run for rate, runs in runs_by_rate.items() if rate != chosen for run in runs]}
+
+
 def finetune_all(setups: Sequence[TaskSetup], runs: Mapping[str, Sequence[str]], output_dir: str,
-                 finetune_seeds: int, gin_params: Sequence[str]) -> Dict:
+                 finetune_seeds: int, gin_params: Sequence[str], learning_rates: Sequence[float] = ()) -> Dict:
   """Fine-tunes every run in `runs` ({objective: pretraining run dir per seed}) and the baselines on
-  every task; returns the run-level scores, the means, the gains over scratch and the differences to
-  the reference objective, each with its 95% interval."""
+  every task (at each of `learning_rates`, or at the recipe's rate); returns the run-level scores, the
+  means, the gains over scratch and the differences to the reference objective, each with its 95%
+  interval, every encoder at its best rate on dev."""
   groups = scratch_groups(runs)
   num_pretrain_seeds = len(next(iter(runs.values())))
+  rates: List[Optional[float]] = list(learning_rates) or [None]
+
+  def job_dir(task_dir: str, name: str, rate: Optional[float], *rest: str) -> str:
+    return os.path.join(task_dir, name, *([] if rate is None else [rate_dir(rate)]), *rest)
+
   jobs = []
   for setup in setups:
     task_dir = os.path.join(output_dir, "finetune", setup.name)
-    for objective, run_dirs in runs.items():
-      jobs += [Job(setup, objective, p, run_dir, os.path.join(task_dir, objective, f"pretrain_seed_{p}"),
-                   finetune_seeds, False) for p, run_dir in enumerate(run_dirs)]
-    jobs += [Job(setup, key, None, group["init_checkpoint"], os.path.join(task_dir, key),
-                 num_pretrain_seeds * finetune_seeds, True) for key, group in groups.items()]
+    for rate in rates:
+      for objective, run_dirs in runs.items():
+        jobs += [Job(setup, objective, p, run_dir, job_dir(task_dir, objective, rate, f"pretrain_seed_{p}"),
+                     finetune_seeds, False, rate) for p, run_dir in enumerate(run_dirs)]
+      jobs += [Job(setup, key, None, group["init_checkpoint"], job_dir(task_dir, key, rate),
+                   num_pretrain_seeds * finetune_seeds, True, rate) for key, group in groups.items()]
   progress = study_timing.Progress("fine-tuning", sum(job.to_compute() for job in jobs))
   features_dir = os.path.join(output_dir, "finetune", "features")
-  scores: Dict[str, Dict[str, List[Dict]]] = {}
+  scores: Dict[str, Dict[str, Dict[Optional[float], List[Dict]]]] = {}
   primary: Dict[str, str] = {}
   for job in jobs:
     results = _run(job, features_dir, gin_params, progress)
     primary[job.task.name] = results["primary_metric"]
-    scores.setdefault(job.task.name, {}).setdefault(job.name, []).extend(_scores(results, job.pretrain_seed))
+    by_rate = scores.setdefault(job.task.name, {}).setdefault(job.name, {})
+    by_rate.setdefault(job.learning_rate, []).extend(_scores(results, job.pretrain_seed))
 
   reference = REFERENCE if REFERENCE in runs else next(iter(runs))
   group_of = {objective: key for key, group in groups.items() for objective in group["objectives"]}
   per_task = {}
   for setup in setups:
-    runs_of = scores[setup.name]
-    values = {name: [run["score"] for run in task_runs] for name, task_runs in runs_of.items()}
+    sides = {name: _side(by_rate) for name, by_rate in scores[setup.name].items()}
+    values = {name: side["score"]["values"] for name, side in sides.items()}
     per_task[setup.name] = {
         "primary_metric": primary[setup.name],
         "data": setup.record["data"],
-        "pretrained": {o: {"score": study_stats.summarize(values[o]), "runs": runs_of[o]} for o in runs},
-        "scratch": {key: {"score": study_stats.summarize(values[key]), "runs": runs_of[key]} for key in groups},
+        "pretrained": {o: sides[o] for o in runs},
+        "scratch": {key: sides[key] for key in groups},
         "gain_over_scratch": {o: study_stats.welch(values[o], values[group_of[o]]) for o in runs},
         "minus_reference": {o: study_stats.welch(values[o], values[reference]) for o in runs if o != reference},
     }
   return {"tasks": per_task, "num_finetune_seeds": finetune_seeds, "num_pretrain_seeds": num_pretrain_seeds,
-          "gin_params": list(gin_params), "reference": reference, "scratch_groups": groups,
-          "features_dir": features_dir}
+          "gin_params": list(gin_params), "learning_rates": list(learning_rates), "reference": reference,
+          "scratch_groups": groups, "features_dir": features_dir}

@@ -3,6 +3,7 @@ import json
 import math
 import os
 
+import gin
 import numpy as np
 import pytest
 
@@ -218,3 +219,19 @@ def test_every_objective_trains_several_seeds_at_the_budget_and_reports_means_in
   with pytest.raises(ValueError, match="trained with other settings"):
     compare_objectives.compare(token_data_dir, BUDGET, output_dir, objectives=["bert"], seeds=2, eval_points=3,
                                num_bootstrap=20, gin_params=TINY)
+
+
+def test_the_cpu_recipes_share_one_budget_and_sample_replacements_at_temperature_3(token_data_dir):
+  """The CPU study's recipes: one TRAIN_FLOPS for all five, and every generator-discriminator objective
+  samples its replacements at 3 (at 1 the discriminator collapses at this budget; gin/schedules/cpu.gin)."""
+  names = ("bert", "electra", "ale", "teams", "script")
+  configs = {name: compare_objectives.gin_utils.resolve_gin_file(f"experiments/cpu_{name}.gin") for name in names}
+  assert compare_objectives.configured_train_flops(configs, token_data_dir, []) == 3e13
+  for name in names[1:]:
+    gin.clear_config()
+    try:
+      compare_objectives.gin_utils.parse([configs[name]], [])
+      objective = gin.query_parameter("pretrain.objective").scoped_configurable_fn
+      assert objective.resolve_arguments()["temperature"] == 3.0, name
+    finally:
+      gin.clear_config()

@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks import compare_objectives
 from benchmarks import study_finetune
+from benchmarks import study_report
 from tpu_electra.finetuning import tagging
 from tpu_electra.finetuning import text_classification
 
@@ -180,3 +181,61 @@ def test_the_study_fine_tunes_every_pretraining_run_and_the_scratch_baseline_and
   # Other settings for a task (here its cut) are refused before anything trains.
   with pytest.raises(ValueError, match="fine-tuned under other settings"):
     study(caps=(("conll03", 10), ("trec", 12)))
+
+
+def test_learning_rate_grids_are_positive_distinct_rates_and_own_the_learning_rate_binding(tmp_path):
+  assert study_finetune.parse_learning_rates(["1e-3", "0.003"]) == [1e-3, 3e-3]
+  for bad in (["x"], ["0"], ["-1e-3"], ["1e-3", "0.001"], ["nan"]):
+    with pytest.raises(ValueError, match="is not a learning rate > 0"):
+      study_finetune.parse_learning_rates(bad)
+  with pytest.raises(ValueError, match="LEARNING_RATE is set by this script"):
+    study_finetune.check_arguments(["trec"], str(tmp_path), 1, {}, ["LEARNING_RATE = 1e-3"], [1e-3, 3e-3])
+  study_finetune.check_arguments(["trec"], str(tmp_path), 1, {}, ["LEARNING_RATE = 1e-3"])  # No grid: the recipe's.
+
+
+def test_each_encoder_is_reported_at_the_rate_with_its_best_mean_dev_score(monkeypatch, tmp_path):
+  """A fake runner scores (encoder, rate): the pretrained encoder is best at the higher rate, the scratch one
+  at the lower; every gain compares the two sides' chosen runs, and every rate's runs are kept and counted."""
+  monkeypatch.setattr(study_finetune, "scratch_groups", lambda runs: {
+      "scratch_2x8_abc": {"objectives": list(runs), "encoder_config": {}, "init_checkpoint": "bert/seed_0"}})
+  best = {False: 3e-3, True: 1e-3}  # from_scratch -> its best rate
+  calls = []
+
+  def fake_run(job, features_dir, gin_params, progress):
+    calls.append((job.name, job.learning_rate, job.model_dir))
+    score = 0.5 if job.learning_rate == best[job.from_scratch] else 0.1
+    score += 0.05 * (job.name == "electra")
+    return {"primary_metric": "f1", "per_seed": [
+        {"seed": k, "metrics": {"f1": score + 0.01 * k}, "timings": {"total_s": 2.0}} for k in range(job.num_seeds)]}
+
+  monkeypatch.setattr(study_finetune, "_run", fake_run)
+  setup = study_finetune.TaskSetup("conll03", str(tmp_path), {"data": {
+      "unit": "sentences", "train_kept": 3, "train_total": 3, "dev_total": 2, "source_dir": "tasks"}})
+  runs = {"bert": ["bert/seed_0", "bert/seed_1"], "electra": ["electra/seed_0", "electra/seed_1"]}
+  out = study_finetune.finetune_all([setup], runs, str(tmp_path), 2, ["EPOCHS = 1"], [1e-3, 3e-3])
+  assert out["learning_rates"] == [1e-3, 3e-3]
+  # Every encoder at every rate, each rate in its own dir.
+  assert {(name, rate) for name, rate, _ in calls} == {(n, r) for n in ("bert", "electra", "scratch_2x8_abc")
+                                                      for r in (1e-3, 3e-3)}
+  assert os.path.join(str(tmp_path), "finetune", "conll03", "electra", "lr_0.003", "pretrain_seed_1") in [
+      d for *_, d in calls]
+  assert os.path.join(str(tmp_path), "finetune", "conll03", "scratch_2x8_abc", "lr_0.001") in [d for *_, d in calls]
+  one = out["tasks"]["conll03"]
+  for name in ("bert", "electra"):
+    side = one["pretrained"][name]
+    assert side["learning_rate"] == 3e-3 and len(side["runs"]) == 4 and len(side["runs_at_other_rates"]) == 4
+    assert set(side["by_learning_rate"]) == {"0.001", "0.003"}
+    assert side["by_learning_rate"]["0.001"]["mean"] < side["score"]["mean"] == side["by_learning_rate"]["0.003"]["mean"]
+  scratch = one["scratch"]["scratch_2x8_abc"]
+  assert scratch["learning_rate"] == 1e-3 and scratch["score"]["n"] == 4
+  gain = one["gain_over_scratch"]["electra"]
+  # ELECTRA 0.55 + 0.01 k over 2 x 2 seeds (mean 0.555); scratch 0.5 + 0.01 k over its 4 seeds (0.515).
+  assert gain["difference"] == pytest.approx(0.04) and (gain["n_a"], gain["n_b"]) == (4, 4)
+  assert one["minus_reference"]["electra"]["difference"] == pytest.approx(0.05)
+  # results.md names the grid, each side's chosen rate and every rate's mean.
+  report = "\n".join(study_report._finetuning_section({"finetune": out}))
+  assert "fine-tuned at each of 0.001, 0.003 and reported at the rate with its best mean dev score" in report
+  assert "| electra | 0.555 [" in report and "| 0.003 / 0.001 |" in report
+  assert "| scratch_2x8_abc | **0.515 [" in report
+  # A tie goes to the first rate of the grid.
+  assert study_finetune.choose_rate({3e-3: [0.2, 0.4], 1e-3: [0.3, 0.3]}) == 3e-3
