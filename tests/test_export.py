@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tpu_electra import runs
 from tpu_electra.convert import huggingface
+from tpu_electra.export import classification as classification_export
 from tpu_electra.export import cli as export_cli
 from tpu_electra.export import huggingface as hf_export
 from tpu_electra.export import saved_model as saved_model_export
@@ -229,3 +230,19 @@ def test_transformers_loads_every_objectives_export_with_equal_outputs(name, tok
   np.testing.assert_allclose(outputs.hidden_states[-1].numpy()[mask], sequence.numpy()[mask], atol=1e-4)
   if "logits" in expected:
     np.testing.assert_allclose(outputs.logits.numpy()[mask], expected["logits"][mask], atol=1e-4)
+
+
+def test_text_serving_cuts_padding_to_the_batchs_length_bucket():
+  def inputs(lengths, width=128):
+    mask = np.array([[1] * n + [0] * (width - n) for n in lengths], np.int32)
+    return {"input_word_ids": tf.constant(mask * 7), "input_mask": tf.constant(mask),
+            "input_type_ids": tf.constant(np.zeros_like(mask))}
+
+  for lengths, bucket in (([3, 5], 16), ([16], 16), ([17, 2], 32), ([40], 64), ([65], 128), ([128, 1], 128)):
+    cut = classification_export.cut_to_bucket(inputs(lengths), 128)
+    assert {name: tuple(value.shape) for name, value in cut.items()} == {
+        name: (len(lengths), bucket) for name in ("input_word_ids", "input_mask", "input_type_ids")}, lengths
+    # Nothing real is cut: every row keeps all its tokens.
+    assert cut["input_mask"].numpy().sum(axis=1).tolist() == lengths
+  assert classification_export.cut_to_bucket(inputs([20], 48), 48)["input_mask"].shape == (1, 32)
+  assert classification_export.cut_to_bucket(inputs([40], 48), 48)["input_mask"].shape == (1, 48)

@@ -6,14 +6,28 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from tpu_electra.export.text import TokenizingModule, keep_first, save_text_module, serving_tokenizer
+from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import finetuned
+
+
+def cut_to_bucket(inputs: Dict[str, tf.Tensor], max_seq_length: int) -> Dict[str, tf.Tensor]:
+  """Encoder inputs padded to max_seq_length, cut to the shortest of fine-tuning's bucket lengths
+  (16, 32, ... max_seq_length) that holds the batch's longest row: a classifier reads only real
+  positions, so the outputs are the same, and a short request no longer pays for 128 positions while
+  the model still sees a handful of static shapes."""
+  lengths = tf.constant(feature_cache.bucket_lengths(max_seq_length), tf.int32)
+  longest = tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1))
+  # The first bucket that holds the longest row (the last one, max_seq_length, holds every row).
+  bucket = tf.gather(lengths, tf.argmax(tf.cast(lengths >= longest, tf.int32), output_type=tf.int32))
+  return {name: value[:, :bucket] for name, value in inputs.items()}
 
 class TextServingModule(TokenizingModule):
   """A fine-tuned task model behind signatures that take raw text and tokenize inside the graph.
 
   Packing is the runner's (`glue.convert_fields`): `[CLS] a [SEP]` with a cut to max_seq_length - 2,
   or `[CLS] a [SEP] b [SEP]` with the longer side giving way one token at a time (b on a tie) to
-  max_seq_length - 3; rows are padded to max_seq_length as in training.
+  max_seq_length - 3; rows are padded to max_seq_length as in training (`encode_*`), and the
+  serving signatures cut that padding to the batch's length bucket (`cut_to_bucket`).
   """
 
   def encode(self, text_a, text_b=None) -> Dict[str, tf.Tensor]:
@@ -48,12 +62,12 @@ class TextServingModule(TokenizingModule):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def serve_text(self, text):
-    return self.outputs(self.encode(text))
+    return self.outputs(cut_to_bucket(self.encode(text), self.max_seq_length))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a"),
                                 tf.TensorSpec([None], tf.string, name="text_b")])
   def serve_pair(self, text_a, text_b):
-    return self.outputs(self.encode(text_a, text_b))
+    return self.outputs(cut_to_bucket(self.encode(text_a, text_b), self.max_seq_length))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def encode_text(self, text):
