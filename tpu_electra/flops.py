@@ -49,7 +49,7 @@ from tpu_electra import gin_utils
 from tpu_electra import objectives
 # Registers the configurables every experiment file binds (pretrain, train, create_optimizer), without which
 # gin cannot parse those files.
-from tpu_electra import pretrain  # noqa: F401  pylint: disable=unused-import
+from tpu_electra import pretrainer  # noqa: F401  pylint: disable=unused-import
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.modeling.config import EncoderConfig
