@@ -4,7 +4,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import gin
 import numpy as np
-import tpu_electra  # noqa: F401
+import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import gin_utils

@@ -32,8 +32,6 @@ if __name__ == "__main__":
   from data_prep import fork_server
   fork_server.start_early(sys.argv[1:])
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import dataclasses
 import gc
 import hashlib

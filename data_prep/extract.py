@@ -5,9 +5,6 @@
 One task per input part; with several local workers, one per file of a part (extract_work,
 extract_piece), then joined (join_pieces). See data_prep.pipeline for the stages that follow.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tpu_electra import fileio
-
 import dataclasses
 import hashlib
 import os
@@ -22,6 +19,7 @@ from data_prep import segment
 from data_prep import shards as shards_lib
 from data_prep import sources
 from data_prep.build_config import BuildConfig, ExtractTask, HELD_OUT_BUCKETS, MB, read_json, work_dir, write_json
+from tpu_electra import fileio
 
 
 # Stage 1: extract.

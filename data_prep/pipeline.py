@@ -39,9 +39,6 @@ own work (README, "Benchmarks").
 The modules: data_prep.build_config (the settings, task records, work directory), data_prep.extract
 (stage 1), this one (the held-out split, stages 2 to 5), data_prep.executor (running tasks).
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tpu_electra import fileio
-
 import dataclasses
 import os
 import random
@@ -59,6 +56,7 @@ from data_prep import sources
 from data_prep import tfexample
 from data_prep import vocab as vocab_lib
 from data_prep import wordpiece
+from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 from data_prep.build_config import (EVAL_SHARD_PREFIX, HELD_OUT_BUCKETS, MB, SHARD_PREFIX, BuildConfig, UnitTask, VocabInfo,
                                     read_json, work_dir, write_json)

@@ -198,7 +198,6 @@ def _tfrecord_bytes(records: Sequence[bytes]) -> bytes:
 
 def _tfrecord_bytes_tf(records: Sequence[bytes]) -> bytes:
   """The TFRecord file of `records`, framed by TensorFlow's own writer, in memory."""
-  import tpu_electra  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   staging = f"ram://data_prep-{uuid.uuid4().hex}.tfrecord"
   try:

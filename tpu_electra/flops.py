@@ -43,7 +43,6 @@ import dataclasses
 from typing import Any, List, Mapping, Optional
 
 import gin
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from tpu_electra import gin_utils
 from tpu_electra import objectives

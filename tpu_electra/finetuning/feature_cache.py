@@ -51,7 +51,6 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
-import tpu_electra  # noqa: F401  (sets the Keras environment before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import cli_utils

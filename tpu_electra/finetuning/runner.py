@@ -45,7 +45,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import gin
 from absl import logging
 import numpy as np
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import fileio
