@@ -10,6 +10,7 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tests.finetuning.test_feature_cache import WORDS, _sentence, _tokenizer, _write_mnli
+from tpu_electra.finetuning import adapters
 from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import race
 from tpu_electra.finetuning import runner
@@ -47,7 +48,7 @@ def _squad(tmp_path):
     paragraphs.append({"context": " ".join(words), "qas": qas})
   for name in ("train-v2.0.json", "dev-v2.0.json"):
     (tmp_path / name).write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": paragraphs}]}))
-  return tasks.SquadTask(version_2=True, doc_stride=8, max_query_length=6).prepare(str(tmp_path), _tokenizer(), LENGTH)
+  return adapters.SquadTask(version_2=True, doc_stride=8, max_query_length=6).prepare(str(tmp_path), _tokenizer(), LENGTH)
 
 
 def _tagging(tmp_path):
@@ -56,7 +57,7 @@ def _tagging(tmp_path):
     sentences = ["\n".join(f"{rng.choice(WORDS)}{'s' if rng.random() < .3 else ''} {rng.choice(['B-X', 'I-X', 'O'])}"
                            for _ in range(rng.randint(1, 30))) for _ in range(20)]
     (tmp_path / f"{split}.txt").write_text("\n\n".join(sentences) + "\n")
-  return tasks.TaggingTask(name="ner", chunked=True).prepare(str(tmp_path), _tokenizer(), LENGTH)
+  return adapters.TaggingTask(name="ner", chunked=True).prepare(str(tmp_path), _tokenizer(), LENGTH)
 
 
 def _race(tmp_path):
@@ -69,7 +70,7 @@ def _race(tmp_path):
                   "options": [[_sentence(rng, 1, 3) for _ in range(4)] for _ in range(2)],
                   "answers": [rng.choice("ABCD") for _ in range(2)], "id": f"{i}"}
         (tmp_path / split / level / f"{i}.txt").write_text(json.dumps(record))
-  return tasks.RaceTask().prepare(str(tmp_path), _tokenizer(), LENGTH)
+  return adapters.RaceTask().prepare(str(tmp_path), _tokenizer(), LENGTH)
 
 
 TASKS = {"glue": _glue, "squad": _squad, "tagging": _tagging, "race": _race}

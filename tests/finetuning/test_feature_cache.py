@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tpu_electra import fileio
 from tpu_electra.data import tokenization
+from tpu_electra.finetuning import adapters
 from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import features
 from tpu_electra.finetuning import glue
@@ -223,10 +224,10 @@ def test_a_changed_vocab_setting_or_file_misses_the_cache(mnli_dir, tmp_path, ch
     # Another task over the same kind of files: the settings are part of the key.
     squad_dir = str(tmp_path / "squad")
     _write_squad(squad_dir)
-    base = tasks.SquadTask(version_2=True).prepare(squad_dir, tok, 32)
-    other = tasks.SquadTask(version_2=True, doc_stride=2).prepare(squad_dir, tok, 32)
+    base = adapters.SquadTask(version_2=True).prepare(squad_dir, tok, 32)
+    other = adapters.SquadTask(version_2=True, doc_stride=2).prepare(squad_dir, tok, 32)
     assert other.features["source"] == "built" and other.features["dir"] != base.features["dir"]
-    assert tasks.SquadTask(version_2=True).prepare(squad_dir, tok, 32).features["source"] == "cache"
+    assert adapters.SquadTask(version_2=True).prepare(squad_dir, tok, 32).features["source"] == "cache"
     return
   second = adapter.prepare(mnli_dir, tok, max_seq_length)
   assert second.features["source"] == "built"
@@ -435,7 +436,7 @@ def _write_squad(root):
 def test_squad_features_and_answers_survive_the_cache(tmp_path):
   tok = _tokenizer()
   squad_dir = _write_squad(str(tmp_path / "squad"))
-  adapter = tasks.SquadTask(version_2=True, doc_stride=4, max_query_length=6)
+  adapter = adapters.SquadTask(version_2=True, doc_stride=4, max_query_length=6)
   data = adapter.prepare(squad_dir, tok, 20)
   train_examples = squad.read_examples(os.path.join(squad_dir, "train-v2.0.json"), True, True)
   train_rows = squad.convert_examples_to_features(train_examples, tok, 20, 4, 6, is_training=True)
@@ -470,7 +471,7 @@ def test_tagging_features_and_scores_survive_the_cache(tmp_path):
     sentences = ["\n".join(f"{rng.choice(WORDS)}{'s' if rng.random() < .3 else ''} {rng.choice(['B-X', 'I-X', 'O'])}"
                            for _ in range(rng.randint(1, 12))) for _ in range(9)]
     (tmp_path / f"{split}.txt").write_text("\n\n".join(sentences) + "\n")
-  adapter = tasks.TaggingTask(name="ner", chunked=True)
+  adapter = adapters.TaggingTask(name="ner", chunked=True)
   data = adapter.prepare(str(tmp_path), tok, 10)
   train_examples = tagging.read_examples(str(tmp_path / "train.txt"), "train")
   dev_examples = tagging.read_examples(str(tmp_path / "dev.txt"), "dev")
@@ -500,7 +501,7 @@ def test_race_features_and_scores_survive_the_cache(tmp_path):
                   "options": [[_sentence(rng, 1, 4) for _ in range(4)] for _ in range(2)],
                   "answers": [rng.choice("ABCD") for _ in range(2)], "id": f"{i}"}
         (tmp_path / split / level / f"{i}.txt").write_text(json.dumps(record))
-  data = tasks.RaceTask().prepare(str(tmp_path), tok, 24)
+  data = adapters.RaceTask().prepare(str(tmp_path), tok, 24)
   examples = race.read_examples(str(tmp_path), "train")
   rows = [race.convert_example(e, tok, 24) for e in examples]
   got = data.train.read_all()
@@ -510,7 +511,7 @@ def test_race_features_and_scores_survive_the_cache(tmp_path):
   assert got["label_ids"].tolist() == [r.label for r in rows]
   dev = race.read_examples(str(tmp_path), "dev")
   logits = np.eye(4)[[e.label for e in dev]]
-  metrics, _ = tasks.RaceTask().prepare(str(tmp_path), tok, 24).evals[0].score({"logits": logits})
+  metrics, _ = adapters.RaceTask().prepare(str(tmp_path), tok, 24).evals[0].score({"logits": logits})
   assert metrics["accuracy"] == 1.0
 
 

@@ -53,6 +53,7 @@ from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import plots
 from tpu_electra.finetuning import report
+from tpu_electra.finetuning import task_base
 from tpu_electra.finetuning import tasks as tasks_lib
 from tpu_electra.training import layerwise_decay
 from tpu_electra.training import seeding
@@ -80,7 +81,7 @@ def _train_dataset(split: feature_cache.SplitFeatures, global_batch_size: int, s
   return dataset_fn
 
 
-def pad_rows(arrays: tasks_lib.Arrays, multiple: int) -> tasks_lib.Arrays:
+def pad_rows(arrays: task_base.Arrays, multiple: int) -> task_base.Arrays:
   """Appends copies of row 0 so the row count divides `multiple`; INDEX is -1 on the copies."""
   num_rows = len(arrays["input_word_ids"])
   padded_rows = int(math.ceil(num_rows / multiple)) * multiple
@@ -136,7 +137,7 @@ class Predictor:
       self._steps[key] = tf.function(step, input_signature=[element_spec])
     return self._steps[key]
 
-  def __call__(self, features) -> tasks_lib.Arrays:
+  def __call__(self, features) -> task_base.Arrays:
     if isinstance(features, feature_cache.SplitFeatures):
       length = features.record_format.seq_length
       dataset = feature_cache.evaluation_dataset(features, self.global_batch_size, INDEX,
@@ -158,14 +159,14 @@ class Predictor:
     return {name: value[keep][order] for name, value in outputs.items()}
 
 
-def evaluate(task_data: tasks_lib.TaskData, predictor: Predictor):
+def evaluate(task_data: task_base.TaskData, predictor: Predictor):
   """(flattened metrics, {eval name: {metric: value}}, {eval name: files}) over every eval set."""
   per_eval, files = {}, {}
   for eval_set in task_data.evals:
     metrics, eval_files = eval_set.score(predictor(eval_set.features))
     per_eval[eval_set.name] = {k: float(v) for k, v in metrics.items()}
     files[eval_set.name] = eval_files
-  return tasks_lib.flatten_metrics(per_eval), per_eval, files
+  return task_base.flatten_metrics(per_eval), per_eval, files
 
 
 def eval_points(num_train: int, batch_size: int, epochs: float, train_steps: int, every_epoch: bool) -> List[int]:
@@ -179,7 +180,7 @@ def eval_points(num_train: int, batch_size: int, epochs: float, train_steps: int
 
 
 @gin.configurable(denylist=["task_data", "run", "strategy", "seed", "seed_dir", "from_scratch"])
-def train_and_evaluate(task_data: tasks_lib.TaskData,
+def train_and_evaluate(task_data: task_base.TaskData,
                        run: runs.PretrainingRun,
                        strategy: tf.distribute.Strategy,
                        seed: int,
@@ -459,7 +460,7 @@ def _kind(from_scratch: bool) -> str:
   return "from scratch" if from_scratch else "from the pretrained weights"
 
 
-def _label_list(task_adapter, task_data: tasks_lib.TaskData) -> Optional[List[str]]:
+def _label_list(task_adapter, task_data: task_base.TaskData) -> Optional[List[str]]:
   """The label names in label-id order: a GLUE task's, or those its feature cache lists (tagging);
   None for regression, SQuAD and RACE."""
   glue_task = getattr(task_adapter, "task", None)
@@ -487,7 +488,7 @@ def _arguments(configurable) -> Dict[str, Any]:
   return {name: value if isinstance(value, plain) else repr(value) for name, value in sorted(values.items())}
 
 
-def summarize(task_data: tasks_lib.TaskData, run: runs.PretrainingRun, records: List[Dict[str, Any]],
+def summarize(task_data: task_base.TaskData, run: runs.PretrainingRun, records: List[Dict[str, Any]],
               hyperparameters: Dict[str, Any], prepare_seconds: float, from_scratch: bool) -> Dict[str, Any]:
   """The run's results: per-seed metrics, their statistics over seeds, and (GLUE) the GLUE view.
 
