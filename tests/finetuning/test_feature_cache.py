@@ -14,6 +14,8 @@ from tpu_electra import fileio
 from tpu_electra.data import tokenization
 from tpu_electra.finetuning import adapters
 from tpu_electra.finetuning import feature_cache
+from tpu_electra.finetuning import feature_records
+from tpu_electra.finetuning import feature_streams
 from tpu_electra.finetuning import features
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import race
@@ -75,12 +77,12 @@ def test_records_round_trip_every_kind_of_feature_and_cut_the_padding():
   labels = np.where(positions < lengths[:, None], rng.integers(-1, 9, size=(rows, length)), -1)
   arrays = {"input_word_ids": ids, "choices": choices, "label_ids": labels,
             "score": rng.normal(size=rows).astype(np.float32), "start": rng.integers(-5, 500, size=rows)}
-  record_format = feature_cache.RecordFormat([
-      feature_cache.sequence_spec("input_word_ids", [length], pad=5, high=69999),
-      feature_cache.sequence_spec("choices", [3, length], pad=0, high=199),
-      feature_cache.sequence_spec("label_ids", [length], pad=-1, low=-1, high=8),
-      feature_cache.scalar_spec("score", "float32"),
-      feature_cache.scalar_spec("start")])
+  record_format = feature_records.RecordFormat([
+      feature_records.sequence_spec("input_word_ids", [length], pad=5, high=69999),
+      feature_records.sequence_spec("choices", [3, length], pad=0, high=199),
+      feature_records.sequence_spec("label_ids", [length], pad=-1, low=-1, high=8),
+      feature_records.scalar_spec("score", "float32"),
+      feature_records.scalar_spec("start")])
   assert [s.storage for s in record_format.specs[:3]] == ["uint32", "uint8", "uint8"]
   records = record_format.encode(arrays)
   # Fixed part (4 + 4 bytes), then per position 4 + 3 + 1 bytes, up to the row's last non-pad position.
@@ -88,13 +90,13 @@ def test_records_round_trip_every_kind_of_feature_and_cut_the_padding():
   decoded = {k: v.numpy() for k, v in record_format.decode(tf.constant(records)).items()}
   _assert_arrays_equal(decoded, arrays)
   assert decoded["input_word_ids"].dtype == np.int32 and decoded["score"].dtype == np.float32
-  again = feature_cache.RecordFormat.from_json(json.loads(json.dumps(record_format.to_json())))
+  again = feature_records.RecordFormat.from_json(json.loads(json.dumps(record_format.to_json())))
   _assert_arrays_equal({k: v.numpy() for k, v in again.decode(tf.constant(records)).items()}, arrays)
 
 
 def test_records_of_fixed_features_only():
-  record_format = feature_cache.RecordFormat([feature_cache.scalar_spec("label_ids"),
-                                              feature_cache.scalar_spec("scores", "float32", [2])])
+  record_format = feature_records.RecordFormat([feature_records.scalar_spec("label_ids"),
+                                              feature_records.scalar_spec("scores", "float32", [2])])
   arrays = {"label_ids": np.asarray([3, -1, 7]), "scores": np.asarray([[0.5, 1], [2, 3], [-1, 0]], np.float32)}
   records = record_format.encode(arrays)
   assert [len(r) for r in records] == [12, 12, 12]
@@ -102,7 +104,7 @@ def test_records_of_fixed_features_only():
 
 
 def test_records_refuse_values_their_storage_cannot_hold():
-  record_format = feature_cache.RecordFormat([feature_cache.sequence_spec("input_mask", [4], pad=0, high=1)])
+  record_format = feature_records.RecordFormat([feature_records.sequence_spec("input_mask", [4], pad=0, high=1)])
   with pytest.raises(ValueError, match="values outside"):
     record_format.encode({"input_mask": np.asarray([[1, 1, 256, 0]])})
   with pytest.raises(ValueError, match="expected shape"):
@@ -369,7 +371,7 @@ def test_training_order_is_a_function_of_the_seed_alone(mnli_dir, monkeypatch):
   streams = {}
   for name, seed in (("first", 5), ("other", 6), ("again", 5)):
     seeding.seed_everything(seed)  # As the runner does before it builds a seed's stream.
-    streams[name] = _rows(feature_cache.training_dataset(data.train, 8, seed=seed), 15)
+    streams[name] = _rows(feature_streams.training_dataset(data.train, 8, seed=seed), 15)
   first = streams["first"]
   assert first == streams["again"] and first != streams["other"]
   # Each epoch (40 rows = 5 batches) is every row once, reshuffled.
@@ -384,7 +386,7 @@ def test_each_host_reads_its_own_share(mnli_dir, monkeypatch, shard_bytes):
   shares = []
   for host in range(2):
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=host, num_replicas_in_sync=2)
-    dataset = feature_cache.training_dataset(data.train, 1, seed=0, input_context=context)
+    dataset = feature_streams.training_dataset(data.train, 1, seed=0, input_context=context)
     shares.append(set(_rows(dataset, 80)))
   everything = set(map(tuple, data.train.read_all()["input_word_ids"].tolist()))
   # By file when there are enough files, by record otherwise: disjoint halves that cover the split.
@@ -396,7 +398,7 @@ def test_each_host_reads_its_own_share(mnli_dir, monkeypatch, shard_bytes):
 def test_evaluation_streams_rows_in_order_padded_to_whole_batches(mnli_dir):
   data = tasks.get_task("mnli").prepare(mnli_dir, _tokenizer(), 24)
   split = data.evals[0].features
-  batches = list(feature_cache.evaluation_dataset(split, 4, "example_index"))
+  batches = list(feature_streams.evaluation_dataset(split, 4, "example_index"))
   assert len(batches) == 3
   index = np.concatenate([b["example_index"].numpy() for b in batches])
   assert index.tolist() == list(range(10)) + [-1, -1]
@@ -540,7 +542,7 @@ def test_a_full_disk_while_preparing_is_one_line_naming_the_cache_and_keeps_no_i
                                            "device")
 
   monkeypatch.setattr(feature_cache.SplitWriter, "write", full)
-  with pytest.raises(feature_cache.FeatureCacheError) as raised:
+  with pytest.raises(feature_records.FeatureCacheError) as raised:
     tasks.get_task("mnli").prepare(mnli_dir, _tokenizer(), 24)
   root = os.path.join(mnli_dir, feature_cache.DEFAULT_DIR_NAME)
   (cache_dir,) = [n for n in os.listdir(root) if n.startswith("mnli-")]

@@ -12,6 +12,7 @@ import numpy as np
 
 from tpu_electra import fileio
 from tpu_electra.finetuning import feature_cache
+from tpu_electra.finetuning import feature_records
 from tpu_electra.finetuning import features
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import models
@@ -53,9 +54,9 @@ class GlueTask(task_base.CachedFeaturesTask):
   def input_files(self, data_dir: str) -> Dict[str, str]:
     return {f"{self.task.directory}/{split}.tsv": glue.split_path(data_dir, self.task, split) for split in self.splits}
 
-  def _record_format(self, tokenizer, max_seq_length: int) -> feature_cache.RecordFormat:
-    label = feature_cache.scalar_spec("label_ids", "float32" if self.task.is_regression else "int32")
-    return feature_cache.RecordFormat(task_base.encoder_specs(tokenizer, [max_seq_length]) + [label])
+  def _record_format(self, tokenizer, max_seq_length: int) -> feature_records.RecordFormat:
+    label = feature_records.scalar_spec("label_ids", "float32" if self.task.is_regression else "int32")
+    return feature_records.RecordFormat(task_base.encoder_specs(tokenizer, [max_seq_length]) + [label])
 
   def _fields(self, data_dir: str, split: str, stats: collections.Counter,
               on_progress: Callable[[float], None]) -> Tuple[Iterator[glue.Fields], str]:
@@ -159,8 +160,8 @@ class TextClassificationTask(task_base.CachedFeaturesTask):
 
   def write_features(self, data_dir, tokenizer, max_seq_length, builder) -> None:
     label_map = {label: i for i, label in enumerate(self._label_list)}
-    record_format = feature_cache.RecordFormat(
-        task_base.encoder_specs(tokenizer, [max_seq_length]) + [feature_cache.scalar_spec("label_ids")])
+    record_format = feature_records.RecordFormat(
+        task_base.encoder_specs(tokenizer, [max_seq_length]) + [feature_records.scalar_spec("label_ids")])
     gold: List[np.ndarray] = []
     for split, path in self.input_files(data_dir).items():
       writer = builder.split(split, record_format)
@@ -292,8 +293,8 @@ class SquadTask(task_base.CachedFeaturesTask):
     encoder = task_base.encoder_specs(tokenizer, [max_seq_length])
     train_examples, train_source = self._read_examples(data_dir, "train", stats)
     task_base.require_rows(train_examples, train_source)
-    writer = builder.split("train", feature_cache.RecordFormat(
-        encoder + [feature_cache.scalar_spec("start_positions"), feature_cache.scalar_spec("end_positions")]))
+    writer = builder.split("train", feature_records.RecordFormat(
+        encoder + [feature_records.scalar_spec("start_positions"), feature_records.scalar_spec("end_positions")]))
     progress = feature_cache.Progress(f"preparing {self.name} train", len(train_examples), "questions")
     self._convert(train_examples, tokenizer, max_seq_length, True, writer, progress)
     builder.finish_split(writer)
@@ -302,7 +303,7 @@ class SquadTask(task_base.CachedFeaturesTask):
 
     dev_examples, dev_source = self._read_examples(data_dir, "dev")
     task_base.require_rows(dev_examples, dev_source)
-    writer = builder.split("dev", feature_cache.RecordFormat(encoder))
+    writer = builder.split("dev", feature_records.RecordFormat(encoder))
     progress = feature_cache.Progress(f"preparing {self.name} dev", len(dev_examples), "questions")
     maps = collections.defaultdict(list)
 
@@ -419,11 +420,11 @@ class TaggingTask(task_base.CachedFeaturesTask):
     label_list = tagging.label_list_from_examples(list(train_examples) + list(dev_examples))
     stats = collections.Counter()
     encoder = task_base.encoder_specs(tokenizer, [max_seq_length])
-    labels = feature_cache.sequence_spec("label_ids", [max_seq_length], pad=features.IGNORE_LABEL,
+    labels = feature_records.sequence_spec("label_ids", [max_seq_length], pad=features.IGNORE_LABEL,
                                          low=features.IGNORE_LABEL, high=len(label_list) - 1)
     word_positions: List[List[int]] = []
     for split, examples, record_format in (("train", train_examples, encoder + [labels]), ("dev", dev_examples, encoder)):
-      writer = builder.split(split, feature_cache.RecordFormat(record_format))
+      writer = builder.split(split, feature_records.RecordFormat(record_format))
       progress = feature_cache.Progress(f"preparing {self.name} {split}", len(examples), "sentences")
       done = 0
       for chunk in task_base.chunks(examples, task_base.CHUNK_EXAMPLES):
@@ -499,8 +500,8 @@ class RaceTask(task_base.CachedFeaturesTask):
       raise ValueError(f"RACE {split} questions have different numbers of options {sorted(num_choices)}; "
                        "the model scores a fixed number per question")
     shape = [num_choices.pop(), max_seq_length]
-    writer = builder.split(split, feature_cache.RecordFormat(
-        task_base.encoder_specs(tokenizer, shape) + [feature_cache.scalar_spec("label_ids")]))
+    writer = builder.split(split, feature_records.RecordFormat(
+        task_base.encoder_specs(tokenizer, shape) + [feature_records.scalar_spec("label_ids")]))
     progress = feature_cache.Progress(f"preparing race {split}", len(examples), "questions")
     done = 0
     for chunk in task_base.chunks(examples, task_base.CHUNK_EXAMPLES // 8):

@@ -17,6 +17,8 @@ import numpy as np
 
 from tpu_electra import fileio
 from tpu_electra.finetuning import feature_cache
+from tpu_electra.finetuning import feature_records
+from tpu_electra.finetuning import feature_streams
 from tpu_electra.finetuning import features
 from tpu_electra.finetuning import models
 from tpu_electra.finetuning import tfds_source
@@ -24,7 +26,7 @@ from tpu_electra.finetuning import tfds_source
 Arrays = Dict[str, np.ndarray]
 # (per-row model outputs in row order) -> (metrics, files to write beside them: name -> JSON object)
 ScoreFn = Callable[[Arrays], Tuple[Dict[str, float], Dict[str, Any]]]
-SplitFeatures = feature_cache.SplitFeatures
+SplitFeatures = feature_streams.SplitFeatures
 # Examples converted per batch: one or two tokenizer calls, arrays of a few MB.
 CHUNK_EXAMPLES = 8192
 
@@ -93,14 +95,14 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[List[Any]]:
     yield chunk
 
 
-def encoder_specs(tokenizer, shape: Sequence[int]) -> List[feature_cache.FeatureSpec]:
+def encoder_specs(tokenizer, shape: Sequence[int]) -> List[feature_records.FeatureSpec]:
   """Ids in [0, vocab size), mask and type ids in {0, 1}, padded as `features.pack_segments` pads."""
   ids = features.special_ids(tokenizer)
   vocab_size = getattr(tokenizer, "vocab_size", None)
   high = vocab_size - 1 if vocab_size else 2**31 - 1
-  return [feature_cache.sequence_spec("input_word_ids", shape, pad=ids.pad, high=max(high, ids.pad)),
-          feature_cache.sequence_spec("input_mask", shape, pad=0, high=1),
-          feature_cache.sequence_spec("input_type_ids", shape, pad=0, high=1)]
+  return [feature_records.sequence_spec("input_word_ids", shape, pad=ids.pad, high=max(high, ids.pad)),
+          feature_records.sequence_spec("input_mask", shape, pad=0, high=1),
+          feature_records.sequence_spec("input_type_ids", shape, pad=0, high=1)]
 
 
 def require_files(paths: Mapping[str, str]) -> Dict[str, str]:
