@@ -58,22 +58,12 @@ def pretrain(model_dir: str,
   (0: never) the model is evaluated on `eval_batches` fixed held-out batches (tpu_electra.evaluate).
   Before the first step the data's shard sizes and vocab are checked against its manifest, and
   with `verify_checksums` every shard's checksum too (a full read of the data). `init_checkpoint`:
-  continued pretraining from that run dir (tpu_electra.pretrain's docstring), when model_dir has no checkpoint yet.
-  A model dir with checkpoints continues only with the settings its run.json records, or with
-  `accept_changes` (tpu_electra.pretrain's docstring).
+  continued pretraining from that run dir (tpu_electra.pretrain's docstring), when model_dir has no
+  checkpoint yet. A model dir with checkpoints continues only with the settings its run.json records,
+  or with `accept_changes` (tpu_electra.pretrain's docstring).
   """
   strategy_lib.set_precision(precision)
-  manifest = manifest_lib.read_manifest(data_dir)
-  encoder_config = EncoderConfig()
-  manifest_lib.check_compatible(manifest, data_dir, encoder_config.vocab_size, seq_length)
-  manifest_lib.check_vocab(manifest, data_dir)
-  manifest_lib.check_shard_sizes(manifest, data_dir)
-  if verify_checksums:
-    manifest_lib.verify_checksums(manifest, data_dir)
-  if seq_length > encoder_config.max_position_embeddings:
-    raise ValueError(f"SEQ_LENGTH={seq_length} exceeds EncoderConfig.max_position_embeddings="
-                     f"{encoder_config.max_position_embeddings}")
-  encoder_config = encoder_config.with_vocab_size(manifest.vocab_size)
+  manifest, encoder_config = checked_data(data_dir, seq_length, verify_checksums)
   objective = objectives.of(objective)
   train_steps = resolve_train_steps(train_steps, train_flops, objective, encoder_config, batch_size, seq_length)
 
@@ -118,20 +108,47 @@ def pretrain(model_dir: str,
       fileio.copy(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), os.path.join(model_dir, kept_config))
     runs.write_record(model_dir, record)
 
-  evaluator = None
-  if eval_every:
-    if manifest.eval_shard_paths(data_dir):
-      evaluator = evaluate.make_evaluator(model, strategy, data_dir, batch_size, seq_length, eval_batches,
-                                          masking_config=masking_config)
-    else:
-      logging.warning("EVAL_EVERY=%d but the data in %s has no held-out split: no evaluation. Rebuild it with "
-                      "python -m data_prep.build to get one.", eval_every, data_dir)
+  evaluator = held_out_evaluator(model, strategy, manifest, data_dir, batch_size, seq_length, eval_every,
+                                 eval_batches, masking_config)
   try:
     return trainer.train(model, optimizer, dataset_fn, strategy, model_dir, train_steps, batch_size,
                          checkpoint_items={"encoder": model.encoder}, evaluator=evaluator, eval_every=eval_every,
                          write_operative_config=record is not None)
   except tf.errors.DataLossError as e:
     raise manifest_lib.DataError(corrupt_data_message(manifest, data_dir, model_dir, e)) from None
+
+
+def checked_data(data_dir: str, seq_length: int,
+                 verify_checksums: bool) -> Tuple[manifest_lib.Manifest, EncoderConfig]:
+  """(the data's manifest, the configured encoder config with the data's vocab size), once the data's
+  shard sizes and vocab (and with `verify_checksums` every shard's checksum) match the manifest and
+  the model fits SEQ_LENGTH; one-line errors otherwise."""
+  manifest = manifest_lib.read_manifest(data_dir)
+  encoder_config = EncoderConfig()
+  manifest_lib.check_compatible(manifest, data_dir, encoder_config.vocab_size, seq_length)
+  manifest_lib.check_vocab(manifest, data_dir)
+  manifest_lib.check_shard_sizes(manifest, data_dir)
+  if verify_checksums:
+    manifest_lib.verify_checksums(manifest, data_dir)
+  if seq_length > encoder_config.max_position_embeddings:
+    raise ValueError(f"SEQ_LENGTH={seq_length} exceeds EncoderConfig.max_position_embeddings="
+                     f"{encoder_config.max_position_embeddings}")
+  return manifest, encoder_config.with_vocab_size(manifest.vocab_size)
+
+
+def held_out_evaluator(model, strategy: tf.distribute.Strategy, manifest: manifest_lib.Manifest, data_dir: str,
+                       batch_size: int, seq_length: int, eval_every: int, eval_batches: int,
+                       masking_config: masking.MaskingConfig):
+  """The evaluator of EVAL_EVERY (tpu_electra.evaluate); None when it is 0, and (with a warning) for data without
+  a held-out split."""
+  if not eval_every:
+    return None
+  if manifest.eval_shard_paths(data_dir):
+    return evaluate.make_evaluator(model, strategy, data_dir, batch_size, seq_length, eval_batches,
+                                   masking_config=masking_config)
+  logging.warning("EVAL_EVERY=%d but the data in %s has no held-out split: no evaluation. Rebuild it with "
+                  "python -m data_prep.build to get one.", eval_every, data_dir)
+  return None
 
 
 def training_settings(masking_config: masking.MaskingConfig) -> Dict[str, Any]:
