@@ -4,7 +4,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import gin
 import numpy as np
-import tpu_electra  # noqa: F401
+import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import gin_utils
@@ -61,7 +61,7 @@ def objective_names() -> List[str]:
 def objective_and_config(objective: str, size: str, vocab_size: int = BERT_VOCAB_SIZE) -> Tuple[type, EncoderConfig]:
   """The registered objective class and the encoder config of models/<size>.gin, with the bindings of
   objectives/<objective>.gin when there is one (an objective registered elsewhere runs on its defaults)."""
-  import tpu_electra.pretrain  # noqa: F401  pylint: disable=g-import-not-at-top  (registers configurables)
+  import tpu_electra.pretrainer  # noqa: F401  pylint: disable=g-import-not-at-top  (registers configurables)
   objective_class = objectives.get(objective)
   files = [f"models/{size}.gin"]
   try:

@@ -79,10 +79,10 @@ PAUSE_S = 3.0
 
 def corpus_documents() -> List[List[str]]:
   """Sentences of the embedded fragment's articles, split as data_prep.build splits them."""
+  from data_prep import corpus_readers  # pylint: disable=g-import-not-at-top
   from data_prep import embedded  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
   from data_prep import segment  # pylint: disable=g-import-not-at-top
-  from data_prep import sources  # pylint: disable=g-import-not-at-top
-  documents = [segment.split_document(d.paragraphs) for d in sources.read_wikipedia_dump(embedded.fetch())]
+  documents = [segment.split_document(d.paragraphs) for d in corpus_readers.read_wikipedia_dump(embedded.fetch())]
   return [d for d in documents if d]
 
 
@@ -258,9 +258,9 @@ def stage_table(ours: Dict[int, List[Dict]], corpus_bytes: int) -> str:
 # Profile: the parts timed, as (label, module, attribute); class attributes as "Class.method". Each is
 # counted in the stage that calls it.
 PROFILED = (
-    ("read + decode (text files)", "data_prep.sources", "read_text_documents"),
-    ("bz2 decompression", "data_prep.sources", "_bz2_chunks"),
-    ("XML pull parsing (dumps)", "data_prep.sources", "read_wikipedia_dump"),
+    ("read + decode (text files)", "data_prep.corpus_readers", "read_text_documents"),
+    ("bz2 decompression", "data_prep.corpus_readers", "_bz2_chunks"),
+    ("XML pull parsing (dumps)", "data_prep.corpus_readers", "read_wikipedia_dump"),
     ("wikitext cleaning (mwparserfromhell)", "data_prep.wikitext", "to_paragraphs"),
     ("sentence splitting", "data_prep.segment", "split_document"),
     ("held-out bucket (sha256 per document)", "data_prep.extract", "bucket_of_bytes"),
@@ -429,10 +429,10 @@ def run(flag_values: flags.FlagValues) -> int:
   print()
   print(stage_table(ours, corpus_bytes))
   if flag_values.profile:
+    from data_prep import corpus_readers  # pylint: disable=g-import-not-at-top
     from data_prep import embedded  # pylint: disable=g-import-not-at-top
-    from data_prep import sources  # pylint: disable=g-import-not-at-top
     dump = embedded.fetch()
-    dump_text = sum(len("\n".join(d.paragraphs).encode("utf-8")) for d in sources.read_wikipedia_dump(dump))
+    dump_text = sum(len("\n".join(d.paragraphs).encode("utf-8")) for d in corpus_readers.read_wikipedia_dump(dump))
     for title, corpus, text_bytes in (
         (f"the {corpus_bytes / MB:.1f} MiB text corpus above", f"text:{corpus_dir}", corpus_bytes),
         (f"the embedded Wikipedia dump ({os.path.getsize(dump) / MB:.1f} MiB of bz2, {dump_text / MB:.1f} MiB of "

@@ -38,10 +38,10 @@ from absl import flags
 from absl import logging
 
 from benchmarks import common
+from data_prep import corpus_readers
 from data_prep import embedded
 from data_prep import embedded_tasks
 from data_prep import segment
-from data_prep import sources
 from tpu_electra import cli_utils
 from tpu_electra import fileio
 from tpu_electra import gin_utils
@@ -61,7 +61,7 @@ def polarity_sentences() -> List[str]:
 
 def wikipedia_sentences() -> List[str]:
   """Every sentence of the embedded Wikipedia fragment (about 18,000, 22 words on average)."""
-  documents = sources.read_wikipedia_dump(embedded.fetch(embedded.WIKIPEDIA_FRAGMENT))
+  documents = corpus_readers.read_wikipedia_dump(embedded.fetch(embedded.WIKIPEDIA_FRAGMENT))
   return [s for document in documents for s in segment.split_document(document.paragraphs)]
 
 

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 from absl import flags
-import tpu_electra  # noqa: F401
+import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from benchmarks import common

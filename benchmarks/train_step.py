@@ -16,7 +16,7 @@ import time
 from typing import Dict, List
 
 from absl import flags
-import tpu_electra  # noqa: F401
+import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from benchmarks import common

@@ -32,8 +32,6 @@ if __name__ == "__main__":
   from data_prep import fork_server
   fork_server.start_early(sys.argv[1:])
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import dataclasses
 import gc
 import hashlib
@@ -46,6 +44,7 @@ from absl import flags
 from absl import logging
 
 from data_prep import build_config
+from data_prep import corpus_readers
 from data_prep import embedded
 from data_prep import examples as examples_lib
 from data_prep import executor as executor_lib
@@ -192,7 +191,7 @@ def describe_inputs(inputs: Sequence[InputFile]) -> List[Dict[str, object]]:
   by_spec: Dict[str, List[Dict[str, object]]] = {}
   for item in inputs:
     by_spec.setdefault(item.spec, []).append(
-        {"spec": item.spec, "name": os.path.basename(item.path), "bytes": sources.file_size(item.path)})
+        {"spec": item.spec, "name": os.path.basename(item.path), "bytes": fileio.size(item.path)})
   for spec, files in by_spec.items():
     if len(files) <= MAX_LISTED_INPUTS:
       described.extend(files)
@@ -363,7 +362,7 @@ def config_from_flags(flag_values: flags.FlagValues) -> BuildConfig:
       beam_options=flag_values.beam_options)
 
 
-EXPECTED_ERRORS = (BuildError, sources.SourceError, embedded.EmbeddedCorpusError, vocab_lib.VocabError,
+EXPECTED_ERRORS = (BuildError, corpus_readers.SourceError, embedded.EmbeddedCorpusError, vocab_lib.VocabError,
                    wordpiece.WordpieceError, manifest_lib.DataError)
 
 

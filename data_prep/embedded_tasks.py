@@ -48,8 +48,6 @@ def define_flags(flag_values: flags.FlagValues) -> None:
 if __name__ == "__main__":
   cli_utils.run_as_program(define_flags, "data_prep.embedded_tasks")
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import collections
 import hashlib
 import json

@@ -20,8 +20,6 @@ into an `ExampleBatch` of [N, max_seq_length] arrays). The latter walks only sen
 Python, one step per sentence, and gathers the ids of all examples with one numpy indexing
 operation; tests/data_prep/test_examples.py pins it to the former.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import dataclasses
 import random
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union

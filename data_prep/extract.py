@@ -5,9 +5,6 @@
 One task per input part; with several local workers, one per file of a part (extract_work,
 extract_piece), then joined (join_pieces). See data_prep.pipeline for the stages that follow.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tpu_electra import fileio
-
 import dataclasses
 import hashlib
 import os
@@ -17,11 +14,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from absl import logging
 
+from data_prep import corpus_readers
 from data_prep import executor as executor_lib
 from data_prep import segment
 from data_prep import shards as shards_lib
 from data_prep import sources
 from data_prep.build_config import BuildConfig, ExtractTask, HELD_OUT_BUCKETS, MB, read_json, work_dir, write_json
+from tpu_electra import fileio
 
 
 # Stage 1: extract.
@@ -66,18 +65,18 @@ def extract_part(task: ExtractTask) -> Dict:
   buckets: Dict[int, int] = {}
   tmp = path + shards_lib.TMP_SUFFIX
   try:
-    with sources.open_file(tmp, "wb") as out:
+    with fileio.open_file(tmp, "wb") as out:
       staged = _stage_documents(sources.read_part(task.part, bad), out)
     summary.update(documents=len(staged.sizes), sentences=staged.sentences, bytes=sum(staged.sizes),
                    blocks=_block_starts(staged.sizes, task.unit_bytes))
     buckets = staged.buckets
-  except sources.SourceError as e:
+  except corpus_readers.SourceError as e:
     if not task.skip_bad_files:
       fileio.remove(tmp)
       raise
     # The whole part is dropped: what it wrote before the error is not kept.
     logging.warning("skipping bad input: %s", e)
-    with sources.open_file(tmp, "wb"):
+    with fileio.open_file(tmp, "wb"):
       pass
     summary.update(documents=0, sentences=0, blocks=[0], bytes=0)
     buckets = {}
@@ -103,7 +102,7 @@ class _Staged:
   buckets: Dict[int, int]  # Held-out bucket -> bytes.
 
 
-def _stage_documents(documents: Iterable[sources.Document], out) -> _Staged:
+def _stage_documents(documents: Iterable[corpus_readers.Document], out) -> _Staged:
   """Writes the sentences of each document, a newline after each and a blank line after the document."""
   staged = _Staged([], 0, {})
   for document in documents:
@@ -178,14 +177,14 @@ def extract_piece(piece: ExtractPiece) -> Dict:
   try:
     # As sources.read_part reads a file of a part of several: whole, or skipped when bad.
     documents = list(sources.read_part(sources.Part(task.part.kind, (name,), held_out=task.part.held_out), bad))
-  except sources.SourceError:
+  except corpus_readers.SourceError:
     if bad is None:
       raise
     bad.append(name)
     documents = []
   tmp = path + shards_lib.TMP_SUFFIX
   try:
-    with sources.open_file(tmp, "wb") as out:
+    with fileio.open_file(tmp, "wb") as out:
       staged = _stage_documents(documents, out)
   except BaseException:
     if fileio.exists(tmp):
@@ -206,7 +205,7 @@ def join_pieces(task: ExtractTask, pieces: Sequence[Dict]) -> Dict:
     return read_json(_summary_path(task))
   pieces = sorted(pieces, key=lambda p: p["file_index"])
   tmp = path + shards_lib.TMP_SUFFIX
-  with sources.open_file(tmp, "wb") as out:
+  with fileio.open_file(tmp, "wb") as out:
     for piece in pieces:
       _append_file(piece["piece"], out, local=not fileio.is_url(tmp))
   sizes = [size for piece in pieces for size in piece["sizes"]]
@@ -234,7 +233,7 @@ def _append_file(source: str, out, local: bool) -> None:
   """Appends the bytes of `source` to the open file `out`; between local files inside the kernel
   (sendfile), which copies faster than reading and writing them through Python."""
   if not (local and not fileio.is_url(source) and hasattr(os, "sendfile")):
-    with sources.open_file(source, "rb") as f:
+    with fileio.open_file(source, "rb") as f:
       shutil.copyfileobj(f, out, 1 << 20)
     return
   out.flush()
@@ -256,7 +255,7 @@ def run_extract(executor: executor_lib.Executor, tasks: Sequence[ExtractTask],
                 timings: Optional[Dict[str, float]] = None) -> List[Dict]:
   """The summaries of all parts, in order; several workers share the parts of several files file by file."""
   work = extract_work(tasks) if executor.num_workers > 1 else list(tasks)
-  weights = [w.part.size if isinstance(w, ExtractTask) else sources.file_size(w.task.part.paths[w.file_index])
+  weights = [w.part.size if isinstance(w, ExtractTask) else fileio.size(w.task.part.paths[w.file_index])
              for w in work]
   results = executor_lib.run_stage("extract", executor, extract_work_item, work, weights, "B",
                       lambda s: {"documents": s["documents"], "sentences": s["sentences"]}, timings)

@@ -39,9 +39,6 @@ own work (README, "Benchmarks").
 The modules: data_prep.build_config (the settings, task records, work directory), data_prep.extract
 (stage 1), this one (the held-out split, stages 2 to 5), data_prep.executor (running tasks).
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tpu_electra import fileio
-
 import dataclasses
 import os
 import random
@@ -52,13 +49,14 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from absl import logging
 import numpy as np
 
+from data_prep import corpus_readers
 from data_prep import examples as examples_lib
 from data_prep import extract as extract_lib
 from data_prep import shards as shards_lib
-from data_prep import sources
 from data_prep import tfexample
 from data_prep import vocab as vocab_lib
 from data_prep import wordpiece
+from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 from data_prep.build_config import (EVAL_SHARD_PREFIX, HELD_OUT_BUCKETS, MB, SHARD_PREFIX, BuildConfig, UnitTask, VocabInfo,
                                     read_json, work_dir, write_json)
@@ -109,7 +107,7 @@ def _trainable(summaries: Sequence[Dict]) -> List[Dict]:
 def staged_sentences(summaries: Sequence[Dict], held_out: int = 0) -> Iterator[str]:
   """Sentences of the training documents (buckets from `held_out` on), in order."""
   for summary in sorted(_trainable(summaries), key=lambda s: s["index"]):
-    for document in sources.read_text_documents(summary["path"]):
+    for document in corpus_readers.read_text_documents(summary["path"]):
       if document_bucket(document.paragraphs) >= held_out:
         yield from document.paragraphs
 
@@ -253,7 +251,7 @@ def write_unit(task: UnitTask) -> Dict:
   if hasattr(tokenizer, "tokenize_text"):
     training, held_out = _tokenize_staged_text(task, tokenizer)
   else:
-    texts = [d.paragraphs for d in sources.read_text_documents(task.staged_path, task.start, task.end)]
+    texts = [d.paragraphs for d in corpus_readers.read_text_documents(task.staged_path, task.start, task.end)]
     held = [document_bucket(text) < task.held_out_below for text in texts]
     training = tokenize_documents([t for t, h in zip(texts, held) if not h], tokenizer)
     held_out = tokenize_documents([t for t, h in zip(texts, held) if h], tokenizer)
@@ -279,7 +277,7 @@ def _tokenize_staged_text(task: UnitTask, tokenizer: wordpiece.WordpieceTokenize
                           ) -> Tuple[TokenizedDocuments, TokenizedDocuments]:
   """The training and the held-out documents of a unit, tokenized straight from the bytes of its staged text.
 
-  What tokenize_documents gives for the documents of sources.read_text_documents, without a Python
+  What tokenize_documents gives for the documents of corpus_readers.read_text_documents, without a Python
   step per sentence: the staged text is each document's sentences, a newline after each, then a
   blank line (extract_part), so a blank line ends a document and every other line is a sentence.
   """

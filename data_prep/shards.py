@@ -24,7 +24,6 @@ import struct
 import uuid
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
-from data_prep import sources
 from data_prep import tfexample
 from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
@@ -95,7 +94,7 @@ def read_records(path: str, start: int = 0, end: int = -1) -> Iterator[bytes]:
   The file is read whole (a unit's examples, some MB) and cut in memory: two reads per record
   cost more than all the rest of writing a shard.
   """
-  with sources.open_file(path, "rb") as f:
+  with fileio.open_file(path, "rb") as f:
     data = f.read()
   offset = index = 0
   header = _LENGTH.size
@@ -198,7 +197,6 @@ def _tfrecord_bytes(records: Sequence[bytes]) -> bytes:
 
 def _tfrecord_bytes_tf(records: Sequence[bytes]) -> bytes:
   """The TFRecord file of `records`, framed by TensorFlow's own writer, in memory."""
-  import tpu_electra  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   staging = f"ram://data_prep-{uuid.uuid4().hex}.tfrecord"
   try:

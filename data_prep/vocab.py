@@ -8,9 +8,6 @@ or the path of an existing vocab (`*.model` is a SentencePiece model, anything e
 `vocab.txt`). A learned vocab has the special tokens at ids 0..4 and exactly SIZE entries, so a
 model's VOCAB_SIZE is known before the data is built.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tpu_electra import fileio
-
 import collections
 import dataclasses
 import io
@@ -22,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from absl import logging
 
 from data_prep import wordpiece
+from tpu_electra import fileio
 
 # TensorFlow, tensorflow_text and sentencepiece are imported by the functions that learn a vocab:
 # a build with a given vocab never needs them (see data_prep.storage).

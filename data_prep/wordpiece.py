@@ -437,7 +437,6 @@ def all_codepoints() -> List[int]:
 
 def reference_tables() -> Dict[str, list]:
   """The tables of bert_unicode_tables, as tensorflow_text's own ops give them for every codepoint."""
-  import tpu_electra  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_text as tf_text  # pylint: disable=g-import-not-at-top
 

@@ -87,14 +87,14 @@ def pretrain_smoke_config(token_data_dir, tmp_path):
   """Runs `pretrain` for 3 steps of smoke/<objective>.gin shrunk to the token data; returns its metrics."""
   def run(objective: str):
     import gin  # pylint: disable=g-import-not-at-top
-    from tpu_electra import gin_utils, pretrain  # pylint: disable=g-import-not-at-top
+    from tpu_electra import gin_utils, pretrainer  # pylint: disable=g-import-not-at-top
     gin.clear_config()
     try:
       gin_utils.parse([f"smoke/{objective}.gin"], [
           f"DATA_DIR = '{token_data_dir}'", "SEQ_LENGTH = 32", "BATCH_SIZE = 4", "TRAIN_STEPS = 3",
           "WARMUP_STEPS = 1", "EncoderConfig.hidden_size = 16", "EncoderConfig.intermediate_size = 32",
           "EncoderConfig.embedding_size = 8", "train.log_every_secs = 0.0"])
-      return pretrain.pretrain(model_dir=str(tmp_path / f"{objective}_model"))
+      return pretrainer.pretrain(model_dir=str(tmp_path / f"{objective}_model"))
     finally:
       gin.clear_config()
   return run

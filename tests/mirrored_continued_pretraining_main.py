@@ -16,7 +16,7 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
 import gin  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from tpu_electra import gin_utils, pretrain  # pylint: disable=g-import-not-at-top
+from tpu_electra import gin_utils, pretrainer  # pylint: disable=g-import-not-at-top
 from tpu_electra import warm_start  # pylint: disable=g-import-not-at-top
 from tpu_electra.training import strategy as strategy_lib, trainer  # pylint: disable=g-import-not-at-top
 
@@ -41,7 +41,7 @@ def main(data_dir, init_dir, model_dir):
       f"DATA_DIR = '{data_dir}'", "SEQ_LENGTH = 32", "BATCH_SIZE = 8", "WARMUP_STEPS = 1", "EVAL_BATCHES = 2",
       "TRAIN_STEPS = 2", "CHECKPOINT_EVERY = 2", "train.log_every_secs = 0.0", "train.steps_per_loop = 1",
       "EncoderConfig.hidden_size = 16", "EncoderConfig.intermediate_size = 32", "EncoderConfig.embedding_size = 8"])
-  metrics = pretrain.pretrain(model_dir=model_dir, init_checkpoint=init_dir)
+  metrics = pretrainer.pretrain(model_dir=model_dir, init_checkpoint=init_dir)
   report["step"] = int(tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir)).get_tensor(
       "optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE"))
   report["loss"] = float(metrics["loss"])

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tests.conftest import write_token_data
 from tpu_electra import gin_utils
 from tpu_electra import pretrain
+from tpu_electra import pretrainer
 from tpu_electra import runs
 from tpu_electra import warm_start
 from tpu_electra.training import trainer
@@ -34,7 +35,7 @@ def _pretrain(objective, model_dir, params, init_checkpoint=None):
   gin.clear_config()
   try:
     gin_utils.parse([f"smoke/{objective}.gin"], params)
-    return pretrain.pretrain(model_dir=model_dir, init_checkpoint=init_checkpoint)
+    return pretrainer.pretrain(model_dir=model_dir, init_checkpoint=init_checkpoint)
   finally:
     gin.clear_config()
 

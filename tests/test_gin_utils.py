@@ -5,7 +5,7 @@ import gin
 import pytest
 
 import tpu_electra
-import tpu_electra.pretrain  # noqa: F401  (registers the configurables)
+import tpu_electra.pretrainer  # noqa: F401  (registers the configurables)
 from tpu_electra import gin_utils
 
 

@@ -20,12 +20,9 @@ import zipfile
 
 import pytest
 
-import tpu_electra
-
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ("setup.py", "tpu_electra", "data_prep", "launch", "benchmarks")
 HINT = "e.g. from the embedded Wikipedia fragment: "
-CPU_ONLY = not tpu_electra._has_accelerator()  # pylint: disable=protected-access
 
 
 def _run(argv, cwd, env, timeout=600):
@@ -121,57 +118,25 @@ def test_readme_smoke_run_from_an_unrelated_directory(installed, embedded_cache)
   assert os.path.isfile(os.path.join(elsewhere, "smoke_model", "ckpt-2.index")), trained.stdout
   assert "gradient_clip_norm=0" not in trained.stdout
   assert "Sharding callback duration" not in trained.stdout
-  if CPU_ONLY:
-    for output in (missing.stdout, built.stdout, trained.stdout):
-      assert "cuInit" not in output
+  # On a machine without a GPU, TensorFlow may log the one line README documents as harmless; nothing else.
+  for output in (missing.stdout, built.stdout, trained.stdout):
+    cuda_lines = [line for line in output.splitlines() if "cuInit" in line]
+    assert len(cuda_lines) <= 1 and all("failed call to cuInit" in line for line in cuda_lines), cuda_lines
 
 
-@pytest.mark.skipif(not CPU_ONLY, reason="the cuInit line is hidden only on machines without GPU or TPU")
-def test_only_the_cuinit_line_is_hidden(tmp_path):
-  # A stand-in for TensorFlow's device probe prints the cuInit line between two other errors; then
-  # TensorFlow's C++ side writes to stderr after its (real) probe. Everything but cuInit shows.
-  code = ("import os, sys, tpu_electra\n"
-          "tpu_electra._without_cuinit_line(lambda: os.write(2, b'E0 first error\\n'\n"
-          "    b'E1 cuda_platform.cc:51] failed call to cuInit: INTERNAL: CUDA error (303)\\nE2 second error\\n'))\n"
-          "import tensorflow as tf\n"
-          "tf.print('C++ stderr after the probe', output_stream=sys.stderr)\n"
-          "print(tf.config.list_physical_devices('GPU'), file=sys.stderr)\n")
-  done = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True, timeout=300, check=False)
-  assert done.returncode == 0, done.stderr
-  assert "E0 first error\nE2 second error\n" in done.stderr
-  assert "C++ stderr after the probe" in done.stderr and "[]" in done.stderr
-  assert "cuInit" not in done.stderr
-
-
-@pytest.mark.skipif(not CPU_ONLY, reason="the cuInit line is hidden only on machines without GPU or TPU")
-def test_the_cuinit_line_is_hidden_when_tensorflow_is_first_imported_inside_absl_app_run(tmp_path):
-  # There TensorFlow probes during its import already (data_prep imports it lazily, inside main).
-  code = ("import sys\n"
-          "from absl import app\n"
-          "import tpu_electra\n"
-          "def main(argv):\n"
-          "  import tensorflow as tf\n"
-          "  print(len(tf.config.list_physical_devices()), file=sys.stderr)\n"
-          "app.run(main)\n")
-  done = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True, timeout=300, check=False)
-  assert done.returncode == 0, done.stderr
-  assert "1\n" in done.stderr and "cuInit" not in done.stderr
-
-
-@pytest.mark.skipif(not CPU_ONLY, reason="shows TensorFlow's own cuInit line, printed only without a GPU")
-def test_a_machine_with_an_accelerator_is_left_alone(tmp_path):
-  # /dev as a GPU machine shows it: no import hook, and TensorFlow prints what it always did.
+def test_importing_the_package_sets_the_keras_environment_and_patches_nothing(tmp_path):
+  # No import hook, no redirected stderr, no TensorFlow: only the environment TensorFlow reads when it loads.
   code = ("import os, sys\n"
-          "listdir = os.listdir\n"
-          "os.listdir = lambda path='.': listdir(path) + (['nvidia0'] if path == '/dev' else [])\n"
+          "finders, stderr = list(sys.meta_path), os.fstat(2)[:3]\n"
           "import tpu_electra\n"
-          "assert tpu_electra._has_accelerator()\n"
-          "assert tpu_electra._ProbeDevicesAfterTensorFlowImport not in sys.meta_path\n"
+          "assert sys.meta_path == finders, sys.meta_path\n"
+          "assert os.fstat(2)[:3] == stderr\n"
+          "assert 'tensorflow' not in sys.modules\n"
+          "assert os.environ['TF_USE_LEGACY_KERAS'] == '1'\n"
           "import tensorflow as tf\n"
-          "tf.config.list_physical_devices()\n")
-  done = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), stdout=subprocess.PIPE,
+          "import tf_keras\n"
+          "assert tf.keras.layers.Dense is tf_keras.layers.Dense\n")
+  env = {name: value for name, value in os.environ.items() if name != "TF_USE_LEGACY_KERAS"}
+  done = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, text=True, timeout=300, check=False)
   assert done.returncode == 0, done.stderr
-  assert "failed call to cuInit" in done.stderr

@@ -15,6 +15,7 @@ import pytest
 
 from tpu_electra import gin_utils
 from tpu_electra import pretrain
+from tpu_electra import pretrainer
 
 SMOKE = ["smoke/electra.gin"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +31,7 @@ def _run_in_process(model_dir, params):
   gin.clear_config()
   try:
     gin_utils.parse(SMOKE, params)
-    return pretrain.pretrain(model_dir=model_dir)
+    return pretrainer.pretrain(model_dir=model_dir)
   finally:
     gin.clear_config()
 
@@ -230,7 +231,7 @@ def test_every_objective_is_seeded_and_resumes_bit_identically(objective, token_
       gin_utils.parse([f"smoke/{objective}.gin"], _params(token_data_dir, TRAIN_STEPS=4, CHECKPOINT_EVERY=2) + [
           "EncoderConfig.hidden_size = 16", "EncoderConfig.intermediate_size = 32", "EncoderConfig.embedding_size = 8",
           "train.steps_per_loop = 1"])
-      pretrain.pretrain(model_dir=model_dir)
+      pretrainer.pretrain(model_dir=model_dir)
     finally:
       gin.clear_config()
     return _final_weights(model_dir)

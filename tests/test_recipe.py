@@ -23,7 +23,7 @@ import tensorflow as tf
 from tests.conftest import write_token_data
 from tpu_electra import gin_utils
 from tpu_electra import objectives
-from tpu_electra import pretrain  # noqa: F401  (registers the configurables the experiment files bind)
+from tpu_electra import pretrainer  # noqa: F401  (registers the configurables the experiment files bind)
 from tpu_electra import runs
 from tpu_electra.data import masking
 from tpu_electra.data import pretraining

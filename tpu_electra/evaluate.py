@@ -57,7 +57,6 @@ from typing import Callable, Dict, Optional
 
 from absl import logging
 import numpy as np
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import fileio

@@ -25,7 +25,6 @@ def is_url(path: str) -> bool:
 
 
 def _gfile():
-  import tpu_electra  # noqa: F401  (sets the Keras environment before TensorFlow loads)
   import tensorflow as tf
   return tf.io.gfile
 

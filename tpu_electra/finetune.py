@@ -92,8 +92,6 @@ if __name__ == "__main__":
 
 import time
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 from tpu_electra import gin_utils
 from tpu_electra.finetuning import report
 from tpu_electra.finetuning import runner

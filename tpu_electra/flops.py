@@ -43,13 +43,12 @@ import dataclasses
 from typing import Any, List, Mapping, Optional
 
 import gin
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from tpu_electra import gin_utils
 from tpu_electra import objectives
 # Registers the configurables every experiment file binds (pretrain, train, create_optimizer), without which
 # gin cannot parse those files.
-from tpu_electra import pretrain  # noqa: F401  pylint: disable=unused-import
+from tpu_electra import pretrainer  # noqa: F401  pylint: disable=unused-import
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import masking
 from tpu_electra.modeling.config import EncoderConfig

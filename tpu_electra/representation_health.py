@@ -27,7 +27,6 @@ import dataclasses
 from typing import Dict, Mapping, Optional
 
 import numpy as np
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra.modeling import encoder_inputs

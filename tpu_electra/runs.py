@@ -50,7 +50,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from absl import logging
 import gin
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import fileio

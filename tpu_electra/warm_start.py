@@ -6,7 +6,6 @@ import collections
 import dataclasses
 from typing import Any, Dict, List, Tuple
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import objectives

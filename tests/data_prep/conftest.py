@@ -163,10 +163,10 @@ def text_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def wordpiece_vocab(tmp_path_factory, text_corpus):
   """A WordPiece vocab of the text corpus, learned once; builds that reuse it skip learning."""
+  from data_prep import corpus_readers  # pylint: disable=g-import-not-at-top
   from data_prep import vocab  # pylint: disable=g-import-not-at-top
-  from data_prep import sources  # pylint: disable=g-import-not-at-top
   sentences = [p for path in sorted(os.listdir(text_corpus))
-               for d in sources.read_text_documents(os.path.join(text_corpus, path)) for p in d.paragraphs]
+               for d in corpus_readers.read_text_documents(os.path.join(text_corpus, path)) for p in d.paragraphs]
   path = str(tmp_path_factory.mktemp("vocab") / "vocab.txt")
   vocab.write_vocab(vocab.learn_wordpiece(sentences, 120, do_lower_case=True), path)
   return path

@@ -8,7 +8,7 @@ beam = pytest.importorskip(
 
 from data_prep import beam_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 from data_prep import build  # pylint: disable=g-import-not-at-top,wrong-import-position
-from data_prep import sources  # pylint: disable=g-import-not-at-top,wrong-import-position
+from data_prep import corpus_readers  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def test_direct_runner_build_and_held_out_split_are_byte_identical_to_the_local_build(reference_build, tmp_path,
@@ -25,7 +25,7 @@ def test_errors_inside_the_pipeline_keep_their_type_and_name_the_file(tmp_path, 
   bad.write_bytes(b"caf\xe9\n")
   config = build.BuildConfig(corpus=(f"text:{bad}",), vocab="wordpiece:100", do_lower_case=True, max_seq_length=32,
                              output_dir=str(tmp_path / "out"), runner="beam")
-  with pytest.raises(sources.SourceError, match="bad.txt is not UTF-8 text"):
+  with pytest.raises(corpus_readers.SourceError, match="bad.txt is not UTF-8 text"):
     build.build(config)
 
 

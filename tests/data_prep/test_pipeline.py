@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from data_prep import build_config
+from data_prep import corpus_readers
 from data_prep import executor as executor_lib
 from data_prep import extract
 from data_prep import pipeline
@@ -72,7 +73,7 @@ def test_staged_text_tokenizes_as_the_documents_read_from_it(tmp_path, held_out_
   end = start + sum(len(b) for b in blocks[7:50])
   task = types.SimpleNamespace(staged_path=str(path), start=start, end=end, held_out_below=held_out_below)
   training, held_out = pipeline._tokenize_staged_text(task, tokenizer)  # pylint: disable=protected-access
-  texts = [d.paragraphs for d in sources.read_text_documents(str(path), start, end)]
+  texts = [d.paragraphs for d in corpus_readers.read_text_documents(str(path), start, end)]
   held = [extract.document_bucket(t) < held_out_below for t in texts]
   for found, expected in ((training, [t for t, h in zip(texts, held) if not h]),
                           (held_out, [t for t, h in zip(texts, held) if h])):

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from data_prep import build
 from tpu_electra import gin_utils
-from tpu_electra import pretrain
+from tpu_electra import pretrainer
 from tpu_electra.data import pretraining
 
 
@@ -24,7 +24,7 @@ def test_sentencepiece_data_trains_electra_and_writes_checkpoints(tmp_path, text
     gin_utils.parse(["smoke/electra.gin"], [
         f"DATA_DIR = '{data_dir}'", "SEQ_LENGTH = 32", "BATCH_SIZE = 8", "TRAIN_STEPS = 2", "WARMUP_STEPS = 1",
         "CHECKPOINT_EVERY = 2", "train.steps_per_loop = 1"])
-    metrics = pretrain.pretrain(model_dir=model_dir)
+    metrics = pretrainer.pretrain(model_dir=model_dir)
   finally:
     gin.clear_config()
   assert glob.glob(os.path.join(model_dir, "ckpt-2.index"))

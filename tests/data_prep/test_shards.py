@@ -135,7 +135,9 @@ class _FullDisk:
 def test_a_full_disk_names_the_shard_or_unit_file_being_written(tmp_path, monkeypatch):
   units = _units(tmp_path, [10])
   task = shards.plan_shards(units, "p", 1 << 20, min_shards=1, min_shard_bytes=1, seed=0)[0]
-  monkeypatch.setattr(shards.fileio, "open_file", _FullDisk)
+  real_open = shards.fileio.open_file  # Reading the units still works; writing fails.
+  monkeypatch.setattr(shards.fileio, "open_file",
+                      lambda path, mode="rb": _FullDisk() if "w" in mode else real_open(path, mode))
   path = os.path.join(str(tmp_path), task.name) + shards.TMP_SUFFIX
   with pytest.raises(OSError) as raised:
     shards.write_shard(str(tmp_path), task)

@@ -5,7 +5,9 @@ import os
 
 import pytest
 
+from data_prep import corpus_readers
 from data_prep import embedded
+from data_prep import embedded_corpora
 from data_prep import sources
 
 NS = "http://www.mediawiki.org/xml/export-0.10/"
@@ -41,7 +43,7 @@ def tiny_dump_bz2(tmp_path):
 
 
 def test_dump_yields_only_articles_skipping_redirects_other_namespaces_and_disambiguation(tiny_dump_bz2):
-  documents = list(sources.read_wikipedia_dump(tiny_dump_bz2))
+  documents = list(corpus_readers.read_wikipedia_dump(tiny_dump_bz2))
   assert [d.title for d in documents] == ["Apple", "Banana"]
   assert [d.id for d in documents] == ["1", "7"]
   assert documents[0].paragraphs == ("An apple is a fruit of the apple tree. It is sweet.",)
@@ -51,29 +53,29 @@ def test_dump_yields_only_articles_skipping_redirects_other_namespaces_and_disam
 def test_uncompressed_dump_reads_the_same(tmp_path, tiny_dump_bz2):
   path = tmp_path / "enwiki-tiny.xml"
   path.write_text(TINY_DUMP, encoding="utf-8")
-  assert list(sources.read_wikipedia_dump(str(path))) == list(sources.read_wikipedia_dump(tiny_dump_bz2))
+  assert list(corpus_readers.read_wikipedia_dump(str(path))) == list(corpus_readers.read_wikipedia_dump(tiny_dump_bz2))
 
 
 def test_truncated_bz2_is_an_error_naming_the_file(tmp_path):
   data = bz2.compress(TINY_DUMP.encode("utf-8"))
   path = tmp_path / "truncated.xml.bz2"
   path.write_bytes(data[:len(data) // 2])
-  with pytest.raises(sources.SourceError, match="truncated.xml.bz2 is truncated or corrupt") as raised:
-    list(sources.read_wikipedia_dump(str(path)))
+  with pytest.raises(corpus_readers.SourceError, match="truncated.xml.bz2 is truncated or corrupt") as raised:
+    list(corpus_readers.read_wikipedia_dump(str(path)))
   assert "\n" not in str(raised.value)
 
 
 def test_invalid_xml_is_an_error_naming_the_file(tmp_path):
   path = tmp_path / "broken.xml.bz2"
   path.write_bytes(bz2.compress(TINY_DUMP.replace("</title>", "", 1).encode("utf-8")))
-  with pytest.raises(sources.SourceError, match="broken.xml.bz2 is truncated or corrupt"):
-    list(sources.read_wikipedia_dump(str(path)))
+  with pytest.raises(corpus_readers.SourceError, match="broken.xml.bz2 is truncated or corrupt"):
+    list(corpus_readers.read_wikipedia_dump(str(path)))
 
 
 def test_text_file_documents_are_separated_by_blank_lines(tmp_path):
   path = tmp_path / "books.txt"
   path.write_text("First sentence.\nSecond sentence.\n\n\n  \nOther book.\n", encoding="utf-8")
-  documents = list(sources.read_text_documents(str(path)))
+  documents = list(corpus_readers.read_text_documents(str(path)))
   assert [d.paragraphs for d in documents] == [("First sentence.", "Second sentence."), ("Other book.",)]
   assert [d.id for d in documents] == ["books.txt:0", "books.txt:1"]
 
@@ -103,12 +105,12 @@ TRICKY_TEXT = ("First line.\r\nSecond line\n\n\n \t \nCaf\u00e9 \u2014 \u201cquo
 
 @pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
 def test_block_reader_gives_the_lines_a_line_reader_gives_for_any_block_and_range(tmp_path, monkeypatch, block):
-  monkeypatch.setattr(sources, "READ_BLOCK", block)  # Tiny blocks cut lines, multi-byte characters and CRLFs.
+  monkeypatch.setattr(corpus_readers, "READ_BLOCK", block)  # Tiny blocks cut lines, multi-byte characters and CRLFs.
   path = tmp_path / "tricky.txt"
   path.write_bytes(TRICKY_TEXT.encode("utf-8"))
   size = path.stat().st_size
   for start, end in [(0, None), (0, size), (0, 3), (5, 40), (12, 13), (13, size - 4), (size - 3, None), (size, None)]:
-    got = [d.paragraphs for d in sources.read_text_documents(str(path), start, end)]
+    got = [d.paragraphs for d in corpus_readers.read_text_documents(str(path), start, end)]
     assert got == _line_by_line(str(path), start, end), (start, end)
 
 
@@ -116,16 +118,16 @@ def test_non_utf8_text_names_the_byte_whatever_the_block(tmp_path, monkeypatch):
   path = tmp_path / "bad.txt"
   path.write_bytes(b"fine line\n" * 50 + b"caf\xe9\n")
   for block in (8, 1 << 20):
-    monkeypatch.setattr(sources, "READ_BLOCK", block)
-    with pytest.raises(sources.SourceError, match=r"bad.txt is not UTF-8 text \(invalid continuation byte at byte 503\)"):
-      list(sources.read_text_documents(str(path)))
+    monkeypatch.setattr(corpus_readers, "READ_BLOCK", block)
+    with pytest.raises(corpus_readers.SourceError, match=r"bad.txt is not UTF-8 text \(invalid continuation byte at byte 503\)"):
+      list(corpus_readers.read_text_documents(str(path)))
 
 
 def test_non_utf8_text_is_an_error_naming_the_file(tmp_path):
   path = tmp_path / "latin1.txt"
   path.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
-  with pytest.raises(sources.SourceError, match="latin1.txt is not UTF-8 text"):
-    list(sources.read_text_documents(str(path)))
+  with pytest.raises(corpus_readers.SourceError, match="latin1.txt is not UTF-8 text"):
+    list(corpus_readers.read_text_documents(str(path)))
 
 
 def test_spec_resolves_directories_to_sorted_files_of_the_right_kind(tmp_path):
@@ -139,17 +141,17 @@ def test_spec_resolves_directories_to_sorted_files_of_the_right_kind(tmp_path):
 
 @pytest.mark.parametrize("spec", ["wikipedia", "pdfs:/data", "text:", "/data/wiki.xml"])
 def test_malformed_spec_is_refused(spec):
-  with pytest.raises(sources.SourceError, match="is not KIND:PATH"):
+  with pytest.raises(corpus_readers.SourceError, match="is not KIND:PATH"):
     sources.parse_corpus_spec(spec)
 
 
 def test_spec_matching_nothing_is_refused(tmp_path):
-  with pytest.raises(sources.SourceError, match="matches no files"):
+  with pytest.raises(corpus_readers.SourceError, match="matches no files"):
     sources.resolve_files(sources.parse_corpus_spec(f"text:{tmp_path}/missing-*.txt"))
 
 
 def test_embedded_fragment_parses_to_clean_articles(embedded_dump):
-  documents = list(sources.read_wikipedia_dump(embedded_dump))
+  documents = list(corpus_readers.read_wikipedia_dump(embedded_dump))
   # 206 pages: 100 redirects, 1 project page, 8 disambiguation pages and 1 list without prose.
   assert len(documents) == 97
   assert documents[0].title == "Anarchism"
@@ -173,9 +175,9 @@ def test_multistream_dump_reads_like_a_single_stream_and_splits_at_stream_bounda
   single.write_bytes(bz2.compress(corpora.wiki_dump(*pages).encode("utf-8")))
   multi = tmp_path / "enwiki-pages-articles-multistream.xml.bz2"
   multi.write_bytes(corpora.multistream_dump(pages, pages_per_stream=2))
-  whole = list(sources.read_wikipedia_dump(str(single)))
+  whole = list(corpus_readers.read_wikipedia_dump(str(single)))
   assert [d.title for d in whole] == [f"Article {i}" for i in range(9)]
-  assert list(sources.read_wikipedia_dump(str(multi))) == whole
+  assert list(corpus_readers.read_wikipedia_dump(str(multi))) == whole
   parts = sources.plan_parts(sources.WIKIPEDIA, [str(multi)], split_bytes=200)
   assert len(parts) >= 4 and all(p.paths == (str(multi),) for p in parts)
   assert [p.start for p in parts][0] == 0 and parts[-1].end is None
@@ -194,8 +196,8 @@ def test_truncated_multistream_part_is_an_error_naming_the_file(tmp_path, corpor
   path = tmp_path / "multi.xml.bz2"
   data = corpora.multistream_dump(corpora.article_pages(6), pages_per_stream=2)
   path.write_bytes(data[:-40])
-  with pytest.raises(sources.SourceError, match="multi.xml.bz2 is truncated or corrupt"):
-    list(sources.read_wikipedia_dump(str(path)))
+  with pytest.raises(corpus_readers.SourceError, match="multi.xml.bz2 is truncated or corrupt"):
+    list(corpus_readers.read_wikipedia_dump(str(path)))
 
 
 def test_big_text_file_is_cut_at_document_boundaries_without_loss(tmp_path, corpora):
@@ -203,7 +205,7 @@ def test_big_text_file_is_cut_at_document_boundaries_without_loss(tmp_path, corp
   path = str(tmp_path / "part-0.txt")
   parts = sources.plan_parts(sources.TEXT, [path], split_bytes=1500)
   assert len(parts) > 3
-  whole = list(sources.read_text_documents(path))
+  whole = list(corpus_readers.read_text_documents(path))
   assert len(whole) == 40
   assert [d.paragraphs for d in _read_all(parts)] == [d.paragraphs for d in whole]
 
@@ -233,7 +235,7 @@ def test_non_utf8_book_is_named_and_skipped_only_when_asked(tmp_path, corpora):
     f.write("caf\xe9\n".encode("latin-1"))
   part = sources.plan_parts(sources.BOOKS, paths)[0]
   assert len(part.paths) == 3
-  with pytest.raises(sources.SourceError, match=f"{paths[1]} is not UTF-8 text") as raised:
+  with pytest.raises(corpus_readers.SourceError, match=f"{paths[1]} is not UTF-8 text") as raised:
     list(sources.read_part(part))
   assert "\n" not in str(raised.value)
   bad = []
@@ -258,7 +260,7 @@ def test_openwebtext_extracted_directory_reads_the_same_documents(tmp_path, corp
   files = sources.resolve_files(sources.parse_corpus_spec(f"openwebtext:{folder}"))
   assert [os.path.basename(f) for f in files] == [f"urlsf_subset{i:02d}-1_data.xz" for i in range(3)]
   from_dir = _read_all(sources.plan_parts(sources.OPENWEBTEXT, files))
-  from_tar = list(sources.read_openwebtext(tarball))
+  from_tar = list(corpus_readers.read_openwebtext(tarball))
   assert [d.paragraphs for d in from_dir] == [d.paragraphs for d in from_tar]
 
 
@@ -269,8 +271,8 @@ def test_truncated_or_corrupt_xz_is_an_error_naming_the_file(tmp_path, corpora, 
     data = f.read()
   with open(path, "wb") as f:
     f.write(data[:len(data) // 2] if damage == "truncate" else data[:64] + b"\x00garbage" * 50 + data[64 + 400:])
-  with pytest.raises(sources.SourceError, match="openwebtext.tar.xz is truncated or corrupt") as raised:
-    list(sources.read_openwebtext(path))
+  with pytest.raises(corpus_readers.SourceError, match="openwebtext.tar.xz is truncated or corrupt") as raised:
+    list(corpus_readers.read_openwebtext(path))
   assert "\n" not in str(raised.value)
 
 
@@ -280,7 +282,7 @@ def test_corrupt_subset_of_an_extracted_directory_is_skipped_alone_when_asked(tm
   with open(broken, "wb") as f:
     f.write(lzma.compress(b"not a tar archive at all")[:30])
   part = sources.plan_parts(sources.OPENWEBTEXT, sources.resolve_files(sources.CorpusSpec("openwebtext", folder)))[0]
-  with pytest.raises(sources.SourceError, match="urlsf_subset01-1_data.xz is truncated or corrupt"):
+  with pytest.raises(corpus_readers.SourceError, match="urlsf_subset01-1_data.xz is truncated or corrupt"):
     list(sources.read_part(part))
   bad = []
   assert len(list(sources.read_part(part, bad))) == 8
@@ -292,10 +294,10 @@ def test_non_utf8_document_inside_an_archive_is_named_and_skipped_only_when_aske
   subsets["urlsf_subset09-1_data.xz"] = corpora.tar_bytes({"bad.txt": "caf\xe9".encode("latin-1")}, "w:xz")
   path = tmp_path / "openwebtext.tar.xz"
   path.write_bytes(corpora.tar_bytes({f"openwebtext/{n}": d for n, d in subsets.items()}, "w:xz"))
-  with pytest.raises(sources.SourceError, match="urlsf_subset09-1_data.xz:bad.txt is not UTF-8 text"):
-    list(sources.read_openwebtext(str(path)))
+  with pytest.raises(corpus_readers.SourceError, match="urlsf_subset09-1_data.xz:bad.txt is not UTF-8 text"):
+    list(corpus_readers.read_openwebtext(str(path)))
   bad = []
-  assert len(list(sources.read_openwebtext(str(path), bad))) == 2
+  assert len(list(corpus_readers.read_openwebtext(str(path), bad))) == 2
   assert bad == ["openwebtext.tar.xz:openwebtext/urlsf_subset09-1_data.xz:bad.txt"]
 
 
@@ -313,7 +315,7 @@ def test_embedded_specs_name_the_four_corpora_and_all_of_them_in_order(tmp_path,
   fetched.clear()
   assert len(sources.resolve_files(sources.parse_corpus_spec("embedded:all"))) == 4
   assert fetched == [embedded.WIKIPEDIA_FRAGMENT, embedded.LEE_BACKGROUND, embedded.PENN_TREEBANK, embedded.BOTCHAN]
-  with pytest.raises(sources.SourceError, match=r"names no embedded corpus; .* one of \['wiki', 'lee', 'ptb', "
+  with pytest.raises(corpus_readers.SourceError, match=r"names no embedded corpus; .* one of \['wiki', 'lee', 'ptb', "
                      r"'botchan', 'all'\]") as raised:
     sources.parse_corpus_spec("embedded:penn")
   assert "\n" not in str(raised.value)
@@ -323,7 +325,7 @@ def test_embedded_wiki_is_the_wikipedia_embedded_fragment_read_as_a_dump(tmp_pat
   monkeypatch.setattr(embedded, "fetch", lambda item=embedded.WIKIPEDIA_FRAGMENT: str(tmp_path / item.file_name))
   assert (sources.resolve_files(sources.parse_corpus_spec("embedded:wiki"))
           == sources.resolve_files(sources.parse_corpus_spec("wikipedia:embedded")))
-  assert sources.EMBEDDED_CORPORA["wiki"].read is sources.read_wikipedia_dump
+  assert embedded_corpora.EMBEDDED_CORPORA["wiki"].read is corpus_readers.read_wikipedia_dump
 
 
 def test_lee_corpus_is_a_document_per_line(tmp_path):
@@ -372,7 +374,7 @@ def test_treebank_module_that_is_not_three_strings_is_refused_in_one_line_and_ne
   ran = tmp_path / "ran"
   path = _embedded_file(tmp_path, embedded.PENN_TREEBANK, module.format(ran=ran))
   for part in sources.plan_parts(sources.EMBEDDED, [path]):
-    with pytest.raises(sources.SourceError, match=f"{path} {problem}.*delete it and run again") as raised:
+    with pytest.raises(corpus_readers.SourceError, match=f"{path} {problem}.*delete it and run again") as raised:
       list(sources.read_part(part))
     assert "\n" not in str(raised.value)
   assert not ran.exists()
@@ -422,8 +424,8 @@ def test_gutenberg_book_loses_its_licence_and_becomes_unwrapped_chapters(tmp_pat
                                   "*** END OF THE BOOK ***\n*** START OF THE BOOK ***\nText.\n"])
 def test_text_without_gutenberg_markers_is_refused_in_one_line(tmp_path, text):
   path = _embedded_file(tmp_path, embedded.BOTCHAN, text)
-  with pytest.raises(sources.SourceError, match=f"{path} has no .* no Project Gutenberg text; pass it as") as raised:
-    list(sources.read_gutenberg_book(path))
+  with pytest.raises(corpus_readers.SourceError, match=f"{path} has no .* no Project Gutenberg text; pass it as") as raised:
+    list(embedded_corpora.read_gutenberg_book(path))
   assert "\n" not in str(raised.value)
 
 
@@ -432,16 +434,16 @@ def _words(documents):
 
 
 def test_real_embedded_corpora_parse_to_the_expected_documents(embedded_cache):  # pylint: disable=unused-argument
-  lee = list(sources.read_line_documents(embedded.fetch(embedded.LEE_BACKGROUND)))
+  lee = list(embedded_corpora.read_line_documents(embedded.fetch(embedded.LEE_BACKGROUND)))
   assert (len(lee), _words(lee)) == (300, 59_890)
   ptb_path = embedded.fetch(embedded.PENN_TREEBANK)
-  train = list(sources.read_penn_treebank(ptb_path))
-  held_out = list(sources.read_penn_treebank_held_out(ptb_path))
+  train = list(embedded_corpora.read_penn_treebank(ptb_path))
+  held_out = list(embedded_corpora.read_penn_treebank_held_out(ptb_path))
   # Mikolov's PTB: 42,068 / 3,370 / 3,761 sentences, 887,521 / 70,390 / 78,669 words.
   assert (len(train), sum(len(d.paragraphs) for d in train), _words(train)) == (2104, 42_068, 887_521)
   assert (len(held_out), sum(len(d.paragraphs) for d in held_out), _words(held_out)) == (358, 7131, 70_390 + 78_669)
   assert train[0].paragraphs[1].startswith("pierre <unk> N years old will join the board")
-  botchan = list(sources.read_gutenberg_book(embedded.fetch(embedded.BOTCHAN)))
+  botchan = list(embedded_corpora.read_gutenberg_book(embedded.fetch(embedded.BOTCHAN)))
   assert [d.title for d in botchan[:3]] == ["", "CHAPTER I", "CHAPTER II."] and len(botchan) == 12
   assert 45_000 < _words(botchan) < 50_000  # 50,738 in the file, the licence included.
   assert botchan[1].paragraphs[0].startswith("Because of an hereditary recklessness, I have been playing always a "

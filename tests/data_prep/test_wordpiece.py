@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from data_prep import bert_unicode_tables
-from data_prep import sources
+from data_prep import corpus_readers
 from data_prep import wordpiece
 from tpu_electra.data import tokenization
 
@@ -96,7 +96,7 @@ def fragment_vocab(sentences, do_lower_case, size=1500):
 
 @pytest.fixture(scope="module")
 def wikipedia_sentences(embedded_dump):
-  return [p for d in sources.read_wikipedia_dump(embedded_dump) for p in d.paragraphs]
+  return [p for d in corpus_readers.read_wikipedia_dump(embedded_dump) for p in d.paragraphs]
 
 
 @pytest.mark.parametrize("do_lower_case", [True, False])

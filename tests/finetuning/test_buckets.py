@@ -10,7 +10,8 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tests.finetuning.test_feature_cache import WORDS, _sentence, _tokenizer, _write_mnli
-from tpu_electra.finetuning import feature_cache
+from tpu_electra.finetuning import adapters
+from tpu_electra.finetuning import feature_streams
 from tpu_electra.finetuning import race
 from tpu_electra.finetuning import runner
 from tpu_electra.finetuning import tasks
@@ -21,10 +22,10 @@ LENGTH = 40  # Buckets 16, 32, 40.
 
 
 def test_bucket_lengths_double_from_the_smallest_up_to_the_sequence_length():
-  assert feature_cache.bucket_lengths(128) == [16, 32, 64, 128]
-  assert feature_cache.bucket_lengths(512) == [16, 32, 64, 128, 256, 512]
-  assert feature_cache.bucket_lengths(40) == [16, 32, 40]
-  assert feature_cache.bucket_lengths(16) == [16] and feature_cache.bucket_lengths(8) == [8]
+  assert feature_streams.bucket_lengths(128) == [16, 32, 64, 128]
+  assert feature_streams.bucket_lengths(512) == [16, 32, 64, 128, 256, 512]
+  assert feature_streams.bucket_lengths(40) == [16, 32, 40]
+  assert feature_streams.bucket_lengths(16) == [16] and feature_streams.bucket_lengths(8) == [8]
 
 
 def _glue(tmp_path):
@@ -47,7 +48,7 @@ def _squad(tmp_path):
     paragraphs.append({"context": " ".join(words), "qas": qas})
   for name in ("train-v2.0.json", "dev-v2.0.json"):
     (tmp_path / name).write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": paragraphs}]}))
-  return tasks.SquadTask(version_2=True, doc_stride=8, max_query_length=6).prepare(str(tmp_path), _tokenizer(), LENGTH)
+  return adapters.SquadTask(version_2=True, doc_stride=8, max_query_length=6).prepare(str(tmp_path), _tokenizer(), LENGTH)
 
 
 def _tagging(tmp_path):
@@ -56,7 +57,7 @@ def _tagging(tmp_path):
     sentences = ["\n".join(f"{rng.choice(WORDS)}{'s' if rng.random() < .3 else ''} {rng.choice(['B-X', 'I-X', 'O'])}"
                            for _ in range(rng.randint(1, 30))) for _ in range(20)]
     (tmp_path / f"{split}.txt").write_text("\n\n".join(sentences) + "\n")
-  return tasks.TaggingTask(name="ner", chunked=True).prepare(str(tmp_path), _tokenizer(), LENGTH)
+  return adapters.TaggingTask(name="ner", chunked=True).prepare(str(tmp_path), _tokenizer(), LENGTH)
 
 
 def _race(tmp_path):
@@ -69,7 +70,7 @@ def _race(tmp_path):
                   "options": [[_sentence(rng, 1, 3) for _ in range(4)] for _ in range(2)],
                   "answers": [rng.choice("ABCD") for _ in range(2)], "id": f"{i}"}
         (tmp_path / split / level / f"{i}.txt").write_text(json.dumps(record))
-  return tasks.RaceTask().prepare(str(tmp_path), _tokenizer(), LENGTH)
+  return adapters.RaceTask().prepare(str(tmp_path), _tokenizer(), LENGTH)
 
 
 TASKS = {"glue": _glue, "squad": _squad, "tagging": _tagging, "race": _race}
@@ -99,7 +100,7 @@ def test_every_eval_row_once_each_batch_at_its_bucket_length_cut_exactly(task_da
   for split in [task_data.train] + [e.features for e in task_data.evals]:
     full = split.read_all()
     seen = []
-    for batch in feature_cache.evaluation_dataset(split, 4, runner.INDEX, lengths):
+    for batch in feature_streams.evaluation_dataset(split, 4, runner.INDEX, lengths):
       index = batch.pop(runner.INDEX).numpy()
       length = batch["input_word_ids"].shape[-1]
       batch_lengths.add(length)
@@ -123,7 +124,7 @@ def test_training_batches_are_seeded_one_bucket_each_and_cut_exactly(task_data):
 
   def stream(seed, batches=24):
     seeding.seed_everything(seed)
-    dataset = feature_cache.training_dataset(task_data.train, 4, seed=seed, lengths=lengths)
+    dataset = feature_streams.training_dataset(task_data.train, 4, seed=seed, lengths=lengths)
     return [{k: v.numpy() for k, v in batch.items()} for batch in dataset.take(batches)]
 
   first, again, other = stream(1), stream(1), stream(2)
@@ -149,10 +150,10 @@ def test_every_pipeline_and_replica_of_a_step_gets_one_length_and_its_own_rows(t
   for pipeline in range(2):
     seeding.seed_everything(0)
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=4)
-    dataset = feature_cache.training_dataset(data.train, 3, seed=0, input_context=context, lengths=lengths)
+    dataset = feature_streams.training_dataset(data.train, 3, seed=0, input_context=context, lengths=lengths)
     per_pipeline.append([batch for batch in dataset.take(12)])  # 6 steps of this pipeline's 2 replicas.
   seeding.seed_everything(0)
-  whole = list(feature_cache.training_dataset(data.train, 12, seed=0, lengths=lengths).take(6))
+  whole = list(feature_streams.training_dataset(data.train, 12, seed=0, lengths=lengths).take(6))
   for step in range(6):
     pieces = [per_pipeline[p][2 * step + r] for p in range(2) for r in range(2)]
     assert {piece["input_word_ids"].shape[-1] for piece in pieces} == {whole[step]["input_word_ids"].shape[-1]}

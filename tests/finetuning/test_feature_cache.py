@@ -12,7 +12,10 @@ import tensorflow as tf
 
 from tpu_electra import fileio
 from tpu_electra.data import tokenization
+from tpu_electra.finetuning import adapters
 from tpu_electra.finetuning import feature_cache
+from tpu_electra.finetuning import feature_records
+from tpu_electra.finetuning import feature_streams
 from tpu_electra.finetuning import features
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import race
@@ -74,12 +77,12 @@ def test_records_round_trip_every_kind_of_feature_and_cut_the_padding():
   labels = np.where(positions < lengths[:, None], rng.integers(-1, 9, size=(rows, length)), -1)
   arrays = {"input_word_ids": ids, "choices": choices, "label_ids": labels,
             "score": rng.normal(size=rows).astype(np.float32), "start": rng.integers(-5, 500, size=rows)}
-  record_format = feature_cache.RecordFormat([
-      feature_cache.sequence_spec("input_word_ids", [length], pad=5, high=69999),
-      feature_cache.sequence_spec("choices", [3, length], pad=0, high=199),
-      feature_cache.sequence_spec("label_ids", [length], pad=-1, low=-1, high=8),
-      feature_cache.scalar_spec("score", "float32"),
-      feature_cache.scalar_spec("start")])
+  record_format = feature_records.RecordFormat([
+      feature_records.sequence_spec("input_word_ids", [length], pad=5, high=69999),
+      feature_records.sequence_spec("choices", [3, length], pad=0, high=199),
+      feature_records.sequence_spec("label_ids", [length], pad=-1, low=-1, high=8),
+      feature_records.scalar_spec("score", "float32"),
+      feature_records.scalar_spec("start")])
   assert [s.storage for s in record_format.specs[:3]] == ["uint32", "uint8", "uint8"]
   records = record_format.encode(arrays)
   # Fixed part (4 + 4 bytes), then per position 4 + 3 + 1 bytes, up to the row's last non-pad position.
@@ -87,13 +90,13 @@ def test_records_round_trip_every_kind_of_feature_and_cut_the_padding():
   decoded = {k: v.numpy() for k, v in record_format.decode(tf.constant(records)).items()}
   _assert_arrays_equal(decoded, arrays)
   assert decoded["input_word_ids"].dtype == np.int32 and decoded["score"].dtype == np.float32
-  again = feature_cache.RecordFormat.from_json(json.loads(json.dumps(record_format.to_json())))
+  again = feature_records.RecordFormat.from_json(json.loads(json.dumps(record_format.to_json())))
   _assert_arrays_equal({k: v.numpy() for k, v in again.decode(tf.constant(records)).items()}, arrays)
 
 
 def test_records_of_fixed_features_only():
-  record_format = feature_cache.RecordFormat([feature_cache.scalar_spec("label_ids"),
-                                              feature_cache.scalar_spec("scores", "float32", [2])])
+  record_format = feature_records.RecordFormat([feature_records.scalar_spec("label_ids"),
+                                              feature_records.scalar_spec("scores", "float32", [2])])
   arrays = {"label_ids": np.asarray([3, -1, 7]), "scores": np.asarray([[0.5, 1], [2, 3], [-1, 0]], np.float32)}
   records = record_format.encode(arrays)
   assert [len(r) for r in records] == [12, 12, 12]
@@ -101,7 +104,7 @@ def test_records_of_fixed_features_only():
 
 
 def test_records_refuse_values_their_storage_cannot_hold():
-  record_format = feature_cache.RecordFormat([feature_cache.sequence_spec("input_mask", [4], pad=0, high=1)])
+  record_format = feature_records.RecordFormat([feature_records.sequence_spec("input_mask", [4], pad=0, high=1)])
   with pytest.raises(ValueError, match="values outside"):
     record_format.encode({"input_mask": np.asarray([[1, 1, 256, 0]])})
   with pytest.raises(ValueError, match="expected shape"):
@@ -223,10 +226,10 @@ def test_a_changed_vocab_setting_or_file_misses_the_cache(mnli_dir, tmp_path, ch
     # Another task over the same kind of files: the settings are part of the key.
     squad_dir = str(tmp_path / "squad")
     _write_squad(squad_dir)
-    base = tasks.SquadTask(version_2=True).prepare(squad_dir, tok, 32)
-    other = tasks.SquadTask(version_2=True, doc_stride=2).prepare(squad_dir, tok, 32)
+    base = adapters.SquadTask(version_2=True).prepare(squad_dir, tok, 32)
+    other = adapters.SquadTask(version_2=True, doc_stride=2).prepare(squad_dir, tok, 32)
     assert other.features["source"] == "built" and other.features["dir"] != base.features["dir"]
-    assert tasks.SquadTask(version_2=True).prepare(squad_dir, tok, 32).features["source"] == "cache"
+    assert adapters.SquadTask(version_2=True).prepare(squad_dir, tok, 32).features["source"] == "cache"
     return
   second = adapter.prepare(mnli_dir, tok, max_seq_length)
   assert second.features["source"] == "built"
@@ -368,7 +371,7 @@ def test_training_order_is_a_function_of_the_seed_alone(mnli_dir, monkeypatch):
   streams = {}
   for name, seed in (("first", 5), ("other", 6), ("again", 5)):
     seeding.seed_everything(seed)  # As the runner does before it builds a seed's stream.
-    streams[name] = _rows(feature_cache.training_dataset(data.train, 8, seed=seed), 15)
+    streams[name] = _rows(feature_streams.training_dataset(data.train, 8, seed=seed), 15)
   first = streams["first"]
   assert first == streams["again"] and first != streams["other"]
   # Each epoch (40 rows = 5 batches) is every row once, reshuffled.
@@ -383,7 +386,7 @@ def test_each_host_reads_its_own_share(mnli_dir, monkeypatch, shard_bytes):
   shares = []
   for host in range(2):
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=host, num_replicas_in_sync=2)
-    dataset = feature_cache.training_dataset(data.train, 1, seed=0, input_context=context)
+    dataset = feature_streams.training_dataset(data.train, 1, seed=0, input_context=context)
     shares.append(set(_rows(dataset, 80)))
   everything = set(map(tuple, data.train.read_all()["input_word_ids"].tolist()))
   # By file when there are enough files, by record otherwise: disjoint halves that cover the split.
@@ -395,7 +398,7 @@ def test_each_host_reads_its_own_share(mnli_dir, monkeypatch, shard_bytes):
 def test_evaluation_streams_rows_in_order_padded_to_whole_batches(mnli_dir):
   data = tasks.get_task("mnli").prepare(mnli_dir, _tokenizer(), 24)
   split = data.evals[0].features
-  batches = list(feature_cache.evaluation_dataset(split, 4, "example_index"))
+  batches = list(feature_streams.evaluation_dataset(split, 4, "example_index"))
   assert len(batches) == 3
   index = np.concatenate([b["example_index"].numpy() for b in batches])
   assert index.tolist() == list(range(10)) + [-1, -1]
@@ -435,7 +438,7 @@ def _write_squad(root):
 def test_squad_features_and_answers_survive_the_cache(tmp_path):
   tok = _tokenizer()
   squad_dir = _write_squad(str(tmp_path / "squad"))
-  adapter = tasks.SquadTask(version_2=True, doc_stride=4, max_query_length=6)
+  adapter = adapters.SquadTask(version_2=True, doc_stride=4, max_query_length=6)
   data = adapter.prepare(squad_dir, tok, 20)
   train_examples = squad.read_examples(os.path.join(squad_dir, "train-v2.0.json"), True, True)
   train_rows = squad.convert_examples_to_features(train_examples, tok, 20, 4, 6, is_training=True)
@@ -470,7 +473,7 @@ def test_tagging_features_and_scores_survive_the_cache(tmp_path):
     sentences = ["\n".join(f"{rng.choice(WORDS)}{'s' if rng.random() < .3 else ''} {rng.choice(['B-X', 'I-X', 'O'])}"
                            for _ in range(rng.randint(1, 12))) for _ in range(9)]
     (tmp_path / f"{split}.txt").write_text("\n\n".join(sentences) + "\n")
-  adapter = tasks.TaggingTask(name="ner", chunked=True)
+  adapter = adapters.TaggingTask(name="ner", chunked=True)
   data = adapter.prepare(str(tmp_path), tok, 10)
   train_examples = tagging.read_examples(str(tmp_path / "train.txt"), "train")
   dev_examples = tagging.read_examples(str(tmp_path / "dev.txt"), "dev")
@@ -500,7 +503,7 @@ def test_race_features_and_scores_survive_the_cache(tmp_path):
                   "options": [[_sentence(rng, 1, 4) for _ in range(4)] for _ in range(2)],
                   "answers": [rng.choice("ABCD") for _ in range(2)], "id": f"{i}"}
         (tmp_path / split / level / f"{i}.txt").write_text(json.dumps(record))
-  data = tasks.RaceTask().prepare(str(tmp_path), tok, 24)
+  data = adapters.RaceTask().prepare(str(tmp_path), tok, 24)
   examples = race.read_examples(str(tmp_path), "train")
   rows = [race.convert_example(e, tok, 24) for e in examples]
   got = data.train.read_all()
@@ -510,7 +513,7 @@ def test_race_features_and_scores_survive_the_cache(tmp_path):
   assert got["label_ids"].tolist() == [r.label for r in rows]
   dev = race.read_examples(str(tmp_path), "dev")
   logits = np.eye(4)[[e.label for e in dev]]
-  metrics, _ = tasks.RaceTask().prepare(str(tmp_path), tok, 24).evals[0].score({"logits": logits})
+  metrics, _ = adapters.RaceTask().prepare(str(tmp_path), tok, 24).evals[0].score({"logits": logits})
   assert metrics["accuracy"] == 1.0
 
 
@@ -539,7 +542,7 @@ def test_a_full_disk_while_preparing_is_one_line_naming_the_cache_and_keeps_no_i
                                            "device")
 
   monkeypatch.setattr(feature_cache.SplitWriter, "write", full)
-  with pytest.raises(feature_cache.FeatureCacheError) as raised:
+  with pytest.raises(feature_records.FeatureCacheError) as raised:
     tasks.get_task("mnli").prepare(mnli_dir, _tokenizer(), 24)
   root = os.path.join(mnli_dir, feature_cache.DEFAULT_DIR_NAME)
   (cache_dir,) = [n for n in os.listdir(root) if n.startswith("mnli-")]

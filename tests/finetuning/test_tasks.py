@@ -4,6 +4,7 @@ import gin
 import pytest
 
 from tpu_electra import gin_utils
+from tpu_electra.finetuning import adapters
 from tpu_electra.finetuning import runner  # noqa: F401  (registers what the task configs bind)
 from tpu_electra.finetuning import tasks
 
@@ -24,11 +25,11 @@ def test_an_unknown_task_is_one_line_that_lists_the_known_ones():
 
 def test_a_task_registered_outside_the_package_is_found_and_cannot_take_another_tasks_name(monkeypatch):
   monkeypatch.setattr(tasks, "_TASKS", copy.deepcopy(tasks._TASKS))
-  tasks.register_task("boolq", lambda: tasks.GlueTask("rte"), aliases=["BoolQ-v1"])
+  tasks.register_task("boolq", lambda: adapters.GlueTask("rte"), aliases=["BoolQ-v1"])
   assert "boolq" in tasks.task_names()
   assert tasks.get_task("boolqv1").name == "rte"
   with pytest.raises(ValueError, match="already taken by task 'mnli'"):
-    tasks.register_task("mnli2", lambda: tasks.GlueTask("mnli"), aliases=["MNLI"])
+    tasks.register_task("mnli2", lambda: adapters.GlueTask("mnli"), aliases=["MNLI"])
   assert "mnli2" not in tasks.task_names() and tasks.get_task("mnli").name == "mnli"
 
 

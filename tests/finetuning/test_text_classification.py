@@ -11,6 +11,7 @@ import tensorflow as tf
 from tpu_electra import finetune
 from tpu_electra import gin_utils
 from tpu_electra import runs
+from tpu_electra.finetuning import adapters
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import tagging
 from tpu_electra.finetuning import tasks
@@ -93,7 +94,7 @@ def test_a_bad_file_stops_preparation_with_one_line_naming_the_file_and_line(tmp
   root = str(tmp_path / "data")
   _write(os.path.join(root, "train.tsv"), train)
   _write(os.path.join(root, "dev.tsv"), dev)
-  error = _one_line_error(lambda: tasks.TextClassificationTask().prepare(root, tokenizer, 16), message)
+  error = _one_line_error(lambda: adapters.TextClassificationTask().prepare(root, tokenizer, 16), message)
   assert error.startswith(root)
 
 
@@ -125,15 +126,15 @@ def test_features_are_glues_single_sentence_ones_with_sorted_label_ids(data_dir,
 
 
 def test_the_cache_is_keyed_by_the_columns_and_the_label_set(data_dir, tokenizer):
-  first = tasks.TextClassificationTask().prepare(data_dir, tokenizer, 8)
-  assert tasks.TextClassificationTask().prepare(data_dir, tokenizer, 8).features["source"] == "cache"
+  first = adapters.TextClassificationTask().prepare(data_dir, tokenizer, 8)
+  assert adapters.TextClassificationTask().prepare(data_dir, tokenizer, 8).features["source"] == "cache"
   with open(os.path.join(first.features["dir"], "index.json")) as f:
     index = json.load(f)
   assert index["info"]["label_list"] == ["ABBR", "HUM", "LOC"]
   assert index["made_from"]["settings"] == {"text_column": "text", "label_column": "label",
                                             "labels": ["ABBR", "HUM", "LOC"]}
   # The same files read through another text column: other features, under another key.
-  other = tasks.TextClassificationTask(text_column="id").prepare(data_dir, tokenizer, 8)
+  other = adapters.TextClassificationTask(text_column="id").prepare(data_dir, tokenizer, 8)
   assert other.features["source"] == "built" and other.features["key"] != first.features["key"]
 
 

@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 
 from tests.finetuning import tfds_mock
 from tpu_electra.data import tokenization
+from tpu_electra.finetuning import adapters
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import tasks
 from tpu_electra.finetuning import tfds_source
@@ -137,7 +138,7 @@ def test_squad_from_tfds_gives_the_features_answers_and_metrics_of_the_json_file
   tok = _tokenizer()
 
   def prepare(data_dir, cache):
-    adapter = tasks.SquadTask(version_2=version_2, doc_stride=4, max_query_length=6)
+    adapter = adapters.SquadTask(version_2=version_2, doc_stride=4, max_query_length=6)
     return adapter.prepare(data_dir, tok, 20, cache_dir=str(tmp_path / cache))
 
   from_files = prepare(squad_dir, "cache_files")

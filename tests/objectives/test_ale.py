@@ -10,7 +10,7 @@ import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import gin_utils
-from tpu_electra import pretrain  # noqa: F401  (registers pretrain.objective with gin)
+from tpu_electra import pretrainer  # noqa: F401  (registers pretrain.objective with gin)
 from tpu_electra.data import masking
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives import ale, bert, electra, losses, script
@@ -107,7 +107,7 @@ def test_ale_small_discriminator_has_the_papers_4_8m_parameters():
 
 
 def _objective_class():
-  """The class pretrain.pretrain would instantiate from the parsed config."""
+  """The class pretrainer.pretrain would instantiate from the parsed config."""
   return gin.query_parameter("pretrain.objective").configurable.wrapped
 
 

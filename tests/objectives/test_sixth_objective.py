@@ -12,7 +12,7 @@ from tpu_electra import evaluate
 from tpu_electra import flops
 from tpu_electra import gin_utils
 from tpu_electra import objectives
-from tpu_electra import pretrain
+from tpu_electra import pretrainer
 from tpu_electra.export import cli as export_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,7 +49,7 @@ def test_it_pretrains_within_a_flops_budget_then_exports_and_evaluates(token_dat
   # TRAIN_FLOPS decides the steps: 2.5 steps' worth is 2 steps.
   _parse(token_data_dir, "TRAIN_STEPS = None", f"TRAIN_FLOPS = {2.5 * per_step!r}", "EVAL_EVERY = 2",
          "CHECKPOINT_EVERY = 2")
-  metrics = pretrain.pretrain(model_dir=model_dir)
+  metrics = pretrainer.pretrain(model_dir=model_dir)
   gin.clear_config()
   assert np.isfinite(metrics["loss"]) and "eval/discriminator_auc" in metrics
   with open(os.path.join(model_dir, "run.json")) as f:

@@ -236,7 +236,7 @@ def test_config_errors_are_refused_with_the_knob_named():
 
 
 def test_experiment_gin_sets_the_papers_small_hyper_parameters():
-  import tpu_electra.pretrain  # noqa: F401  pylint: disable=g-import-not-at-top  (registers every configurable)
+  import tpu_electra.pretrainer  # noqa: F401  pylint: disable=g-import-not-at-top  (registers every configurable)
   import gin  # pylint: disable=g-import-not-at-top
   try:
     gin_utils.parse(["experiments/teams_small.gin"], ["DATA_DIR = '/data'"])

@@ -9,7 +9,6 @@ from typing import Dict, Optional
 
 import numpy as np
 import safetensors
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import cli_utils

@@ -6,7 +6,6 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import cli_utils

@@ -2,7 +2,6 @@
 import os
 from typing import Any, Dict, Optional, Tuple
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import fileio

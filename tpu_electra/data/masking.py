@@ -20,7 +20,6 @@ import dataclasses
 from typing import Mapping, Optional
 
 import gin
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 

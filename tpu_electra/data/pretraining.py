@@ -22,7 +22,6 @@ from typing import Optional, Sequence
 
 from absl import logging
 import gin
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra.data import manifest as manifest_lib

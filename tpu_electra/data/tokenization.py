@@ -6,8 +6,6 @@ normalization and punctuation splitting fused with linear-time WordPiece), Sente
 what makes tokenizing a corpus on a few cores affordable. `tokenize_tensor` is the same op for use
 inside `tf.data` pipelines.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import abc
 import unicodedata
 from typing import List, Sequence

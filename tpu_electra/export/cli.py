@@ -31,7 +31,6 @@ def run(flag_values: flags.FlagValues) -> int:
   """Runs the export the parsed flags ask for; returns the exit status (errors: one line)."""
   check_flags(flag_values)
   # pylint: disable=g-import-not-at-top  (TensorFlow loads only once the flags are checked)
-  import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
   import tensorflow as tf
   from tpu_electra import fileio
   from tpu_electra.export.common import ExportError

@@ -1,5 +1,4 @@
 """What the SavedModel and Hugging Face exports share: the error and writing a file (local or gs://)."""
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 

@@ -5,7 +5,6 @@ import struct
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import fileio

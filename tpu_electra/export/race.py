@@ -1,7 +1,6 @@
 """The text-in SavedModel of a RACE run: an article, a question and its options in, the answer letter out."""
 from typing import Dict
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_text as tf_text
 

@@ -2,7 +2,6 @@
 one module per kind of task)."""
 from typing import Optional
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import fileio

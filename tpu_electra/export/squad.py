@@ -2,7 +2,6 @@
 from typing import Dict, Optional
 
 import numpy as np
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_text as tf_text
 

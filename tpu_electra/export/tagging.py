@@ -1,7 +1,6 @@
 """The text-in SavedModel of a tagging run (POS, NER): words in, one tag per word out."""
 from typing import Optional
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_text as tf_text
 

@@ -3,7 +3,6 @@ import json
 import os
 from typing import Dict, Optional
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra import fileio

@@ -18,9 +18,14 @@ Modules:
   features — the tokenizer protocol and padding helpers shared by the task modules.
   pretrained — a pretraining model dir read back: operative config, encoder restore, tokenizer.
   models   — task models (encoder + task_heads), loss and outputs (TensorFlow).
-  tasks    — per-task batched feature preparation, model choice and scoring of model outputs.
+  task_base — what every task adapter shares: the contract, TaskData, the feature-writing helpers.
+  adapters — per-task batched feature preparation, model choice and scoring of model outputs.
+  prefetch — a preparation stage in a thread of its own, a few items ahead.
+  tasks    — the tasks by name: register_task, get_task.
   feature_cache — features prepared once into TFRecord shards keyed by what they were made from,
-             checked, and streamed per host.
+             checked, and found again.
+  feature_records — the cache's record format: rows of numpy features as bytes, batches decoded.
+  feature_streams — a split's cached features streamed per host for training, in order for evaluation.
   runner   — per-seed train/eval loop, multi-seed reports, GLUE summary.
   plots    — learning-curve PNGs.
 """

@@ -11,7 +11,6 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional
 
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import runs

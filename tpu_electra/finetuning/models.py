@@ -13,7 +13,6 @@ examples without a label carry `features.IGNORE_LABEL` (-1) and weigh nothing in
 """
 from typing import Dict
 
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra.finetuning import features

@@ -27,7 +27,7 @@ Data: the task's features are prepared once into the feature cache (`feature_cac
 task files, vocab, casing, sequence length and task settings) and streamed from its shards by every
 run and seed: training reads each host's share, shuffled with the seed; evaluation reads each split
 in order. With `train_and_evaluate.length_buckets` (off by default) both group rows by length into a
-few bucket lengths and run each batch at its bucket's length (`feature_cache.bucket_lengths`).
+few bucket lengths and run each batch at its bucket's length (`feature_streams.bucket_lengths`).
 
 Training: AdamW with warmup and linear decay and layer-wise learning-rate decay
 (`tpu_electra.training.layerwise_decay`), the step and the loop of `tpu_electra.training.trainer`
@@ -45,15 +45,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import gin
 from absl import logging
 import numpy as np
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import fileio
 from tpu_electra import runs
 from tpu_electra.finetuning import feature_cache
+from tpu_electra.finetuning import feature_streams
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import plots
 from tpu_electra.finetuning import report
+from tpu_electra.finetuning import task_base
 from tpu_electra.finetuning import tasks as tasks_lib
 from tpu_electra.training import layerwise_decay
 from tpu_electra.training import seeding
@@ -63,25 +64,25 @@ from tpu_electra.training import trainer
 INDEX = "example_index"
 
 
-def bucket_lengths(split: feature_cache.SplitFeatures, length_buckets: bool) -> Optional[List[int]]:
-  """The bucket lengths of `split`'s batches (`feature_cache.bucket_lengths`); None: every batch at the
+def bucket_lengths(split: feature_streams.SplitFeatures, length_buckets: bool) -> Optional[List[int]]:
+  """The bucket lengths of `split`'s batches (`feature_streams.bucket_lengths`); None: every batch at the
   split's full length (`length_buckets` off, or a split too short for more than one bucket)."""
-  lengths = feature_cache.bucket_lengths(split.record_format.seq_length)
+  lengths = feature_streams.bucket_lengths(split.record_format.seq_length)
   return lengths if length_buckets and len(lengths) > 1 else None
 
 
-def _train_dataset(split: feature_cache.SplitFeatures, global_batch_size: int, seed: int, length_buckets: bool,
-                   shuffle_buffer_bytes: int = feature_cache.SHUFFLE_BUFFER_BYTES):
+def _train_dataset(split: feature_streams.SplitFeatures, global_batch_size: int, seed: int, length_buckets: bool,
+                   shuffle_buffer_bytes: int = feature_streams.SHUFFLE_BUFFER_BYTES):
   """The training stream of `split` for each input pipeline: order a function of `seed`, batches
   grouped by length with `length_buckets`."""
   def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
     per_replica = input_context.get_per_replica_batch_size(global_batch_size)
-    return feature_cache.training_dataset(split, per_replica, seed, input_context, shuffle_buffer_bytes,
+    return feature_streams.training_dataset(split, per_replica, seed, input_context, shuffle_buffer_bytes,
                                           lengths=bucket_lengths(split, length_buckets))
   return dataset_fn
 
 
-def pad_rows(arrays: tasks_lib.Arrays, multiple: int) -> tasks_lib.Arrays:
+def pad_rows(arrays: task_base.Arrays, multiple: int) -> task_base.Arrays:
   """Appends copies of row 0 so the row count divides `multiple`; INDEX is -1 on the copies."""
   num_rows = len(arrays["input_word_ids"])
   padded_rows = int(math.ceil(num_rows / multiple)) * multiple
@@ -108,7 +109,7 @@ class Predictor:
 
   The split is streamed from its shards (padded to whole batches with rows marked INDEX = -1,
   dropped again before scoring), or given as in-memory arrays (tests). With `length_buckets` a
-  split is read in batches of one bucket length each (`feature_cache.evaluation_dataset`): every
+  split is read in batches of one bucket length each (`feature_streams.evaluation_dataset`): every
   row once, scored in row order as without. The step is traced once per element spec, in which a
   bucketed batch's length is unknown: the outputs whose position axis has that unknown length are
   padded back to the split's length (`_pad_positions`), so that the rows of every batch line up.
@@ -137,10 +138,10 @@ class Predictor:
       self._steps[key] = tf.function(step, input_signature=[element_spec])
     return self._steps[key]
 
-  def __call__(self, features) -> tasks_lib.Arrays:
-    if isinstance(features, feature_cache.SplitFeatures):
+  def __call__(self, features) -> task_base.Arrays:
+    if isinstance(features, feature_streams.SplitFeatures):
       length = features.record_format.seq_length
-      dataset = feature_cache.evaluation_dataset(features, self.global_batch_size, INDEX,
+      dataset = feature_streams.evaluation_dataset(features, self.global_batch_size, INDEX,
                                                  bucket_lengths(features, self.length_buckets))
     else:
       length = features["input_word_ids"].shape[-1]
@@ -159,14 +160,14 @@ class Predictor:
     return {name: value[keep][order] for name, value in outputs.items()}
 
 
-def evaluate(task_data: tasks_lib.TaskData, predictor: Predictor):
+def evaluate(task_data: task_base.TaskData, predictor: Predictor):
   """(flattened metrics, {eval name: {metric: value}}, {eval name: files}) over every eval set."""
   per_eval, files = {}, {}
   for eval_set in task_data.evals:
     metrics, eval_files = eval_set.score(predictor(eval_set.features))
     per_eval[eval_set.name] = {k: float(v) for k, v in metrics.items()}
     files[eval_set.name] = eval_files
-  return tasks_lib.flatten_metrics(per_eval), per_eval, files
+  return task_base.flatten_metrics(per_eval), per_eval, files
 
 
 def eval_points(num_train: int, batch_size: int, epochs: float, train_steps: int, every_epoch: bool) -> List[int]:
@@ -180,7 +181,7 @@ def eval_points(num_train: int, batch_size: int, epochs: float, train_steps: int
 
 
 @gin.configurable(denylist=["task_data", "run", "strategy", "seed", "seed_dir", "from_scratch"])
-def train_and_evaluate(task_data: tasks_lib.TaskData,
+def train_and_evaluate(task_data: task_base.TaskData,
                        run: runs.PretrainingRun,
                        strategy: tf.distribute.Strategy,
                        seed: int,
@@ -205,7 +206,7 @@ def train_and_evaluate(task_data: tasks_lib.TaskData,
 
   Train steps are int(examples × epochs / batch_size) as in ELECTRA, capped by `max_train_steps`
   (smoke runs). With `length_buckets` (on in finetune/base.gin), training and evaluation read
-  batches grouped by length into a few bucket lengths (`feature_cache.bucket_lengths`: 16, 32, 64,
+  batches grouped by length into a few bucket lengths (`feature_streams.bucket_lengths`: 16, 32, 64,
   ... up to the task's sequence length), each at its bucket's length instead of the full one:
   evaluation gives the same outputs within float noise, training sees other batches (rows of similar
   length together, in an order still a function of `seed` alone). With `keep_best`, the model at
@@ -460,7 +461,7 @@ def _kind(from_scratch: bool) -> str:
   return "from scratch" if from_scratch else "from the pretrained weights"
 
 
-def _label_list(task_adapter, task_data: tasks_lib.TaskData) -> Optional[List[str]]:
+def _label_list(task_adapter, task_data: task_base.TaskData) -> Optional[List[str]]:
   """The label names in label-id order: a GLUE task's, or those its feature cache lists (tagging);
   None for regression, SQuAD and RACE."""
   glue_task = getattr(task_adapter, "task", None)
@@ -488,7 +489,7 @@ def _arguments(configurable) -> Dict[str, Any]:
   return {name: value if isinstance(value, plain) else repr(value) for name, value in sorted(values.items())}
 
 
-def summarize(task_data: tasks_lib.TaskData, run: runs.PretrainingRun, records: List[Dict[str, Any]],
+def summarize(task_data: task_base.TaskData, run: runs.PretrainingRun, records: List[Dict[str, Any]],
               hyperparameters: Dict[str, Any], prepare_seconds: float, from_scratch: bool) -> Dict[str, Any]:
   """The run's results: per-seed metrics, their statistics over seeds, and (GLUE) the GLUE view.
 

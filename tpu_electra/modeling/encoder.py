@@ -1,7 +1,6 @@
 """A BERT/ELECTRA/ALBERT transformer encoder as a Keras model, from official.nlp.modeling layers."""
 from typing import Optional, Sequence
 
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 from official.nlp.modeling import layers
 

@@ -1,5 +1,4 @@
 """Pretraining heads: masked-LM tied to the input embeddings, replaced-token detection, multi-word selection."""
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 from official.nlp.modeling import layers
 

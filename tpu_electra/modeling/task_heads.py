@@ -3,7 +3,6 @@
 Each head returns float32 logits whatever the compute dtype, so losses and the decoding that reads
 them (span n-best, softmax over options) are computed in full precision.
 """
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 # Added to the span logits of padding: far below any real logit, yet finite so softmax has no NaN.

@@ -8,8 +8,6 @@ compute: ALE-small costs the FLOPs of ELECTRA-small per step.
 """
 import dataclasses
 
-import tpu_electra  # noqa: F401
-
 from tpu_electra.modeling import EncoderConfig
 from tpu_electra.objectives.base import register
 from tpu_electra.objectives.electra import Electra

@@ -16,7 +16,6 @@ import inspect
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 import gin
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import registry

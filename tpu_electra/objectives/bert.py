@@ -6,7 +6,6 @@ mean NSP cross-entropy. ELECTRA's BERT baselines, and RoBERTa, train without NSP
 """
 from typing import Dict, Optional
 
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder, encoder_inputs, masked_lm_head

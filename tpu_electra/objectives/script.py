@@ -20,7 +20,6 @@ exactly Eq. 3's hard sample.
 """
 from typing import Dict, Optional
 
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder, encoder_inputs, masked_lm_head

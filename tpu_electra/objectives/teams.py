@@ -23,7 +23,6 @@ import dataclasses
 import math
 from typing import Dict, Optional
 
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 from official.nlp.modeling import layers
 

@@ -24,7 +24,6 @@ factor.
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import gin
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 from official.modeling.optimization import legacy_adamw
 from official.modeling.optimization import optimizer_factory

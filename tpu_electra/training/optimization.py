@@ -8,7 +8,6 @@ import logging
 
 from absl import logging as absl_logging
 import gin
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 from official.modeling.optimization import optimizer_factory
 from official.modeling.optimization.configs import optimization_config

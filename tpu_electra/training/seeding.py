@@ -13,7 +13,6 @@ import contextlib
 import threading
 from typing import Iterator
 
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 import tf_keras
 

@@ -3,7 +3,6 @@ from typing import Optional
 
 import gin
 from absl import logging
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 STRATEGIES = ("cpu", "gpu", "multi_worker", "tpu")

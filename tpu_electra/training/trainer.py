@@ -35,7 +35,6 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import gin
 from absl import logging
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra import cli_utils
