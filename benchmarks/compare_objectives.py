@@ -44,7 +44,7 @@ from tpu_electra import evaluate
 from tpu_electra import fileio
 from tpu_electra import flops
 from tpu_electra import gin_utils
-from tpu_electra import pretrain as pretrain_lib
+from tpu_electra import pretrainer
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.data import pretraining
 from tpu_electra.training import seeding
@@ -177,7 +177,7 @@ def run_seed(objective: str, config: str, data_dir: str, manifest: manifest_lib.
     fileio.make_output_dir(run_dir, "--output_dir")
     fileio.write_text_atomic(record_path, json.dumps(dict(wanted, finished=False), indent=2) + "\n")
     start = time.time()
-    metrics = pretrain_lib.pretrain(model_dir=run_dir)
+    metrics = pretrainer.pretrain(model_dir=run_dir)
     train_seconds = time.time() - start
     prefix = EVAL_SUBDIR + "/"
     final_eval = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}

@@ -39,8 +39,10 @@ from benchmarks import study_timing
 from tpu_electra import fileio
 from tpu_electra import gin_utils
 from tpu_electra import runs as runs_lib
+from tpu_electra.finetuning import adapters
 from tpu_electra.finetuning import runner
 from tpu_electra.finetuning import tagging
+from tpu_electra.finetuning import task_base
 from tpu_electra.finetuning import tasks as tasks_lib
 from tpu_electra.finetuning import text_classification
 
@@ -147,10 +149,10 @@ def cut_lines(lines: Sequence[str], unit: str, limit: int) -> List[str]:
   return list(lines[:ends[limit - 1]]) if len(ends) > limit else list(lines)
 
 
-def _unit(adapter: tasks_lib.CachedFeaturesTask) -> Optional[str]:
-  if isinstance(adapter, tasks_lib.TaggingTask):
+def _unit(adapter: task_base.CachedFeaturesTask) -> Optional[str]:
+  if isinstance(adapter, adapters.TaggingTask):
     return "sentences"
-  if isinstance(adapter, tasks_lib.TextClassificationTask):
+  if isinstance(adapter, adapters.TextClassificationTask):
     return "rows"
   return None
 
@@ -167,7 +169,7 @@ def _read_json(path: str) -> Optional[Dict]:
     return json.load(f)
 
 
-def _check_labels(adapter: tasks_lib.TextClassificationTask, train: Sequence[str], dev: Sequence[str],
+def _check_labels(adapter: adapters.TextClassificationTask, train: Sequence[str], dev: Sequence[str],
                   train_examples: int) -> None:
   """The label set is the train file's (text_classification): a cut that loses a dev label would fail
   only at the first fine-tuning, after all the pretraining."""

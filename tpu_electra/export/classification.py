@@ -5,7 +5,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from tpu_electra.export.text import TokenizingModule, keep_first, save_text_module, serving_tokenizer
-from tpu_electra.finetuning import feature_cache
+from tpu_electra.finetuning import feature_streams
 from tpu_electra.finetuning import finetuned
 
 
@@ -14,7 +14,7 @@ def cut_to_bucket(inputs: Dict[str, tf.Tensor], max_seq_length: int) -> Dict[str
   (16, 32, ... max_seq_length) that holds the batch's longest row: a classifier reads only real
   positions, so the outputs are the same, and a short request no longer pays for 128 positions while
   the model still sees a handful of static shapes."""
-  lengths = tf.constant(feature_cache.bucket_lengths(max_seq_length), tf.int32)
+  lengths = tf.constant(feature_streams.bucket_lengths(max_seq_length), tf.int32)
   longest = tf.reduce_max(tf.reduce_sum(inputs["input_mask"], axis=1))
   # The first bucket that holds the longest row (the last one, max_seq_length, holds every row).
   bucket = tf.gather(lengths, tf.argmax(tf.cast(lengths >= longest, tf.int32), output_type=tf.int32))

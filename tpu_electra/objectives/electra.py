@@ -6,7 +6,6 @@ width, same depth, shared token/position/type embeddings; loss = MLM + 50 * RTD)
 """
 from typing import Dict, Optional
 
-import tpu_electra  # noqa: F401
 import tensorflow as tf
 
 from tpu_electra.modeling import (EncoderConfig, ReplacedTokenDetectionHead, TransformerEncoder, encoder_inputs,

@@ -4,7 +4,6 @@ Everything is float32 whatever the compute dtype, and works on dense, statically
 """
 from typing import Dict, Optional, Tuple
 
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra.modeling import encoder_inputs

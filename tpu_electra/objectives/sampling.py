@@ -6,7 +6,6 @@ Everything here works on dense, statically shaped tensors (one-hot products inst
 so it compiles the same way on TPU, GPU and CPU. Sampling always happens in float32: Gumbel noise
 added to bfloat16 logits rounds away most of the distribution's tail.
 """
-import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
 from tpu_electra.data import pretraining
