@@ -34,7 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from absl import flags
 import numpy as np
@@ -294,6 +294,12 @@ def end_to_end_rows(flag_values: flags.FlagValues, minilm_run: str, minilm_dir: 
   return rows
 
 
+def _serving_sources(flag_values: flags.FlagValues) -> Tuple[str, str]:
+  """(the end_to_end section's first bucketed TREC run, the SavedModel serving exports from it)."""
+  return (os.path.join(flag_values.work_dir, "runs", f"trec-bucketed-{flag_values.epochs:g}ep-seed0"),
+          os.path.join(flag_values.work_dir, "trec_saved_model"))
+
+
 def serving_rows(flag_values: flags.FlagValues, minilm_dir: str) -> List[List[str]]:
   # pylint: disable=g-import-not-at-top
   import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel holds)
@@ -303,11 +309,9 @@ def serving_rows(flag_values: flags.FlagValues, minilm_dir: str) -> List[List[st
   from tpu_electra.finetuning import finetuned
   # pylint: enable=g-import-not-at-top
   torch.set_num_threads(flag_values.torch_threads)
-  run_dir = os.path.join(flag_values.work_dir, "runs", f"trec-bucketed-{flag_values.epochs:g}ep-seed0")
-  saved = os.path.join(flag_values.work_dir, "trec_saved_model")
+  run_dir, saved = _serving_sources(flag_values)
   if not os.path.exists(saved):
-    # TREC is the general text_classification task, which `export` does not write from text yet:
-    # the same serving module GLUE runs are exported with.
+    # The serving module `python -m tpu_electra.export --format=saved_model` writes for classification runs.
     run = finetuned.read_finetuning_run(run_dir, None)
     module = export.TextServingModule(finetuned.load_task_model(run), run.load_tokenizer(), run.max_seq_length,
                                       run.label_list)
@@ -339,7 +343,7 @@ def serving_rows(flag_values: flags.FlagValues, minilm_dir: str) -> List[List[st
     ours_s, peer_s = _median(times[f"ours {size}"]), _median(times[f"peer {size}"])
     what = "one question" if size == 1 else "batch of 32 questions"
     rows.append([f"serving, {what}", "tpu_electra text-in SavedModel", f"{1000 * ours_s:.1f}", "ms",
-                 f"{peer_s / ours_s:.2f}x", f"pads to {FINETUNE_LENGTH}"])
+                 f"{peer_s / ours_s:.2f}x", f"pads to the batch's length bucket (<= {FINETUNE_LENGTH})"])
     rows.append([f"serving, {what}", "transformers pipeline (torch)", f"{1000 * peer_s:.1f}", "ms", "1.00x",
                  "pads to the longest"])
   return rows
@@ -349,6 +353,12 @@ def run(flag_values: flags.FlagValues) -> int:
   unknown = set(flag_values.sections) - set(SECTIONS)
   if unknown:
     print(f"error: unknown --sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
+    return 1
+  run_dir, saved = _serving_sources(flag_values)
+  if ("serving" in flag_values.sections and "end_to_end" not in flag_values.sections and not os.path.exists(saved)
+      and not os.path.exists(os.path.join(run_dir, "run.json"))):
+    print(f"error: the serving section serves the TREC model the end_to_end section fine-tunes ({run_dir} does not "
+          "exist yet): run --sections=end_to_end,serving once with this --work_dir", file=sys.stderr)
     return 1
   os.makedirs(flag_values.work_dir, exist_ok=True)
   print(f"machine: {os.cpu_count()} CPUs, TensorFlow {tf.__version__}; load average {_load()}", flush=True)

@@ -119,3 +119,12 @@ def test_configs_lists_every_shipped_gin_file_with_its_first_comment_line():
   assert listed["smoke/electra.gin"].startswith("A tiny ELECTRA")
   assert listed["finetune/sst2.gin"].startswith("SST-2 (accuracy)")
   assert all(listed.values())
+
+
+def test_speed_serving_without_the_end_to_end_run_is_a_one_line_error(tmp_path):
+  done, _, _ = _run("benchmarks.speed", "--sections=serving", f"--work_dir={tmp_path}")
+  assert done.returncode == 1
+  # Besides TensorFlow's one cuInit line on a GPU-less machine (README: harmless), one line.
+  lines = [line for line in done.stderr.splitlines() if "cuInit" not in line]
+  assert len(lines) == 1 and lines[0].startswith("error: the serving section serves"), done.stderr
+  assert "--sections=end_to_end,serving" in lines[0]
