@@ -22,6 +22,7 @@ pretraining run from its last checkpoint (bit-identically) and recomputes the re
 made under other settings is refused. README: "Comparing objectives at equal compute".
 """
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -156,7 +157,9 @@ def run_seed(objective: str, config: str, data_dir: str, manifest: manifest_lib.
   objective_cls = gin.query_parameter("pretrain.objective").scoped_configurable_fn
 
   wanted = {"objective": objective, "config": config, "train_flops": train_flops, "gin_params": list(gin_params),
-            "data": manifest.settings_hash, "seed": seed, "eval_every": eval_every, "eval_batches": batches}
+            "data": manifest.settings_hash, "seed": seed, "eval_every": eval_every, "eval_batches": batches,
+            # The recipe's contents, not only its file name: an edited gin file is another recipe.
+            "config_sha256": hashlib.sha256(gin.config_str().encode()).hexdigest()}
   record_path = os.path.join(run_dir, RUN_RECORD)
   record = _read_record(record_path)
   if record is not None and {k: record.get(k) for k in wanted} != wanted:

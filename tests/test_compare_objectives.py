@@ -203,7 +203,7 @@ def test_every_objective_trains_several_seeds_at_the_budget_and_reports_means_in
       record = json.load(f)
     with open(record_path, "w") as f:
       json.dump({k: v for k, v in record.items() if k in ("objective", "config", "train_flops", "gin_params", "data",
-                                                          "seed", "eval_every", "eval_batches")}, f)
+                                                          "seed", "eval_every", "eval_batches", "config_sha256")}, f)
   seed_0 = runs["bert"]["per_seed"][0]["run_dir"]
   for name in os.listdir(seed_0):
     if name.startswith("ckpt-6."):
@@ -218,6 +218,15 @@ def test_every_objective_trains_several_seeds_at_the_budget_and_reports_means_in
   # ... and refuses runs made under other settings.
   with pytest.raises(ValueError, match="trained with other settings"):
     compare_objectives.compare(token_data_dir, BUDGET, output_dir, objectives=["bert"], seeds=2, eval_points=3,
+                               num_bootstrap=20, gin_params=TINY)
+  # A recipe whose file kept its name but not its contents is another recipe: refused too.
+  record_path = os.path.join(seed_0, compare_objectives.RUN_RECORD)
+  with open(record_path) as f:
+    record = json.load(f)
+  with open(record_path, "w") as f:
+    json.dump(dict(record, config_sha256="0" * 64), f)
+  with pytest.raises(ValueError, match="trained with other settings"):
+    compare_objectives.compare(token_data_dir, BUDGET, output_dir, objectives=["bert"], seeds=2, eval_points=2,
                                num_bootstrap=20, gin_params=TINY)
 
 
