@@ -54,6 +54,7 @@ from data_prep import sources
 from data_prep import vocab as vocab_lib
 from data_prep import wordpiece
 from tpu_electra import cli_utils
+from tpu_electra import errors
 from tpu_electra import fileio
 from tpu_electra.data import manifest as manifest_lib
 
@@ -385,7 +386,7 @@ def run(flag_values: flags.FlagValues) -> int:
     return 1
   except fileio.errors() as e:
     # A read or write that failed mid-way (disk full, permissions, a vanished bucket): say which, in one line.
-    print(f"error: {type(e).__name__}: {cli_utils.first_line(e)}; check the paths and space of --corpus and "
+    print(f"error: {type(e).__name__}: {errors.first_line(e)}; check the paths and space of --corpus and "
           f"--output_dir={flag_values.output_dir}, then run again (finished work is kept)", file=sys.stderr)
     return 1
   return 0

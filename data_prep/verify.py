@@ -11,6 +11,7 @@ exits 1 with one line naming the first problem. The trainer itself only compares
 from absl import flags
 
 from tpu_electra import cli_utils
+from tpu_electra import errors
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
@@ -74,7 +75,7 @@ def run(flag_values: flags.FlagValues) -> int:
   try:
     print(verify(flag_values.data_dir))
   except fileio.errors() as e:
-    print(f"error: cannot read {flag_values.data_dir} ({type(e).__name__}: {cli_utils.first_line(e)})", file=sys.stderr)
+    print(f"error: cannot read {flag_values.data_dir} ({type(e).__name__}: {errors.first_line(e)})", file=sys.stderr)
     return 1
   return 0
 

@@ -32,20 +32,15 @@ from typing import Callable, Mapping, Optional, Sequence, Type
 from absl import app, flags, logging
 
 from tpu_electra import configs
+from tpu_electra import errors
+from tpu_electra import gin_utils
 
 # What asks for help: absl's own --help flags, answered here with exit status 0 (absl's is 1).
 HELP_ARGUMENTS = ("-h", "-?", "-help", "--help", "--helpshort")
 
 
-def first_line(error: BaseException) -> str:
-  """The line that says what is wrong (gin and Keras append context on further lines)."""
-  # tf.errors.OpError's str() starts with the op's context; its message is what went wrong.
-  text = (getattr(error, "message", None) or str(error)).strip()
-  return text.splitlines()[0] if text else type(error).__name__
-
-
 def print_error(error: BaseException) -> None:
-  print(f"error: {first_line(error)}", file=sys.stderr)
+  print(f"error: {errors.first_line(error)}", file=sys.stderr)
 
 
 def define_gin_flags(flag_values: flags.FlagValues, example_binding: str,
@@ -130,7 +125,6 @@ def run_as_program(define_flags: Callable[[flags.FlagValues], None], module: str
     if check_flags:
       check_flags(flag_values)
     if "gin_file" in own:
-      from tpu_electra import gin_utils  # pylint: disable=g-import-not-at-top  (it imports this module)
       for path in flag_values.gin_file:
         gin_utils.resolve_gin_file(path)
 
@@ -150,12 +144,12 @@ def _parse_flags(argv: Sequence[str], check: Optional[Callable[[flags.FlagValues
   try:
     remaining = flags.FLAGS(argv)
   except flags.Error as e:
-    _exit_with_error(f"{first_line(e)} (--help lists the flags)")
+    _exit_with_error(f"{errors.first_line(e)} (--help lists the flags)")
   if check:
     try:
       check(flags.FLAGS)
     except ValueError as e:
-      _exit_with_error(first_line(e))
+      _exit_with_error(errors.first_line(e))
   return remaining
 
 

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence, Set
 import gin
 import gin.config
 
-from tpu_electra import cli_utils
+from tpu_electra import errors
 from tpu_electra import configs
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -62,12 +62,12 @@ def parse(gin_files: Sequence[str], gin_params: Sequence[str]) -> None:
     try:
       gin.parse_config_file(path, skip_unknown=False)
     except (ValueError, KeyError, IOError, SyntaxError) as e:
-      raise GinConfigError(f"in gin file {path}: {cli_utils.first_line(e)}") from None
+      raise GinConfigError(f"in gin file {path}: {errors.first_line(e)}") from None
   for binding in gin_params:
     try:
       gin.parse_config(binding, skip_unknown=False)
     except (ValueError, KeyError, SyntaxError) as e:
-      raise GinConfigError(f"in --gin_param {binding!r}: {cli_utils.first_line(e)}") from None
+      raise GinConfigError(f"in --gin_param {binding!r}: {errors.first_line(e)}") from None
   used = referenced_macros()
   for binding in gin_params:
     for line in binding.splitlines():

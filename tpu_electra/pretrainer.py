@@ -13,7 +13,7 @@ from absl import logging
 import gin
 import tensorflow as tf
 
-from tpu_electra import cli_utils
+from tpu_electra import errors
 from tpu_electra import evaluate
 from tpu_electra import fileio
 from tpu_electra import runs
@@ -288,9 +288,9 @@ def corrupt_data_message(manifest: manifest_lib.Manifest, data_dir: str, model_d
   """One line naming the corrupt shard (found by its checksum) and the checkpoint left intact."""
   try:
     manifest_lib.verify_checksums(manifest, data_dir)
-    culprit = f"a shard of {data_dir!r} ({cli_utils.first_line(error)})"
+    culprit = f"a shard of {data_dir!r} ({errors.first_line(error)})"
   except manifest_lib.DataError as found:
-    culprit = cli_utils.first_line(found)
+    culprit = errors.first_line(found)
   return (f"corrupt pretraining data: {culprit}; training stopped, last good checkpoint: "
           f"{tf.train.latest_checkpoint(model_dir) or 'none'} (re-copy or rebuild the data, then re-run to resume)")
 

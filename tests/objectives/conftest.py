@@ -29,3 +29,23 @@ def make_batch():
                                      SPECIAL, VOCAB_SIZE, seed=seed))
     return batch
   return make
+
+
+@pytest.fixture
+def outputs_under_mixed_bfloat16():
+  """outputs_under_mixed_bfloat16(build_model, batch): builds and calls `build_model()` under the
+  mixed_bfloat16 policy (float32 restored after), checks that its discriminator computes in bfloat16 and
+  that every loss and metric it returns is a finite float32."""
+  def run(build_model, batch):
+    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+      model = build_model()
+      outputs = model(batch, training=True)
+    finally:
+      tf.keras.mixed_precision.set_global_policy("float32")
+    assert model.discriminator.transformer_layers[0].compute_dtype == "bfloat16"
+    for name, value in outputs.items():
+      assert value.dtype == tf.float32, name
+      assert np.isfinite(value.numpy()), name
+    return outputs
+  return run

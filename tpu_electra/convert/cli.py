@@ -6,8 +6,8 @@ first, so --help and flag errors answer at once.
 from absl import flags
 
 from tpu_electra import cli_utils
+from tpu_electra.convert.common import KINDS
 
-KINDS = ("huggingface", "electra", "tf_models")
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:

@@ -10,6 +10,8 @@ from tpu_electra import fileio
 SAFETENSORS_NAME = "model.safetensors"
 TORCH_BIN_NAME = "pytorch_model.bin"
 VOCAB_NAME = "vocab.txt"
+# The --source kinds, one reader each.
+KINDS = ("huggingface", "electra", "tf_models")
 WORDPIECE = "wordpiece"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tpu_electra import cli_utils
+from tpu_electra import errors
 from tpu_electra import fileio
 from tpu_electra.convert.common import VOCAB_NAME, ConversionError, Source, Vocab, check_vocab, read_lines
 
@@ -97,7 +97,7 @@ def read_electra_tf1(path: str) -> Tuple[Source, Optional[Tuple[Dict[str, Any], 
   try:
     reader = tf.train.load_checkpoint(prefix)
   except (tf.errors.OpError, ValueError) as e:
-    raise ConversionError(f"cannot read the TF checkpoint {prefix}: {cli_utils.first_line(e)}") from None
+    raise ConversionError(f"cannot read the TF checkpoint {prefix}: {errors.first_line(e)}") from None
   shapes = reader.get_variable_to_shape_map()
   if "electra/embeddings/word_embeddings" not in shapes:
     if any(n.startswith("generator/embeddings/") for n in shapes):

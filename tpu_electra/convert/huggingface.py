@@ -11,7 +11,7 @@ import numpy as np
 import safetensors
 import tensorflow as tf
 
-from tpu_electra import cli_utils
+from tpu_electra import errors
 from tpu_electra import fileio
 from tpu_electra.convert.common import (SAFETENSORS_NAME, TORCH_BIN_NAME, VOCAB_NAME, ConversionError, Source, Vocab,
                                         check_vocab, read_lines)
@@ -49,7 +49,7 @@ def read_safetensors_file(path: str) -> Dict[str, np.ndarray]:
       with safetensors.safe_open(path, framework="tf") as f:
         out.update({name: tf.cast(f.get_tensor(name), tf.float32).numpy() for name in bfloat16})
   except safetensors.SafetensorError as e:
-    raise ConversionError(f"{path} is not a valid safetensors file ({cli_utils.first_line(e)}); "
+    raise ConversionError(f"{path} is not a valid safetensors file ({errors.first_line(e)}); "
                           f"{_REDOWNLOAD}") from None
   return out
 

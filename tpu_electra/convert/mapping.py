@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tpu_electra import cli_utils
+from tpu_electra import errors
 from tpu_electra.convert.common import ConversionError
 from tpu_electra.modeling import EncoderConfig, ReplacedTokenDetectionHead, TransformerEncoder
 
@@ -199,7 +199,7 @@ def encoder_config_from_huggingface(config: Dict[str, Any], origin: str = "confi
         activation=_ACTIVATIONS[act],
         initializer_range=float(config.get("initializer_range", 0.02)))
   except ValueError as e:
-    raise ConversionError(f"{origin}: {cli_utils.first_line(e)}") from None
+    raise ConversionError(f"{origin}: {errors.first_line(e)}") from None
 
 
 def generator_fraction(discriminator: EncoderConfig, generator: EncoderConfig) -> float:

@@ -5,8 +5,7 @@ from typing import Any, Dict, Optional, Tuple
 import tensorflow as tf
 
 from tpu_electra import fileio
-from tpu_electra.convert.cli import KINDS
-from tpu_electra.convert.common import VOCAB_NAME, ConversionError, Source
+from tpu_electra.convert.common import KINDS, VOCAB_NAME, ConversionError, Source
 from tpu_electra.convert.electra_tf1 import read_electra_tf1
 from tpu_electra.convert.huggingface import read_huggingface
 from tpu_electra.convert.mapping import Converted, convert_tensors

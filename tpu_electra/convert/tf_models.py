@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tpu_electra import cli_utils
+from tpu_electra import errors
 from tpu_electra import fileio
 from tpu_electra.convert.common import VOCAB_NAME, ConversionError, Source, Vocab, check_vocab, read_lines
 from tpu_electra.convert.electra_tf1 import tf1_checkpoint_prefix
@@ -133,7 +133,7 @@ def _restore_official(prefix: str, what: str, **items) -> None:
     status.assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     raise ConversionError(f"checkpoint {prefix} does not fit the {what} described beside it: "
-                          f"{cli_utils.first_line(e)}") from None
+                          f"{errors.first_line(e)}") from None
 
 
 def _find_beside(prefix: str, names: Sequence[str]) -> Optional[str]:

@@ -6,6 +6,7 @@ first, so --help and flag errors answer at once.
 from absl import flags
 
 from tpu_electra import cli_utils
+from tpu_electra import errors
 
 FORMATS = ("saved_model", "huggingface")
 
@@ -49,7 +50,7 @@ def run(flag_values: flags.FlagValues) -> int:
     if not fileio.is_disk_full(e):
       raise
     # The export is written into a temporary sibling, removed on failure: nothing half-written stays.
-    raise ExportError(f"no space left to write the export {flag_values.output_dir} ({cli_utils.first_line(e)}); "
+    raise ExportError(f"no space left to write the export {flag_values.output_dir} ({errors.first_line(e)}); "
                       "nothing was written: free space there or choose another --output_dir") from None
   print(f"wrote {flag_values.format} export to {path}")
   return 0

@@ -41,7 +41,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tpu_electra import cli_utils
+from tpu_electra import errors
 from tpu_electra import fileio
 from tpu_electra.finetuning.feature_records import FeatureCacheError, RecordFormat
 from tpu_electra.finetuning.feature_streams import SplitFeatures
@@ -471,7 +471,7 @@ def get_or_build(directory: str, key: str, material: Mapping[str, Any],
   except fileio.errors() as e:
     if not fileio.is_disk_full(e):
       raise
-    raise FeatureCacheError(f"no space left to write features into {directory} ({cli_utils.first_line(e)}); a "
+    raise FeatureCacheError(f"no space left to write features into {directory} ({errors.first_line(e)}); a "
                             "build without its index is never used: free space there or pass "
                             "--feature_cache_dir=<a dir with room>") from None
   if isinstance(stale_build, str) and stale_build.startswith("build-") and stale_build != cached.index["build"]:

@@ -38,6 +38,7 @@ from absl import logging
 import tensorflow as tf
 
 from tpu_electra import cli_utils
+from tpu_electra import errors
 from tpu_electra import fileio
 from tpu_electra.data import pretraining
 from tpu_electra.training import seeding
@@ -473,7 +474,7 @@ def train(model: tf.keras.Model,
       prefix = os.path.join(save_dir, f"{CHECKPOINT_PREFIX}-{step}")
       _remove_unfinished_saves(save_dir)  # Frees what the failed save wrote.
       raise CheckpointSaveError(
-          f"cannot write checkpoint {prefix} ({cli_utils.first_line(e)}); training stopped at step {step}, last "
+          f"cannot write checkpoint {prefix} ({errors.first_line(e)}); training stopped at step {step}, last "
           f"checkpoint written: {last_good()} (intact); free space or fix {model_dir}, then re-run the same command "
           "to resume") from None
     if is_chief:
