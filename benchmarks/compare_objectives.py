@@ -171,30 +171,7 @@ def run_seed(objective: str, config: str, data_dir: str, manifest: manifest_lib.
   if record is not None and record.get("finished"):
     progress.reused(f"{what} ({run_dir})")
   else:
-    latest = tf.train.latest_checkpoint(run_dir)
-    resumed_from = evaluate.checkpoint_step(latest) if latest else 0
-    progress.started(f"{what}: {steps} steps of {report.per_step:.4g} FLOPs = {steps * report.per_step:.4g} "
-                     f"(budget {train_flops:.4g}); batch {report.batch_size} x seq {report.seq_length}; held-out "
-                     f"evaluation every {eval_every} steps on {batches} batches"
-                     + (f"; resuming at step {resumed_from}" if latest else ""))
-    fileio.make_output_dir(run_dir, "--output_dir")
-    fileio.write_text_atomic(record_path, json.dumps(dict(wanted, finished=False), indent=2) + "\n")
-    start = time.time()
-    metrics = pretrainer.pretrain(model_dir=run_dir)
-    train_seconds = time.time() - start
-    prefix = EVAL_SUBDIR + "/"
-    final_eval = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
-    if not final_eval:
-      # Nothing left to train (killed after the last checkpoint): the last evaluation is in the events.
-      curves = read_scalars(run_dir, EVAL_SUBDIR)
-      final_eval = {tag: points[-1][1] for tag, points in curves.items() if points[-1][0] == steps}
-      if not final_eval:
-        final_eval = evaluate.evaluate_run(run_dir, data_dir=data_dir, eval_batches=batches,
-                                           batch_size=report.batch_size)["metrics"]
-    record = dict(wanted, finished=True, steps=steps, resumed_from_step=resumed_from, train_seconds=train_seconds,
-                  final_eval=final_eval)
-    fileio.write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
-    progress.finished(what, 1, train_seconds)
+    record = _pretrain_run(run_dir, wanted, what, steps, report, data_dir, batches, progress)
 
   start = time.time()
   first = next(iter(pretraining.evaluation_dataset(data_dir, report.batch_size, report.seq_length, 1)))
@@ -229,6 +206,38 @@ def run_seed(objective: str, config: str, data_dir: str, manifest: manifest_lib.
     result["probe_at_init"] = heldout_probe.run_probe(initial.encoder, probe_data, 0, heldout_probe.SEED)
   result["eval_seconds"] = time.time() - start
   return result
+
+
+def _pretrain_run(run_dir: str, wanted: Dict[str, object], what: str, steps: int, report: flops.FlopsReport,
+                  data_dir: str, batches: int, progress: study_timing.Progress) -> Dict[str, object]:
+  """Pretrains (or resumes) the run the parsed gin config describes; returns its finished run record."""
+  record_path = os.path.join(run_dir, RUN_RECORD)
+  eval_every = wanted["eval_every"]
+  latest = tf.train.latest_checkpoint(run_dir)
+  resumed_from = evaluate.checkpoint_step(latest) if latest else 0
+  progress.started(f"{what}: {steps} steps of {report.per_step:.4g} FLOPs = {steps * report.per_step:.4g} "
+                   f"(budget {wanted['train_flops']:.4g}); batch {report.batch_size} x seq {report.seq_length}; "
+                   f"held-out evaluation every {eval_every} steps on {batches} batches"
+                   + (f"; resuming at step {resumed_from}" if latest else ""))
+  fileio.make_output_dir(run_dir, "--output_dir")
+  fileio.write_text_atomic(record_path, json.dumps(dict(wanted, finished=False), indent=2) + "\n")
+  start = time.time()
+  metrics = pretrainer.pretrain(model_dir=run_dir)
+  train_seconds = time.time() - start
+  prefix = EVAL_SUBDIR + "/"
+  final_eval = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+  if not final_eval:
+    # Nothing left to train (killed after the last checkpoint): the last evaluation is in the events.
+    curves = read_scalars(run_dir, EVAL_SUBDIR)
+    final_eval = {tag: points[-1][1] for tag, points in curves.items() if points[-1][0] == steps}
+    if not final_eval:
+      final_eval = evaluate.evaluate_run(run_dir, data_dir=data_dir, eval_batches=batches,
+                                         batch_size=report.batch_size)["metrics"]
+  record = dict(wanted, finished=True, steps=steps, resumed_from_step=resumed_from, train_seconds=train_seconds,
+                final_eval=final_eval)
+  fileio.write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
+  progress.finished(what, 1, train_seconds)
+  return record
 
 
 def compare_one(objective: str, config: str, data_dir: str, manifest: manifest_lib.Manifest, train_flops: float,

@@ -93,34 +93,9 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
       grads = optimizer.get_unscaled_gradients(grads)
     return grads, outputs
 
-  def accumulated_gradients(batch):
-    """The mean of the micro-batches' gradients and outputs; graph size independent of k."""
-    k = grad_accum_steps
-    micro_batches = {name: _split_rows(value, k) for name, value in batch.items()}
-    variables = model.trainable_variables
-    # Learnt when the loop body is traced (once): which variables get a gradient, the outputs' names.
-    has_gradient: List[bool] = []
-    output_names: List[str] = []
-
-    def body(i, grad_sums, output_values):
-      grads, outputs = gradients({name: value[i] for name, value in micro_batches.items()})
-      has_gradient[:] = [g is not None for g in grads]
-      output_names[:] = list(outputs)
-      grad_sums = [s + tf.convert_to_tensor(g) if g is not None else s for s, g in zip(grad_sums, grads)]
-      output_values = output_values.write(i, tf.stack([tf.cast(outputs[n], tf.float32) for n in output_names]))
-      return i + 1, grad_sums, output_values
-
-    _, grad_sums, output_values = tf.while_loop(
-        lambda i, *_: i < k, body,
-        (tf.constant(0), [tf.zeros(v.shape, v.dtype) for v in variables],
-         tf.TensorArray(tf.float32, size=k, element_shape=tf.TensorShape([None]))),
-        parallel_iterations=1, maximum_iterations=k)  # One micro-batch at a time: that is the memory saved.
-    grads = [s / k if kept else None for s, kept in zip(grad_sums, has_gradient)]
-    means = tf.unstack(tf.reduce_mean(output_values.stack(), axis=0), num=len(output_names))
-    return grads, dict(zip(output_names, means))
-
   def replica_step(batch):
-    grads, outputs = gradients(batch) if grad_accum_steps == 1 else accumulated_gradients(batch)
+    grads, outputs = (gradients(batch) if grad_accum_steps == 1 else
+                      _accumulated_gradients(gradients, batch, model.trainable_variables, grad_accum_steps))
     optimizer.apply_gradients(
         [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None])
     return {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
@@ -158,6 +133,32 @@ def make_train_loop(model: tf.keras.Model, optimizer, strategy: tf.distribute.St
   for function in (step, train_loop):
     function._omit_frequent_tracing_warning = True  # pylint: disable=protected-access
   return train_loop
+
+
+def _accumulated_gradients(gradients: Callable, batch, variables: Sequence[tf.Variable], k: int):
+  """The mean of `gradients`' gradients and outputs over `batch` cut into k micro-batches; the graph
+  holds one forward and backward pass whatever k is."""
+  micro_batches = {name: _split_rows(value, k) for name, value in batch.items()}
+  # Learnt when the loop body is traced (once): which variables get a gradient, the outputs' names.
+  has_gradient: List[bool] = []
+  output_names: List[str] = []
+
+  def body(i, grad_sums, output_values):
+    grads, outputs = gradients({name: value[i] for name, value in micro_batches.items()})
+    has_gradient[:] = [g is not None for g in grads]
+    output_names[:] = list(outputs)
+    grad_sums = [s + tf.convert_to_tensor(g) if g is not None else s for s, g in zip(grad_sums, grads)]
+    output_values = output_values.write(i, tf.stack([tf.cast(outputs[n], tf.float32) for n in output_names]))
+    return i + 1, grad_sums, output_values
+
+  _, grad_sums, output_values = tf.while_loop(
+      lambda i, *_: i < k, body,
+      (tf.constant(0), [tf.zeros(v.shape, v.dtype) for v in variables],
+       tf.TensorArray(tf.float32, size=k, element_shape=tf.TensorShape([None]))),
+      parallel_iterations=1, maximum_iterations=k)  # One micro-batch at a time: that is the memory saved.
+  grads = [s / k if kept else None for s, kept in zip(grad_sums, has_gradient)]
+  means = tf.unstack(tf.reduce_mean(output_values.stack(), axis=0), num=len(output_names))
+  return grads, dict(zip(output_names, means))
 
 
 def _split_rows(value: tf.Tensor, k: int) -> tf.Tensor:
@@ -228,86 +229,55 @@ class LoopResult:
     return self.timed_steps / self.train_s if self.train_s > 0 else None
 
 
-def run_loop(train_loop: Callable, iterator, optimizer, *,
-             start_step: int,
-             train_steps: int,
-             global_batch_size: int,
-             steps_per_loop: int,
-             log_every_secs: float = 10.0,
-             max_loop_secs: Optional[float] = MAX_LOOP_SECS,
-             summary_dir: Optional[str] = None,
-             evaluate: Optional[Callable[[int], Dict[str, float]]] = None,
-             eval_at: Points = Points(),
-             eval_summary_dir: Optional[str] = None,
-             save: Optional[Callable[[int], None]] = None,
-             save_at: Points = Points(),
-             record_curve: bool = False,
-             log_prefix: str = "",
+def run_loop(train_loop: Callable, iterator, optimizer, *, start_step: int, train_steps: int,
+             global_batch_size: int, steps_per_loop: int, log_every_secs: float = 10.0,
+             max_loop_secs: Optional[float] = MAX_LOOP_SECS, summary_dir: Optional[str] = None,
+             evaluate: Optional[Callable[[int], Dict[str, float]]] = None, eval_at: Points = Points(),
+             eval_summary_dir: Optional[str] = None, save: Optional[Callable[[int], None]] = None,
+             save_at: Points = Points(), record_curve: bool = False, log_prefix: str = "",
              failure_hint: Callable[[], str] = lambda: "",
              on_non_finite_start: Optional[Callable[[int], None]] = None) -> LoopResult:
   """Trains from `start_step` to `train_steps` with `train_loop` (of make_train_loop) over `iterator`.
 
-  The steps go in stretches of at most `steps_per_loop` that end at every evaluation and save point.
-  A stretch is one train_loop call, or several: the first call runs one step (it traces; its line
-  comes as soon as it is done), and with `max_loop_secs` each later call runs at most about that
-  long, judged by the previous call's speed (None: calls of whole stretches, as every worker of a
-  multi-worker run must make the same calls). After a call: a NaN/Inf loss raises
-  NonFiniteLossError (nothing saved; `failure_hint()` ends the message), after
-  `on_non_finite_start(step)` when already the call's first step, at the weights of `step`, gave a
-  non-finite loss (a checkpoint of that step would not resume); the progress shows (a progress bar
-  where stdout is a terminal; where stderr is not one, a line every `log_every_secs` and at the end
-  with the window's mean metrics, learning rate, examples/s and ETA), and those are written as
-  scalars in `summary_dir` (none when None). At the end of a stretch: at a step of `eval_at`,
-  `evaluate(step)`'s metrics are logged and written in `eval_summary_dir`; then at a step of
-  `save_at`, `save(step)` (after the evaluation: a run killed in between evaluates that step again
-  when it resumes). With `record_curve`, each stretch's means with "step" and "learning_rate" are
-  kept in the result's `curve`: the same points however the stretches were cut into calls.
+  The steps go in stretches of at most `steps_per_loop` that end at every `eval_at` and `save_at`
+  point; a stretch is one train_loop call or several (`_call_end`: the first call is one step, later
+  ones at most about `max_loop_secs`; None: whole stretches, as every worker of a multi-worker run
+  must make the same calls). After each call a NaN/Inf loss raises NonFiniteLossError (`_check_finite`;
+  `failure_hint()` ends the message), and the progress shows and is written as scalars in
+  `summary_dir`. At a stretch's end: `evaluate(step)` at an `eval_at` step (logged, written in
+  `eval_summary_dir`), then `save(step)` at a `save_at` step (after the evaluation: a run killed in
+  between evaluates that step again when it resumes). `record_curve` keeps each stretch's means, "step"
+  and "learning_rate" in the result's `curve`: the same points however the stretches were cut.
   """
-  summary_writer = tf.summary.create_file_writer(summary_dir) if summary_dir else tf.summary.create_noop_writer()
-  eval_writer = (tf.summary.create_file_writer(eval_summary_dir) if eval_summary_dir and evaluate
-                 else tf.summary.create_noop_writer())
+  summary_writer, eval_writer = _summary_writer(summary_dir), _summary_writer(eval_summary_dir if evaluate else None)
   result = LoopResult(metrics={}, curve=[])
   progress = _Progress(start_step, train_steps)
+  window = _LogWindow()
   current = start_step
-  stretch_end, stretch_values = start_step, {}
-  window_sums: Dict[str, float] = {}
-  window_steps, window_seconds, last_log = 0, 0.0, time.time()
+  stretch_end, stretch_values = start_step, {}  # The stretch's steps' outputs, for the curve.
   seconds_per_step: Optional[float] = None  # Of the last call; none before the first.
   try:
     while current < train_steps:
       if current == stretch_end:
-        stretch_end = min(current + steps_per_loop, save_at.next_after(current, train_steps))
-        if evaluate:
-          stretch_end = min(stretch_end, eval_at.next_after(current, train_steps))
-      if seconds_per_step is None:
-        stop = current + 1
-      elif max_loop_secs is not None:
-        stop = min(stretch_end, current + max(1, int(max_loop_secs / seconds_per_step)))
-      else:
-        stop = stretch_end
+        stretch_end = min(current + steps_per_loop, save_at.next_after(current, train_steps),
+                          eval_at.next_after(current, train_steps) if evaluate else train_steps)
+      stop = _call_end(current, stretch_end, seconds_per_step, max_loop_secs)
       num_steps = stop - current
       tick = time.time()
       outputs = train_loop(iterator, tf.constant(num_steps, tf.int32))
       per_step = {k: v.numpy().tolist() for k, v in outputs.pop(PER_STEP).items()}
       outputs = {k: float(v) for k, v in outputs.items()}
       elapsed = time.time() - tick
-      first_step_loss = outputs.pop(FIRST_STEP_LOSS)
-      if not math.isfinite(outputs["loss"]):
-        if on_non_finite_start and not math.isfinite(first_step_loss):
-          on_non_finite_start(current)
-        raise NonFiniteLossError(f"{log_prefix}loss became {outputs['loss']} between steps {current} and {stop}; "
-                                 f"stopped without saving{failure_hint()}")
+      _check_finite(outputs, current, stop, log_prefix + "loss", failure_hint, on_non_finite_start)
       current = stop
       if record_curve:
         for k, values in per_step.items():
           stretch_values.setdefault(k, []).extend(values)
         if current == stretch_end:
-          # fsum is exact: the same numbers however the stretch was cut into calls.
-          result.curve.append({**{k: math.fsum(v) / len(v) for k, v in stretch_values.items()},
-                               "step": current, "learning_rate": current_learning_rate(optimizer)})
+          result.curve.append(_curve_point(stretch_values, current, optimizer))
           stretch_values = {}
       if seconds_per_step is None:
-        seconds_per_step, result.first_loop_s, last_log = elapsed, elapsed, time.time()
+        seconds_per_step, result.first_loop_s, window.last_log = elapsed, elapsed, time.time()
         logging.info("%sstep %d/%d  loss=%.4g  (first step, tracing included, took %.1f s)", log_prefix, current,
                      train_steps, outputs["loss"], elapsed)
         progress.update(current, outputs["loss"])
@@ -317,33 +287,19 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
         seconds_per_step = elapsed / num_steps
         result.train_s += elapsed
         result.timed_steps += num_steps
-        window_steps += num_steps
-        window_seconds += elapsed
-        for k, v in outputs.items():
-          window_sums[k] = window_sums.get(k, 0.0) + v * num_steps
+        window.add(outputs, num_steps, elapsed)
         progress.update(current, outputs["loss"], num_steps * global_batch_size / max(elapsed, 1e-9))
 
-      now = time.time()
-      if window_steps and (now - last_log >= log_every_secs or current >= train_steps):
-        # Throughput over the train_loop calls only: evaluations and checkpoints are not training.
-        steps_per_sec = window_steps / max(window_seconds, 1e-9)
-        result.metrics = {k: v / window_steps for k, v in window_sums.items()}
-        result.metrics["learning_rate"] = current_learning_rate(optimizer)
-        result.metrics["examples_per_sec"] = steps_per_sec * global_batch_size
+      if window.due(log_every_secs, finished=current >= train_steps):
+        result.metrics = window.close(optimizer, global_batch_size)
         if progress.lines:
-          _log_progress(log_prefix, current, train_steps, result.metrics, steps_per_sec)
+          _log_progress(log_prefix, current, train_steps, result.metrics,
+                        result.metrics["examples_per_sec"] / global_batch_size)
         _write_scalars(summary_writer, current, result.metrics)
-        window_sums, window_steps, window_seconds, last_log = {}, 0, 0.0, now
 
       if evaluate and eval_at.includes(current, train_steps):
         progress.end_line()
-        tick = time.time()
-        eval_metrics = evaluate(current)
-        result.eval_s += time.time() - tick
-        logging.info("%seval at step %d (%.1f s): %s", log_prefix, current, time.time() - tick,
-                     "  ".join(f"{k}={v:.4g}" for k, v in sorted(eval_metrics.items())))
-        _write_scalars(eval_writer, current, eval_metrics)
-        result.metrics.update({f"{EVAL_SUMMARY_DIR}/{k}": v for k, v in eval_metrics.items()})
+        result.metrics.update(_evaluate(evaluate, current, eval_writer, result, log_prefix))
 
       if save and save_at.includes(current, train_steps):
         progress.end_line()
@@ -353,6 +309,73 @@ def run_loop(train_loop: Callable, iterator, optimizer, *,
     summary_writer.close()
     eval_writer.close()
   return result
+
+def _check_finite(outputs: Dict[str, float], start: int, stop: int, what: str, failure_hint: Callable[[], str],
+                  on_non_finite_start: Optional[Callable[[int], None]]) -> None:
+  """Raises NonFiniteLossError when a call's mean loss is not finite (after `on_non_finite_start(start)`
+  when its first step's loss, at the weights it started from, is not either); drops FIRST_STEP_LOSS."""
+  first_step_loss = outputs.pop(FIRST_STEP_LOSS)
+  if not math.isfinite(outputs["loss"]):
+    if on_non_finite_start and not math.isfinite(first_step_loss):
+      on_non_finite_start(start)
+    raise NonFiniteLossError(f"{what} became {outputs['loss']} between steps {start} and {stop}; "
+                             f"stopped without saving{failure_hint()}")
+
+
+def _curve_point(stretch_values: Mapping[str, List[float]], step: int, optimizer) -> Dict[str, float]:
+  # fsum is exact: the same numbers however the stretch was cut into calls.
+  return {**{k: math.fsum(v) / len(v) for k, v in stretch_values.items()},
+          "step": step, "learning_rate": current_learning_rate(optimizer)}
+
+
+def _call_end(current: int, stretch_end: int, seconds_per_step: Optional[float],
+              max_loop_secs: Optional[float]) -> int:
+  """Where the next train_loop call stops: one step for the first call (it traces, and its line should
+  come at once), then the stretch's end, or about `max_loop_secs` of steps at the last call's speed."""
+  if seconds_per_step is None:
+    return current + 1
+  if max_loop_secs is not None:
+    return min(stretch_end, current + max(1, int(max_loop_secs / seconds_per_step)))
+  return stretch_end
+
+
+class _LogWindow:
+  """The train_loop calls since the last log line: their step-weighted metric sums, steps and seconds."""
+
+  def __init__(self):
+    self.sums: Dict[str, float] = {}
+    self.steps, self.seconds, self.last_log = 0, 0.0, time.time()
+
+  def add(self, outputs: Mapping[str, float], num_steps: int, elapsed: float) -> None:
+    self.steps += num_steps
+    self.seconds += elapsed
+    for k, v in outputs.items():
+      self.sums[k] = self.sums.get(k, 0.0) + v * num_steps
+
+  def due(self, log_every_secs: float, finished: bool) -> bool:
+    return bool(self.steps) and (time.time() - self.last_log >= log_every_secs or finished)
+
+  def close(self, optimizer, global_batch_size: int) -> Dict[str, float]:
+    """The window's mean metrics, learning rate and examples/s; a new window starts."""
+    # Throughput over the train_loop calls only: evaluations and checkpoints are not training.
+    steps_per_sec = self.steps / max(self.seconds, 1e-9)
+    metrics = {k: v / self.steps for k, v in self.sums.items()}
+    metrics["learning_rate"] = current_learning_rate(optimizer)
+    metrics["examples_per_sec"] = steps_per_sec * global_batch_size
+    self.sums, self.steps, self.seconds, self.last_log = {}, 0, 0.0, time.time()
+    return metrics
+
+
+def _evaluate(evaluate: Callable[[int], Dict[str, float]], step: int, writer, result: "LoopResult",
+              log_prefix: str) -> Dict[str, float]:
+  """Runs `evaluate(step)`, logs and writes its metrics; returns them as "eval/<name>"."""
+  tick = time.time()
+  eval_metrics = evaluate(step)
+  result.eval_s += time.time() - tick
+  logging.info("%seval at step %d (%.1f s): %s", log_prefix, step, time.time() - tick,
+               "  ".join(f"{k}={v:.4g}" for k, v in sorted(eval_metrics.items())))
+  _write_scalars(writer, step, eval_metrics)
+  return {f"{EVAL_SUMMARY_DIR}/{k}": v for k, v in eval_metrics.items()}
 
 
 class _Progress:
@@ -441,51 +464,13 @@ def train(model: tf.keras.Model,
     save_dir = model_dir if is_chief else os.path.join(model_dir, f"worker_scratch_{_task_id(strategy)}")
     manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=keep_checkpoint_max,
                                          step_counter=optimizer.iterations)
-  latest = tf.train.latest_checkpoint(model_dir)
-  if latest:
-    checkpoint.restore(latest).assert_existing_objects_matched()
-    logging.info("Resuming from checkpoint %s at step %d.", latest, int(optimizer.iterations.numpy()))
-  else:
-    logging.info("No checkpoint in %s: training from scratch.", model_dir)
-
-  current = int(optimizer.iterations.numpy())
+  current = _restore_latest(checkpoint, model_dir, optimizer)
   if current >= train_steps:
     logging.info("Step %d already reaches TRAIN_STEPS=%d: nothing to train.", current, train_steps)
     return {}
 
-  def last_good() -> str:
-    return tf.train.latest_checkpoint(model_dir) or "none"
-
-  def failure_hint() -> str:
-    # Resuming a checkpoint with another learning rate changes its recorded settings: pretrain asks for consent.
-    consent = " and --accept_changes to resume with it" if tf.train.latest_checkpoint(model_dir) else ""
-    return f", last good checkpoint: {last_good()} (lower LEARNING_RATE{consent}, or check the data)"
-
-  saved_state = [v for v in _checkpoint_variables(model, optimizer) if v.dtype.is_floating]
-
-  def save(step: int) -> None:
-    if not _all_finite(saved_state):
-      raise NonFiniteLossError(f"the weights or optimizer state after step {step} are not finite (the step's loss, "
-                               f"computed before its update, was finite); not saved{failure_hint()}")
-    save_start = time.time()
-    try:
-      path = manager.save(checkpoint_number=step)
-    except (tf.errors.OpError, OSError) as e:
-      prefix = os.path.join(save_dir, f"{CHECKPOINT_PREFIX}-{step}")
-      _remove_unfinished_saves(save_dir)  # Frees what the failed save wrote.
-      raise CheckpointSaveError(
-          f"cannot write checkpoint {prefix} ({errors.first_line(e)}); training stopped at step {step}, last "
-          f"checkpoint written: {last_good()} (intact); free space or fix {model_dir}, then re-run the same command "
-          "to resume") from None
-    if is_chief:
-      logging.info("Saved checkpoint %s (%.2f s)", path, time.time() - save_start)
-
-  def set_aside(step: int) -> None:
-    """The checkpoint of `step` holds weights whose loss is not finite: no run can resume from it."""
-    prefix = os.path.join(model_dir, f"{CHECKPOINT_PREFIX}-{step}")
-    if is_chief and tf.train.latest_checkpoint(model_dir) == prefix:
-      _set_aside_checkpoint(model_dir, prefix)
-
+  keeper = _CheckpointKeeper(manager, model_dir, save_dir, is_chief,
+                             [v for v in _checkpoint_variables(model, optimizer) if v.dtype.is_floating])
   # The stream starts at the first batch this run has not trained on (none is re-read or skipped).
   iterator = iter(strategy.distribute_datasets_from_function(
       lambda input_context: dataset_fn(input_context, current)))
@@ -498,10 +483,63 @@ def train(model: tf.keras.Model,
       summary_dir=os.path.join(model_dir, TRAIN_SUMMARY_DIR) if is_chief else None,
       evaluate=(lambda step: evaluator()) if evaluator and eval_every else None, eval_at=Points(every=eval_every),
       eval_summary_dir=os.path.join(model_dir, EVAL_SUMMARY_DIR) if is_chief else None,
-      save=save, save_at=Points(every=checkpoint_every), on_non_finite_start=set_aside, failure_hint=failure_hint)
+      save=keeper.save, save_at=Points(every=checkpoint_every), on_non_finite_start=keeper.set_aside,
+      failure_hint=keeper.failure_hint)
   if not is_chief:
     tf.io.gfile.rmtree(save_dir)
   return result.metrics
+
+
+class _CheckpointKeeper:
+  """A run's checkpoints as it trains: only finite states are saved, a failed save names the last good
+  checkpoint, and a checkpoint whose weights give a non-finite loss is set aside."""
+
+  def __init__(self, manager: tf.train.CheckpointManager, model_dir: str, save_dir: str, is_chief: bool,
+               saved_state: Sequence[tf.Variable]):
+    self._manager, self._model_dir, self._save_dir, self._is_chief = manager, model_dir, save_dir, is_chief
+    self._saved_state = saved_state
+
+  def last_good(self) -> str:
+    return tf.train.latest_checkpoint(self._model_dir) or "none"
+
+  def failure_hint(self) -> str:
+    # Resuming a checkpoint with another learning rate changes its recorded settings: pretrain asks for consent.
+    consent = " and --accept_changes to resume with it" if tf.train.latest_checkpoint(self._model_dir) else ""
+    return f", last good checkpoint: {self.last_good()} (lower LEARNING_RATE{consent}, or check the data)"
+
+  def save(self, step: int) -> None:
+    if not _all_finite(self._saved_state):
+      raise NonFiniteLossError(f"the weights or optimizer state after step {step} are not finite (the step's loss, "
+                               f"computed before its update, was finite); not saved{self.failure_hint()}")
+    save_start = time.time()
+    try:
+      path = self._manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as e:
+      prefix = os.path.join(self._save_dir, f"{CHECKPOINT_PREFIX}-{step}")
+      _remove_unfinished_saves(self._save_dir)  # Frees what the failed save wrote.
+      raise CheckpointSaveError(
+          f"cannot write checkpoint {prefix} ({errors.first_line(e)}); training stopped at step {step}, last "
+          f"checkpoint written: {self.last_good()} (intact); free space or fix {self._model_dir}, then re-run the "
+          "same command to resume") from None
+    if self._is_chief:
+      logging.info("Saved checkpoint %s (%.2f s)", path, time.time() - save_start)
+
+  def set_aside(self, step: int) -> None:
+    """The checkpoint of `step` holds weights whose loss is not finite: no run can resume from it."""
+    prefix = os.path.join(self._model_dir, f"{CHECKPOINT_PREFIX}-{step}")
+    if self._is_chief and tf.train.latest_checkpoint(self._model_dir) == prefix:
+      _set_aside_checkpoint(self._model_dir, prefix)
+
+
+def _restore_latest(checkpoint: tf.train.Checkpoint, model_dir: str, optimizer) -> int:
+  """Restores model_dir's latest checkpoint, if any; returns the step training goes on from."""
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+    logging.info("Resuming from checkpoint %s at step %d.", latest, int(optimizer.iterations.numpy()))
+  else:
+    logging.info("No checkpoint in %s: training from scratch.", model_dir)
+  return int(optimizer.iterations.numpy())
 
 
 def _checkpoint_variables(model: tf.keras.Model, optimizer) -> List[tf.Variable]:
@@ -535,6 +573,10 @@ def _set_aside_checkpoint(model_dir: str, prefix: str) -> None:
     tf.io.gfile.remove(os.path.join(model_dir, "checkpoint"))
   logging.warning("The loss at the weights of %s is not finite: set aside as %s%s (no run resumes from it).",
                   prefix, SET_ASIDE_PREFIX, name)
+
+
+def _summary_writer(directory: Optional[str]):
+  return tf.summary.create_file_writer(directory) if directory else tf.summary.create_noop_writer()
 
 
 def _write_scalars(writer, step: int, metrics: Mapping[str, float]) -> None:
