@@ -49,7 +49,7 @@ def electra_dir(token_data_dir, tmp_path_factory):
   expected = {"sequence_output": sequence.numpy(), "rtd_logits": objective.rtd_head(sequence).numpy()}
   model_dir = str(tmp_path_factory.mktemp("electra"))
   runs.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir,
-                                  objective_kwargs={"generator_fraction": 0.5})
+                                  objective_arguments={"generator_fraction": 0.5})
   return model_dir, expected
 
 

@@ -44,7 +44,7 @@ def pretrained_dir(token_data_dir, tmp_path_factory):
   expected = objective.encoder(PROBE, training=False)["sequence_output"].numpy()
   model_dir = str(tmp_path_factory.mktemp("pretrained"))
   runs.save_pretraining_dir(objective, model_dir, data_dir=token_data_dir,
-                                  objective_kwargs={"generator_fraction": 0.5}, step=7)
+                                  objective_arguments={"generator_fraction": 0.5}, step=7)
   return model_dir, expected
 
 
@@ -91,7 +91,7 @@ def test_run_rebuilds_encoder_shape_and_vocab_from_the_model_dir(pretrained_dir)
   model_dir, _ = pretrained_dir
   run = runs.read_run(model_dir)
   assert run.checkpoint.endswith("ckpt-7")
-  assert run.objective_name == "Electra"
+  assert run.objective_class_name == "Electra"
   assert run.encoder_config() == CONFIG
   assert runs.load_tokenizer(run).vocab_size == 60
 
@@ -483,7 +483,7 @@ def polarity_run(embedded_cache, tmp_path_factory):  # pylint: disable=unused-ar
                          embedding_size=32, max_position_embeddings=64)
   model_dir = str(tmp_path_factory.mktemp("polarity_pretrained"))
   runs.save_pretraining_dir(electra.Electra(config, generator_fraction=0.5), model_dir, data_dir=data_dir,
-                                  objective_kwargs={"generator_fraction": 0.5})
+                                  objective_arguments={"generator_fraction": 0.5})
   return task_dir, model_dir
 
 

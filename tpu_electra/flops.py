@@ -59,7 +59,7 @@ def objective_costs(objective, encoder_config: EncoderConfig, seq_length: int, n
                     arguments: Optional[Mapping[str, Any]] = None) -> List[Cost]:
   """Forward FLOPs per sequence of every part of `objective` (a registry name, a registered class or
   an instance), with its arguments resolved: defaults, gin bindings, then `arguments`."""
-  return objectives.of(objective).costs(encoder_config, seq_length, num_predictions, arguments)
+  return objectives.class_of(objective).costs(encoder_config, seq_length, num_predictions, arguments)
 
 
 def train_flops_per_step(objective, encoder_config: EncoderConfig, batch_size: int, seq_length: int,
@@ -193,7 +193,7 @@ def report_from_gin(vocab_size: Optional[int] = None, backward_factor: float = 1
   The vocabulary size comes from EncoderConfig (VOCAB_SIZE), else from the manifest in DATA_DIR,
   else from `vocab_size`.
   """
-  objective = objectives.of(gin.query_parameter("pretrain.objective").configurable.wrapped)
+  objective = objectives.class_of(gin.query_parameter("pretrain.objective").configurable.wrapped)
   encoder_config = EncoderConfig()
   if encoder_config.vocab_size is None:
     try:

@@ -64,7 +64,7 @@ def pretrain(model_dir: str,
   """
   strategy_lib.set_precision(precision)
   manifest, encoder_config = checked_data(data_dir, seq_length, verify_checksums)
-  objective = objectives.of(objective)
+  objective = objectives.class_of(objective)
   train_steps = resolve_train_steps(train_steps, train_flops, objective, encoder_config, batch_size, seq_length)
 
   strategy = strategy_lib.get_strategy()

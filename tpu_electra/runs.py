@@ -298,7 +298,7 @@ class PretrainingRun:
     return self.info["objective"]["name"]
 
   @property
-  def objective_name(self) -> str:
+  def objective_class_name(self) -> str:
     """The objective's class name ("Electra")."""
     return self.info["objective"]["class"]
 
@@ -463,19 +463,19 @@ def load_objective(run: PretrainingRun) -> objectives.PretrainingObjective:
 
 
 def save_pretraining_dir(objective: objectives.PretrainingObjective, model_dir: str, data_dir: Optional[str] = None,
-                         objective_kwargs: Optional[Dict[str, Any]] = None, step: int = 0, **settings) -> str:
+                         objective_arguments: Optional[Dict[str, Any]] = None, step: int = 0, **settings) -> str:
   """Writes a model dir as `pretrain` leaves it (checkpoint items `model` and `encoder`, run.json).
 
   For an objective built in Python, e.g. converted from elsewhere or in tests; returns the
-  checkpoint path. Its arguments are those it recorded itself (`objective_kwargs`, when given, must
+  checkpoint path. Its arguments are those it recorded itself (`objective_arguments`, when given, must
   agree with them); `settings` are extra run.json entries (seq_length, batch_size, ...). Keras
   builds layers on first use: the encoder is built here, heads are saved only if the objective has
   been called (trained) before.
   """
   arguments = objective.arguments
-  differing = {k: v for k, v in (objective_kwargs or {}).items() if arguments.get(k) != v}
+  differing = {k: v for k, v in (objective_arguments or {}).items() if arguments.get(k) != v}
   if differing:
-    raise ValueError(f"objective_kwargs {differing} differ from the arguments the objective was built with")
+    raise ValueError(f"objective_arguments {differing} differ from the arguments the objective was built with")
   objective.encoder(objective.encoder.dummy_inputs(batch_size=1, seq_length=2))
   tf.io.gfile.makedirs(model_dir)
   checkpoint = tf.train.Checkpoint(model=objective, encoder=objective.encoder)

@@ -103,7 +103,7 @@ def test_google_research_electra_checkpoint_converts_with_equal_outputs(tmp_path
     gen2.electra.embeddings.load_state_dict(disc2.electra.embeddings.state_dict())
   _write_tf1_checkpoint(str(checkpoint_dir / "model.ckpt-100"), disc2, gen2)
   converted, source = run_dir.convert_source(f"electra:{checkpoint_dir}")
-  assert converted.objective_name == "electra" and converted.objective_kwargs == {"generator_fraction": 0.5}
+  assert converted.objective == "electra" and converted.objective_arguments == {"generator_fraction": 0.5}
   assert converted.unused_tensors == [] and source.architecture == "ElectraForPreTraining+ElectraForMaskedLM"
   inputs = _inputs(3, 16, len(VOCAB), seed=11)
   positions = np.array([[1, 2, 3], [2, 3, 4], [1, 1, 2]], np.int32)

@@ -28,7 +28,7 @@ from tests.convert.hf_models import (  # noqa: E402
 def test_minilm_matches_transformers_bert_model_on_a_padded_batch(minilm_dir):
   converted, source = run_dir.convert_source(f"huggingface:{minilm_dir}")
   assert source.architecture == "BertModel" and converted.model is None
-  assert converted.objective_name == "bert" and converted.absent == ["mlm_head"]
+  assert converted.objective == "bert" and converted.absent == ["mlm_head"]
   assert converted.encoder_config.num_layers == 6 and converted.encoder_config.hidden_size == 384
   assert converted.encoder_config.num_heads == 12 and converted.encoder_config.vocab_size == 30522
   assert converted.unused_tensors == ["bert.pooler.dense.bias", "bert.pooler.dense.weight"]
@@ -64,7 +64,7 @@ def test_electra_for_pretraining_converts_with_equal_rtd_logits(tmp_path):
   reference = _randomize(transformers.ElectraForPreTraining(_electra_config()), seed=1)
   directory = _save(reference, tmp_path / "disc")
   converted, source = run_dir.convert_source(f"huggingface:{directory}")
-  assert converted.objective_name == "electra" and converted.absent == ["generator", "mlm_head"]
+  assert converted.objective == "electra" and converted.absent == ["generator", "mlm_head"]
   assert converted.unused_tensors == []
   inputs = _inputs(4, 24, len(VOCAB))
   with torch.no_grad():
@@ -85,7 +85,7 @@ def test_bert_for_pretraining_from_torch_bin_converts_heads(tmp_path):
     if name in state:
       np.testing.assert_array_equal(state[name], value.numpy())
   converted, _ = run_dir.convert_source(f"huggingface:{directory}")
-  assert converted.objective_name == "bert" and converted.objective_kwargs == {"next_sentence_prediction": True}
+  assert converted.objective == "bert" and converted.objective_arguments == {"next_sentence_prediction": True}
   objective = converted.model
   inputs = _inputs(3, 20, len(VOCAB), seed=3)
   positions = np.array([[1, 4, 7], [2, 3, 5], [1, 2, 3]], np.int32)
@@ -103,7 +103,7 @@ def test_electra_discriminator_and_generator_convert_to_the_electra_objective(tm
   disc_dir = _save(discriminator, tmp_path / "disc")
   gen_dir = _save(generator, tmp_path / "gen")
   converted, source = run_dir.convert_source(f"huggingface:{disc_dir}", generator=f"huggingface:{gen_dir}")
-  assert converted.objective_name == "electra" and converted.objective_kwargs == {"generator_fraction": 0.5}
+  assert converted.objective == "electra" and converted.objective_arguments == {"generator_fraction": 0.5}
   assert source.architecture == "ElectraForPreTraining+ElectraForMaskedLM" and not converted.absent
   inputs = _inputs(3, 16, len(VOCAB), seed=6)
   positions = np.array([[1, 2, 3], [2, 3, 4], [1, 1, 2]], np.int32)
@@ -124,7 +124,7 @@ def test_electra_discriminator_and_generator_convert_to_the_electra_objective(tm
 
   # ElectraForMaskedLM alone is a masked LM: tpu_electra's Bert objective.
   alone, _ = run_dir.convert_source(f"huggingface:{gen_dir}")
-  assert alone.objective_name == "bert"
+  assert alone.objective == "bert"
   sequence = alone.encoder({k: tf.constant(v) for k, v in inputs.items()}, training=False)["sequence_output"]
   logits = alone.model.mlm_head(sequence, masked_positions=tf.constant(positions)).numpy()
   assert _max_diff(logits, np.take_along_axis(gen_logits, positions[:, :, None], axis=1)) < 1e-4

@@ -67,8 +67,8 @@ def _official_electra(tmp_path, tie_all_embeddings=True):
 def test_tf_models_electra_pretrainer_converts_with_equal_outputs(tmp_path):
   pretrainer, model_dir, inputs, as_list = _official_electra(tmp_path)
   converted, source = run_dir.convert_source(f"tf_models:{model_dir}")
-  assert source.architecture == "ElectraPretrainer" and converted.objective_name == "electra"
-  assert converted.objective_kwargs == {"generator_fraction": 0.5} and not converted.absent
+  assert source.architecture == "ElectraPretrainer" and converted.objective == "electra"
+  assert converted.objective_arguments == {"generator_fraction": 0.5} and not converted.absent
   assert converted.encoder_config.activation == mapping.APPROXIMATE_GELU  # tf-models' "gelu" is the tanh one.
   positions = np.array([[1, 2, 3], [2, 3, 4], [1, 1, 2]], np.int32)
   disc_out = pretrainer.discriminator_network(as_list)["sequence_output"]
@@ -138,7 +138,7 @@ def test_tf_models_bert_pretrainer_converts_with_its_mlm_head(tmp_path):
       "encoder": {"type": "bert", "bert": bert}, "mlm_activation": "gelu"}}}))
   (model_dir / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
   converted, source = run_dir.convert_source(f"tf_models:{model_dir / 'checkpoints'}")
-  assert source.architecture == "BertPretrainerV2" and converted.objective_name == "bert"
+  assert source.architecture == "BertPretrainerV2" and converted.objective == "bert"
   expected = pretrainer.masked_lm(network(as_list)["sequence_output"], positions).numpy()
   sequence = converted.encoder({k: tf.constant(v) for k, v in inputs.items()}, training=False)["sequence_output"]
   assert _max_diff(converted.model.mlm_head(sequence, masked_positions=positions).numpy(), expected) < 1e-4

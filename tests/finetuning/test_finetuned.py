@@ -88,7 +88,7 @@ def run_dirs(token_data_dir, tmp_path_factory):
   objective = electra.Electra(CONFIG, generator_fraction=0.5)
   pretrained_dir = str(tmp_path_factory.mktemp("pretrained"))
   runs.save_pretraining_dir(objective, pretrained_dir, data_dir=token_data_dir,
-                                  objective_kwargs={"generator_fraction": 0.5}, step=3)
+                                  objective_arguments={"generator_fraction": 0.5}, step=3)
   data_dir = _write_rte(_write_sst2(str(tmp_path_factory.mktemp("glue"))))
   out = {}
   for name, gin_file, seeds in (("sst2", "finetune/sst2.gin", 2), ("rte", "finetune/rte.gin", 1)):

@@ -151,7 +151,7 @@ def pretrained_dir(token_data_dir, tmp_path_factory):
   tf.keras.utils.set_random_seed(1)
   model_dir = str(tmp_path_factory.mktemp("pretrained"))
   runs.save_pretraining_dir(electra.Electra(CONFIG, generator_fraction=0.5), model_dir, data_dir=token_data_dir,
-                                  objective_kwargs={"generator_fraction": 0.5})
+                                  objective_arguments={"generator_fraction": 0.5})
   return model_dir
 
 

@@ -12,9 +12,9 @@ CONFIG = EncoderConfig(vocab_size=60, hidden_size=16, num_layers=2, num_heads=2,
 
 def test_the_five_are_registered_in_order_and_found_by_name_class_or_instance():
   assert objectives.names()[:5] == ["bert", "electra", "ale", "teams", "script"]
-  assert objectives.get("teams") is teams.Teams and objectives.of("ale") is ale.Ale
+  assert objectives.get("teams") is teams.Teams and objectives.class_of("ale") is ale.Ale
   model = script.Script(CONFIG)
-  assert objectives.of(model) is script.Script and objectives.of(script.Script) is script.Script
+  assert objectives.class_of(model) is script.Script and objectives.class_of(script.Script) is script.Script
   with pytest.raises(ValueError, match="unknown objective 'gpt'; choose one of bert, electra"):
     objectives.get("gpt")
 

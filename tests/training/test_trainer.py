@@ -390,7 +390,7 @@ def _run_loop_calls(x, y, steps_per_loop, max_loop_secs):
 
   result = trainer.run_loop(counted, iter(dataset), optimizer, start_step=0, train_steps=9, global_batch_size=8,
                             steps_per_loop=steps_per_loop, log_every_secs=0.0, max_loop_secs=max_loop_secs,
-                            save=lambda step: None, save_at=trainer.Points(steps=[4]), record_curve=True)
+                            save=lambda step: None, save_at=trainer.EventSteps(steps=[4]), record_curve=True)
   return calls, result.curve, [v.numpy() for v in model.trainable_variables]
 
 

@@ -238,8 +238,8 @@ class Converted:
   # weights belong to; `model` is what is saved as the `model` checkpoint item: the objective, a
   # PartialElectra holding what the source has, or None (encoder only). `absent`: the parts of the
   # objective the source does not have.
-  objective_name: str = "bert"
-  objective_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  objective: str = "bert"
+  objective_arguments: Dict[str, Any] = dataclasses.field(default_factory=dict)
   model: Any = None
   converted: List[str] = dataclasses.field(default_factory=list)
   absent: List[str] = dataclasses.field(default_factory=list)
@@ -329,7 +329,7 @@ def _convert_encoder(architecture: str, encoder_config: EncoderConfig, source: _
   assign_encoder(encoder, source, prefix)
   unused = source.unused()
   bert = architecture == "BertModel"
-  return Converted(encoder_config, encoder, objective_name="bert" if bert else "electra", converted=["encoder"],
+  return Converted(encoder_config, encoder, objective="bert" if bert else "electra", converted=["encoder"],
                    absent=["mlm_head"] if bert else ["generator", "mlm_head", "rtd_head"], unused_tensors=unused)
 
 
@@ -362,8 +362,8 @@ def _convert_masked_lm(architecture: str, encoder_config: EncoderConfig, source:
         (objective.nsp_head.classifier.bias, "cls.seq_relationship.bias", False)):
       _assign(variable, source.get(name), name, origin, linear)
     converted.append("nsp_head")
-  return Converted(encoder_config, encoder, objective_name="bert",
-                   objective_kwargs={"next_sentence_prediction": nsp}, model=objective, converted=converted,
+  return Converted(encoder_config, encoder, objective="bert",
+                   objective_arguments={"next_sentence_prediction": nsp}, model=objective, converted=converted,
                    unused_tensors=source.unused())
 
 
@@ -376,7 +376,7 @@ def _convert_discriminator(encoder_config: EncoderConfig, source: _Tensors, pref
                                     initializer_range=encoder_config.initializer_range)
   head(tf.zeros([1, 1, encoder_config.hidden_size]))
   assign_rtd_head(head, source)
-  return Converted(encoder_config, encoder, objective_name="electra", model=PartialElectra(encoder, head),
+  return Converted(encoder_config, encoder, objective="electra", model=PartialElectra(encoder, head),
                    converted=["embeddings", "discriminator", "rtd_head"], absent=["generator", "mlm_head"],
                    unused_tensors=source.unused(), rtd_head=head)
 
@@ -414,8 +414,8 @@ def _convert_electra(encoder_config: EncoderConfig, source: _Tensors, prefix: st
   objective.rtd_head(tf.zeros([1, 1, encoder_config.hidden_size]))
   assign_rtd_head(objective.rtd_head, source)
   unused = source.unused() + [f"generator:{n}" for n in gen_source.unused()]
-  return Converted(encoder_config, objective.discriminator, objective_name="electra",
-                   objective_kwargs={"generator_fraction": fraction}, model=objective,
+  return Converted(encoder_config, objective.discriminator, objective="electra",
+                   objective_arguments={"generator_fraction": fraction}, model=objective,
                    converted=["embeddings", "discriminator", "rtd_head", "generator", "mlm_head"],
                    unused_tensors=unused, rtd_head=objective.rtd_head)
 

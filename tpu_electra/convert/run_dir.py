@@ -56,8 +56,8 @@ def _objective_record(converted: Converted) -> Dict[str, Any]:
   from tpu_electra import runs  # pylint: disable=g-import-not-at-top
   if isinstance(converted.model, objectives.PretrainingObjective):
     return runs.objective_record(type(converted.model), converted.model.arguments)
-  cls = objectives.get(converted.objective_name)
-  return runs.objective_record(cls, cls.resolve_arguments(converted.objective_kwargs))
+  cls = objectives.get(converted.objective)
+  return runs.objective_record(cls, cls.resolve_arguments(converted.objective_arguments))
 
 
 def run_record(converted: Converted, source: Source, vocab_size: int) -> Dict[str, Any]:

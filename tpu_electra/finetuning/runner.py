@@ -257,7 +257,7 @@ def train_and_evaluate(task_data: task_base.TaskData,
       trainer.make_train_loop(model, optimizer, strategy, jit_compile=jit_compile), iterator, optimizer,
       start_step=0, train_steps=train_steps, global_batch_size=batch_size, steps_per_loop=steps_per_loop,
       log_every_secs=log_every_secs, evaluate=evaluate_at,
-      eval_at=trainer.Points(steps=eval_points(task_data.num_train, batch_size, epochs, train_steps, eval_every_epoch)),
+      eval_at=trainer.EventSteps(steps=eval_points(task_data.num_train, batch_size, epochs, train_steps, eval_every_epoch)),
       save=save_final if save_final_checkpoint else None, record_curve=True, log_prefix=f"seed {seed}: ",
       failure_hint=lambda: "; lower the learning rate")
   final = {"step": last["step"], "metrics": last["metrics"], "per_eval": last["per_eval"]}

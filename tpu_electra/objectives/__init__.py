@@ -6,7 +6,7 @@ imported, e.g. by an `import` line of a gin file). See base.py for what an objec
 """
 from tpu_electra.objectives.base import (CAPABILITIES, DETECTION, GeneratorDiscriminator,  # noqa: F401
                                          MaskedLanguageModel, OnePassScorer, PretrainingObjective,
-                                         ReplacedTokenDetector, get, names, of, register)
+                                         ReplacedTokenDetector, class_of, get, names, register)
 from tpu_electra.objectives import bert  # noqa: F401
 from tpu_electra.objectives import electra  # noqa: F401
 from tpu_electra.objectives import ale  # noqa: F401

@@ -214,7 +214,7 @@ def get(name: str) -> Type[PretrainingObjective]:
   return _REGISTRY.get(name)
 
 
-def of(objective: Any) -> Type[PretrainingObjective]:
+def class_of(objective: Any) -> Type[PretrainingObjective]:
   """The registered class for a registry name, a registered class (or a gin reference's), or an instance."""
   if isinstance(objective, str):
     return get(objective)

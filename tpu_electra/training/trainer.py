@@ -9,7 +9,7 @@ a dict of scalar tensors with a "loss" entry; every other entry is logged as a m
   (`tpu_electra.finetuning.runner`): the NaN guard, timing (the first call, which traces, is kept
   out of the throughput), progress (a Keras progress bar where stdout is a terminal, log lines with
   loss, examples/s and ETA every LOG_EVERY_SECS otherwise), TensorBoard summaries, evaluation at
-  given steps and checkpoints at given steps (`Points`).
+  given steps and checkpoints at given steps (`EventSteps`).
 - `train` is pretraining's entry: resume from the latest checkpoint, a checkpoint every
   CHECKPOINT_EVERY steps and at the end, evaluation every EVAL_EVERY steps and at the end.
 
@@ -198,7 +198,7 @@ def current_learning_rate(optimizer) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
-class Points:
+class EventSteps:
   """Steps of a run at which something happens: every `every` steps (0: none), each of `steps`, and the last."""
   every: int = 0
   steps: Sequence[int] = ()
@@ -232,9 +232,9 @@ class LoopResult:
 def run_loop(train_loop: Callable, iterator, optimizer, *, start_step: int, train_steps: int,
              global_batch_size: int, steps_per_loop: int, log_every_secs: float = 10.0,
              max_loop_secs: Optional[float] = MAX_LOOP_SECS, summary_dir: Optional[str] = None,
-             evaluate: Optional[Callable[[int], Dict[str, float]]] = None, eval_at: Points = Points(),
+             evaluate: Optional[Callable[[int], Dict[str, float]]] = None, eval_at: EventSteps = EventSteps(),
              eval_summary_dir: Optional[str] = None, save: Optional[Callable[[int], None]] = None,
-             save_at: Points = Points(), record_curve: bool = False, log_prefix: str = "",
+             save_at: EventSteps = EventSteps(), record_curve: bool = False, log_prefix: str = "",
              failure_hint: Callable[[], str] = lambda: "",
              on_non_finite_start: Optional[Callable[[int], None]] = None) -> LoopResult:
   """Trains from `start_step` to `train_steps` with `train_loop` (of make_train_loop) over `iterator`.
@@ -481,9 +481,9 @@ def train(model: tf.keras.Model,
       # Every worker must make the same calls: no call is cut short by one worker's clock.
       max_loop_secs=None if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else MAX_LOOP_SECS,
       summary_dir=os.path.join(model_dir, TRAIN_SUMMARY_DIR) if is_chief else None,
-      evaluate=(lambda step: evaluator()) if evaluator and eval_every else None, eval_at=Points(every=eval_every),
+      evaluate=(lambda step: evaluator()) if evaluator and eval_every else None, eval_at=EventSteps(every=eval_every),
       eval_summary_dir=os.path.join(model_dir, EVAL_SUMMARY_DIR) if is_chief else None,
-      save=keeper.save, save_at=Points(every=checkpoint_every), on_non_finite_start=keeper.set_aside,
+      save=keeper.save, save_at=EventSteps(every=checkpoint_every), on_non_finite_start=keeper.set_aside,
       failure_hint=keeper.failure_hint)
   if not is_chief:
     tf.io.gfile.rmtree(save_dir)
