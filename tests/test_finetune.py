@@ -23,6 +23,7 @@ from tpu_electra import gin_utils
 from tpu_electra import runs
 from tpu_electra.data import manifest as manifest_lib
 from tpu_electra.finetuning import glue
+from tpu_electra.finetuning import prediction
 from tpu_electra.finetuning import runner
 from tpu_electra.finetuning import tasks
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder
@@ -574,9 +575,9 @@ def test_mnli_sized_benchmark_times_a_first_run_and_a_rerun_that_reuses_the_feat
 
 def test_eval_rows_are_padded_to_whole_batches_and_marked():
   arrays = {"input_word_ids": np.arange(10).reshape(5, 2)}
-  padded = runner.pad_rows(arrays, 4)
+  padded = prediction.pad_rows(arrays, 4)
   assert padded["input_word_ids"].shape == (8, 2)
-  assert padded[runner.INDEX].tolist() == [0, 1, 2, 3, 4, -1, -1, -1]
+  assert padded[prediction.INDEX].tolist() == [0, 1, 2, 3, 4, -1, -1, -1]
   assert runner.eval_points(num_train=10, batch_size=4, epochs=3, train_steps=7, every_epoch=True) == [2, 5, 7]
   assert runner.eval_points(num_train=10, batch_size=4, epochs=3, train_steps=7, every_epoch=False) == [7]
 

@@ -12,8 +12,8 @@ import tensorflow as tf
 from tests.finetuning.test_feature_cache import WORDS, _sentence, _tokenizer, _write_mnli
 from tpu_electra.finetuning import adapters
 from tpu_electra.finetuning import feature_streams
+from tpu_electra.finetuning import prediction
 from tpu_electra.finetuning import race
-from tpu_electra.finetuning import runner
 from tpu_electra.finetuning import tasks
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder
 from tpu_electra.training import seeding
@@ -94,14 +94,14 @@ def _assert_cut_exactly(batch, split, full, rows):
 
 
 def test_every_eval_row_once_each_batch_at_its_bucket_length_cut_exactly(task_data):
-  lengths = runner.bucket_lengths(task_data.train, True)
+  lengths = prediction.bucket_lengths(task_data.train, True)
   assert lengths == [16, 32, 40]
   batch_lengths = set()
   for split in [task_data.train] + [e.features for e in task_data.evals]:
     full = split.read_all()
     seen = []
-    for batch in feature_streams.evaluation_dataset(split, 4, runner.INDEX, lengths):
-      index = batch.pop(runner.INDEX).numpy()
+    for batch in feature_streams.evaluation_dataset(split, 4, prediction.INDEX, lengths):
+      index = batch.pop(prediction.INDEX).numpy()
       length = batch["input_word_ids"].shape[-1]
       batch_lengths.add(length)
       assert length in lengths and len(index) == 4
@@ -118,7 +118,7 @@ def test_every_eval_row_once_each_batch_at_its_bucket_length_cut_exactly(task_da
 
 
 def test_training_batches_are_seeded_one_bucket_each_and_cut_exactly(task_data):
-  lengths = runner.bucket_lengths(task_data.train, True)
+  lengths = prediction.bucket_lengths(task_data.train, True)
   full = task_data.train.read_all()
   keys = [row.tobytes() for row in full["input_word_ids"]]
 
@@ -145,7 +145,7 @@ def test_training_batches_are_seeded_one_bucket_each_and_cut_exactly(task_data):
 
 def test_every_pipeline_and_replica_of_a_step_gets_one_length_and_its_own_rows(tmp_path):
   data = _glue(tmp_path)
-  lengths = runner.bucket_lengths(data.train, True)
+  lengths = prediction.bucket_lengths(data.train, True)
   per_pipeline = []
   for pipeline in range(2):
     seeding.seed_everything(0)
@@ -171,7 +171,7 @@ def test_bucketed_evaluation_scores_as_the_full_length_one(task_data):
   for eval_set in task_data.evals:
     outputs = {}
     for bucketed in (False, True):
-      outputs[bucketed] = runner.Predictor(model, strategy, 4, length_buckets=bucketed)(eval_set.features)
+      outputs[bucketed] = prediction.Predictor(model, strategy, 4, length_buckets=bucketed)(eval_set.features)
     full = eval_set.features.read_all()
     real = full["input_mask"].astype(bool)
     for name, value in outputs[False].items():

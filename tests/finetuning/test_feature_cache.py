@@ -20,6 +20,8 @@ from tpu_electra.finetuning import features
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import race
 from tpu_electra.finetuning import squad
+from tpu_electra.finetuning import squad_decode
+from tpu_electra.finetuning import squad_metrics
 from tpu_electra.finetuning import tagging
 from tpu_electra.finetuning import tasks
 from tpu_electra.training import seeding
@@ -456,14 +458,15 @@ def test_squad_features_and_answers_survive_the_cache(tmp_path):
   assert data.features["source"] == "built"
   for data in (data, adapter.prepare(squad_dir, tok, 20)):
     metrics, files = data.evals[0].score(outputs)
-    expected = squad.decode_predictions(
-        dev_examples, dev_rows, [squad.RawResult(r.unique_id, s.tolist(), e.tolist())
+    expected = squad_decode.decode_predictions(
+        dev_examples, dev_rows, [squad_decode.RawResult(r.unique_id, s.tolist(), e.tolist())
                                  for r, s, e in zip(dev_rows, outputs["start_logits"], outputs["end_logits"])],
         version_2=True)
     assert files["predictions.json"] == expected.answers
     assert files["null_odds.json"] == expected.null_score_diffs
-    assert metrics == squad.evaluate_v2(squad.gold_answers_from_examples(dev_examples), expected.answers,
-                                        na_probs=expected.null_score_diffs, na_prob_threshold=0.0)
+    assert metrics == squad_metrics.evaluate_v2(squad_metrics.gold_answers_from_examples(dev_examples),
+                                                expected.answers, na_probs=expected.null_score_diffs,
+                                                na_prob_threshold=0.0)
 
 
 def test_tagging_features_and_scores_survive_the_cache(tmp_path):

@@ -24,9 +24,10 @@ from tpu_electra.export import squad as squad_export
 from tpu_electra.finetuning import finetuned
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import models
+from tpu_electra.finetuning import prediction
 from tpu_electra.finetuning import race
-from tpu_electra.finetuning import runner
 from tpu_electra.finetuning import squad
+from tpu_electra.finetuning import squad_metrics
 from tpu_electra.finetuning import tagging
 from tpu_electra.modeling import EncoderConfig, TransformerEncoder
 from tpu_electra.objectives import electra
@@ -113,7 +114,7 @@ def _runner_outputs(run_dir, examples, seed=None):
   model = finetuned.load_task_model(run)
   arrays = glue.convert_examples(examples, run.glue_task(), run.load_tokenizer(), run.max_seq_length)
   features = {k: arrays[k] for k in ("input_word_ids", "input_mask", "input_type_ids")}
-  predictor = runner.Predictor(model, tf.distribute.get_strategy(), global_batch_size=4)
+  predictor = prediction.Predictor(model, tf.distribute.get_strategy(), global_batch_size=4)
   return predictor(features), features
 
 
@@ -370,7 +371,7 @@ def test_tagging_saved_model_tags_words_as_the_runner(run_dirs, tmp_path):
   features = {"input_word_ids": np.asarray([r.input_ids for r in rows], np.int32),
               "input_mask": np.asarray([r.input_mask for r in rows], np.int32),
               "input_type_ids": np.asarray([r.segment_ids for r in rows], np.int32)}
-  predictor = runner.Predictor(finetuned.load_task_model(run), tf.distribute.get_strategy(), global_batch_size=4)
+  predictor = prediction.Predictor(finetuned.load_task_model(run), tf.distribute.get_strategy(), global_batch_size=4)
   logits = predictor(features)["logits"]
   width = max(len(e.words) for e in examples)
   words = np.asarray([e.words + [""] * (width - len(e.words)) for e in examples], object)
@@ -545,11 +546,11 @@ def test_squad_saved_model_answers_every_dev_question_as_the_runner(served_qa, t
   empty = served["empty_contexts"]
   assert empty["answer"] == ["", ""] and empty["has_answer"] == [False, False] and empty["answer_start"] == [-1, -1]
   # The metric of the served answers is the runner's.
-  gold = squad.gold_answers_from_examples(examples)
+  gold = squad_metrics.gold_answers_from_examples(examples)
   with open(os.path.join(seed_dir, "metrics.json")) as f:
     final = json.load(f)["final_metrics"]
   if task == "squad_v1":
-    assert squad.evaluate_v1(gold, predictions)["f1"] == final["f1"]
+    assert squad_metrics.evaluate_v1(gold, predictions)["f1"] == final["f1"]
 
 
 def test_squad_answer_offsets_are_characters_of_the_context(served_qa):
@@ -581,7 +582,7 @@ def test_race_saved_model_reproduces_the_runner(served_qa):
               "input_type_ids": np.asarray([r.segment_ids for r in rows], np.int32)}
   for key, value in features.items():
     np.testing.assert_array_equal(np.asarray(served["encoded"][key]), value, err_msg=key)
-  predictor = runner.Predictor(finetuned.load_task_model(run), tf.distribute.get_strategy(), global_batch_size=4)
+  predictor = prediction.Predictor(finetuned.load_task_model(run), tf.distribute.get_strategy(), global_batch_size=4)
   logits = predictor(features)["logits"]
   outputs = served["outputs"]
   np.testing.assert_allclose(outputs["logits"], logits, atol=1e-5)

@@ -5,6 +5,8 @@ import json
 import pytest
 
 from tpu_electra.finetuning import squad
+from tpu_electra.finetuning import squad_decode
+from tpu_electra.finetuning import squad_metrics
 
 CONTEXT = "Denver Broncos won Super Bowl 50 in 2016."
 
@@ -53,7 +55,7 @@ def test_eval_reader_keeps_every_gold_answer():
       {"text": "2016", "answer_start": 36}, {"text": "in 2016", "answer_start": 33}]}])
   (example,) = squad.examples_from_json(dataset, is_training=False, version_2=False)
   assert example.answer_texts == ["2016", "in 2016"]
-  assert squad.gold_answers_from_json(dataset) == {"q1": ["2016", "in 2016"]}
+  assert squad_metrics.gold_answers_from_json(dataset) == {"q1": ["2016", "in 2016"]}
 
 
 @pytest.mark.parametrize("num_tokens,window,stride", [(12, 5, 2), (7, 7, 3), (10, 4, 4),
@@ -145,8 +147,8 @@ def _one_window_case(tokenizer):
 
 def test_decoding_picks_the_highest_scoring_valid_span(tokenizer):
   example, feature, start, end = _one_window_case(tokenizer)
-  result = squad.RawResult(feature.unique_id, start, end)
-  predictions = squad.decode_predictions([example], [feature], [result], n_best_size=5)
+  result = squad_decode.RawResult(feature.unique_id, start, end)
+  predictions = squad_decode.decode_predictions([example], [feature], [result], n_best_size=5)
   assert predictions.answers == {"q": "a1 a2 a3 a4 a5"}
   nbest = predictions.nbest["q"]
   assert [e.text for e in nbest[:2]] == ["a1 a2 a3 a4 a5", "a1 a2 a3"]
@@ -155,9 +157,9 @@ def test_decoding_picks_the_highest_scoring_valid_span(tokenizer):
 
 def test_decoding_respects_max_answer_length(tokenizer):
   example, feature, start, end = _one_window_case(tokenizer)
-  result = squad.RawResult(feature.unique_id, start, end)
-  predictions = squad.decode_predictions([example], [feature], [result], n_best_size=5,
-                                         max_answer_length=3)
+  result = squad_decode.RawResult(feature.unique_id, start, end)
+  predictions = squad_decode.decode_predictions([example], [feature], [result], n_best_size=5,
+                                                max_answer_length=3)
   # (4, 8) spans 5 tokens and (5, 8) spans 4; (4, 6) is the best that fits in 3.
   assert predictions.answers == {"q": "a1 a2 a3"}
   assert all(len(e.text.split()) <= 3 for e in predictions.nbest["q"])
@@ -166,11 +168,11 @@ def test_decoding_respects_max_answer_length(tokenizer):
 def test_null_answer_is_predicted_only_above_the_threshold(tokenizer):
   example, feature, start, end = _one_window_case(tokenizer)
   start[0], end[0] = 6.0, 6.0  # null score 12 vs best span 10: diff 2.
-  result = squad.RawResult(feature.unique_id, start, end)
+  result = squad_decode.RawResult(feature.unique_id, start, end)
 
   def decode(threshold):
-    return squad.decode_predictions([example], [feature], [result], n_best_size=5,
-                                    version_2=True, null_score_diff_threshold=threshold)
+    return squad_decode.decode_predictions([example], [feature], [result], n_best_size=5,
+                                           version_2=True, null_score_diff_threshold=threshold)
   strict = decode(0.0)
   assert strict.answers == {"q": ""}
   assert strict.null_score_diffs == {"q": pytest.approx(2.0)}
@@ -192,10 +194,10 @@ def test_decoding_judges_a_token_only_in_its_max_context_window(tokenizer):
   # Window 1 (tokens 2..6) mildly prefers token 5, at position 6.
   second_start, second_end = list(low), list(low)
   second_start[6] = second_end[6] = 1.0
-  results = [squad.RawResult(features[0].unique_id, first_start, first_end),
-             squad.RawResult(features[1].unique_id, second_start, second_end),
-             squad.RawResult(features[2].unique_id, low, low)]
-  predictions = squad.decode_predictions([example], features, results, n_best_size=3)
+  results = [squad_decode.RawResult(features[0].unique_id, first_start, first_end),
+             squad_decode.RawResult(features[1].unique_id, second_start, second_end),
+             squad_decode.RawResult(features[2].unique_id, low, low)]
+  predictions = squad_decode.decode_predictions([example], features, results, n_best_size=3)
   assert predictions.answers == {"q": "a5"}
 
 
@@ -208,32 +210,32 @@ def test_decoding_judges_a_token_only_in_its_max_context_window(tokenizer):
     ("  Denver\tBroncos. ", "denver broncos"),
 ])
 def test_normalize_answer_follows_the_official_steps(raw, normalized):
-  assert squad.normalize_answer(raw) == normalized
+  assert squad_metrics.normalize_answer(raw) == normalized
 
 
 def test_f1_is_bag_of_tokens_overlap_after_normalization():
   # pred [cat, sat, on, mat], gold [cat, on, mat]: P = 3/4, R = 1.
-  assert squad.f1("the cat sat on mat", "a cat on the mat") == pytest.approx(6 / 7)
-  assert squad.f1("cat cat", "cat") == pytest.approx(2 / 3)
+  assert squad_metrics.f1("the cat sat on mat", "a cat on the mat") == pytest.approx(6 / 7)
+  assert squad_metrics.f1("cat cat", "cat") == pytest.approx(2 / 3)
 
 
 def test_empty_answers_score_differently_in_v1_and_v2():
-  assert squad.f1("", "", version_2=True) == 1.0
-  assert squad.f1("", "", version_2=False) == 0.0
-  assert squad.f1("a", "", version_2=True) == 1.0  # "a" normalizes to nothing too.
-  assert squad.f1("cat", "", version_2=True) == 0.0
+  assert squad_metrics.f1("", "", version_2=True) == 1.0
+  assert squad_metrics.f1("", "", version_2=False) == 0.0
+  assert squad_metrics.f1("a", "", version_2=True) == 1.0  # "a" normalizes to nothing too.
+  assert squad_metrics.f1("cat", "", version_2=True) == 0.0
 
 
 def test_v1_takes_the_max_over_golds_and_counts_missing_predictions_as_zero():
   gold = {"a": ["Denver Broncos", "Broncos"], "b": ["x"]}
-  scores = squad.evaluate_v1(gold, {"a": "the Broncos."})
+  scores = squad_metrics.evaluate_v1(gold, {"a": "the Broncos."})
   assert scores == {"exact_match": pytest.approx(50.0), "f1": pytest.approx(50.0)}
 
 
 def test_v2_breaks_down_has_answer_and_no_answer():
   gold = {"q1": ["cat"], "q2": [], "q3": ["dog", "a dog"], "q4": []}
   predictions = {"q1": "the cat", "q2": "", "q3": "big dog", "q4": "dog"}
-  scores = squad.evaluate_v2(gold, predictions)
+  scores = squad_metrics.evaluate_v2(gold, predictions)
   assert scores["exact"] == pytest.approx(50.0)
   # F1: q1 1, q2 1, q3 2/3 (P 1/2, R 1), q4 0.
   assert scores["f1"] == pytest.approx(100 * (2 + 2 / 3) / 4)
@@ -244,7 +246,7 @@ def test_v2_breaks_down_has_answer_and_no_answer():
 
 
 def test_v2_gold_answers_that_normalize_to_nothing_mean_no_answer():
-  exact, f1s = squad.raw_scores_v2({"q": ["the"]}, {"q": ""})
+  exact, f1s = squad_metrics.raw_scores_v2({"q": ["the"]}, {"q": ""})
   assert exact == {"q": 1.0} and f1s == {"q": 1.0}
 
 
@@ -252,12 +254,12 @@ def test_best_threshold_search_matches_a_hand_sweep():
   gold = {"q1": ["cat"], "q2": [], "q3": ["dog"], "q4": []}
   predictions = {"q1": "cat", "q2": "dog", "q3": "x", "q4": ""}
   na_probs = {"q1": 0.1, "q4": 0.2, "q3": 0.3, "q2": 0.5}
-  scores = squad.evaluate_v2(gold, predictions, na_probs, na_prob_threshold=1.0)
+  scores = squad_metrics.evaluate_v2(gold, predictions, na_probs, na_prob_threshold=1.0)
   # All null: q2, q4 right (2). Answer q1 (+1) → 3 at 0.1; q4 (+0); q3 (+0); q2 (−1).
   assert scores["best_exact"] == pytest.approx(75.0)
   assert scores["best_exact_thresh"] == pytest.approx(0.1)
   # Applying 0.1 as the threshold reproduces the best score.
-  assert squad.evaluate_v2(gold, predictions, na_probs, 0.1)["exact"] == pytest.approx(75.0)
+  assert squad_metrics.evaluate_v2(gold, predictions, na_probs, 0.1)["exact"] == pytest.approx(75.0)
   # At threshold 1.0 nothing is forced null: q1 and q4 (empty prediction, no answer) score.
   assert scores["exact"] == pytest.approx(50.0)
 
@@ -282,11 +284,11 @@ def test_logits_peaked_at_training_targets_decode_to_the_gold_answers(tokenizer)
     start, end = [-5.0] * 16, [-5.0] * 16
     start[feature.start_position] += 10.0
     end[feature.end_position] += 10.0
-    results.append(squad.RawResult(feature.unique_id, start, end))
-  predictions = squad.decode_predictions(examples, features, results, version_2=True)
+    results.append(squad_decode.RawResult(feature.unique_id, start, end))
+  predictions = squad_decode.decode_predictions(examples, features, results, version_2=True)
   assert predictions.answers == {"who": "Abernathy", "where": "Aberdeenshire", "none": ""}
-  gold = squad.gold_answers_from_json(dataset)
-  assert squad.evaluate_v2(gold, predictions.answers)["exact"] == 100.0
+  gold = squad_metrics.gold_answers_from_json(dataset)
+  assert squad_metrics.evaluate_v2(gold, predictions.answers)["exact"] == 100.0
 
 
 def _split_one_character_at_a_time(text):

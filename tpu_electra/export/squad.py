@@ -22,7 +22,7 @@ _SQUAD_WORD_DELIMITERS = "[ \\t\\r\\n\\x{202f}]+"
 class SquadServingModule(TokenizingModule):
   """A fine-tuned SQuAD model behind a signature that takes a question and its context as text.
 
-  It repeats the runner (`squad.convert_examples_to_features`, `squad.decode_predictions`) inside the
+  It repeats the runner (`squad.convert_examples_to_features`, `squad_decode.decode_predictions`) inside the
   graph: the context is split into white-space words and each word is tokenized on its own; the
   question is cut to max_query_length tokens; the document is windowed as `squad.doc_spans` does
   (window length max_seq_length - question - 3, each starting doc_stride after the last, the last
@@ -113,7 +113,7 @@ class SquadServingModule(TokenizingModule):
             "words": words, "word_begin": word_begin, "word_end": word_end}
 
   def decode(self, context, windows, start_logits, end_logits) -> Dict[str, tf.Tensor]:
-    """One answer per example from its windows' logits, as `squad.decode_predictions`."""
+    """One answer per example from its windows' logits, as `squad_decode.decode_predictions`."""
     batch = tf.shape(context, out_type=tf.int64)[0]
     row = windows["row"]
     k = min(self.n_best_size, self.max_seq_length)

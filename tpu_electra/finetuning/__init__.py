@@ -9,7 +9,9 @@ consumes these functions.
 Modules:
   metrics  — accuracy, binary F1, Matthews correlation, Pearson, Spearman (average ranks for ties).
   glue     — GLUE readers, task registry, pair features, the 8-task average and the GLUE score.
-  squad    — SQuAD 1.1/2.0 reader, doc-stride features, n-best decoding, official EM/F1.
+  squad    — SQuAD 1.1/2.0 reader and doc-stride features.
+  squad_decode — SQuAD n-best span decoding of the model's start/end logits.
+  squad_metrics — SQuAD's official EM/F1 (1.1, and 2.0 with the no-answer threshold sweep).
   tagging  — CoNLL reader, first-sub-token features, word accuracy and conlleval's entity-level F1.
   race     — RACE reader, per-option features with article-only truncation, accuracy.
   text_classification — any single-text TSV (columns named by its header), label set, accuracy, macro-F1.
@@ -26,6 +28,7 @@ Modules:
              checked, and found again.
   feature_records — the cache's record format: rows of numpy features as bytes, batches decoded.
   feature_streams — a split's cached features streamed per host for training, in order for evaluation.
+  prediction — a model's outputs over a split's rows in whole batches, padding rows dropped.
   runner   — per-seed train/eval loop, multi-seed reports, GLUE summary.
   plots    — learning-curve PNGs.
 """

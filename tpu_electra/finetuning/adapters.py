@@ -19,6 +19,8 @@ from tpu_electra.finetuning import models
 from tpu_electra.finetuning import prefetch
 from tpu_electra.finetuning import race
 from tpu_electra.finetuning import squad
+from tpu_electra.finetuning import squad_decode
+from tpu_electra.finetuning import squad_metrics
 from tpu_electra.finetuning import tagging
 from tpu_electra.finetuning import task_base
 from tpu_electra.finetuning import text_classification
@@ -364,21 +366,21 @@ class SquadTask(task_base.CachedFeaturesTask):
                     serving=serving)
 
   def _scorer(self, examples, rows) -> task_base.ScoreFn:
-    gold = squad.gold_answers_from_examples(examples)
+    gold = squad_metrics.gold_answers_from_examples(examples)
 
     def score(outputs: task_base.Arrays):
-      results = [squad.RawResult(row.unique_id, start.tolist(), end.tolist())
+      results = [squad_decode.RawResult(row.unique_id, start.tolist(), end.tolist())
                  for row, start, end in zip(rows, outputs["start_logits"], outputs["end_logits"])]
-      predicted = squad.decode_predictions(
+      predicted = squad_decode.decode_predictions(
           examples, rows, results, n_best_size=self.n_best_size, max_answer_length=self.max_answer_length,
           version_2=self.version_2, null_score_diff_threshold=self.null_score_diff_threshold)
       files = {"predictions.json": predicted.answers}
       if self.version_2:
-        metrics = squad.evaluate_v2(gold, predicted.answers, na_probs=predicted.null_score_diffs,
-                                    na_prob_threshold=self.null_score_diff_threshold)
+        metrics = squad_metrics.evaluate_v2(gold, predicted.answers, na_probs=predicted.null_score_diffs,
+                                            na_prob_threshold=self.null_score_diff_threshold)
         files["null_odds.json"] = predicted.null_score_diffs
       else:
-        metrics = squad.evaluate_v1(gold, predicted.answers)
+        metrics = squad_metrics.evaluate_v1(gold, predicted.answers)
       return metrics, files
 
     return score

@@ -35,6 +35,7 @@ Training: AdamW with warmup and linear decay and layer-wise learning-rate decay
 every epoch (or only at the end with `eval_every_epoch=False`); rows are padded to whole batches so
 every step has one of a few static shapes (TPU), and padding rows are dropped before scoring.
 """
+import dataclasses
 import functools
 import inspect
 import math
@@ -44,7 +45,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import gin
 from absl import logging
-import numpy as np
 import tensorflow as tf
 
 from tpu_electra import fileio
@@ -53,6 +53,7 @@ from tpu_electra.finetuning import feature_cache
 from tpu_electra.finetuning import feature_streams
 from tpu_electra.finetuning import glue
 from tpu_electra.finetuning import plots
+from tpu_electra.finetuning import prediction
 from tpu_electra.finetuning import report
 from tpu_electra.finetuning import task_base
 from tpu_electra.finetuning import tasks as tasks_lib
@@ -60,15 +61,6 @@ from tpu_electra.training import layerwise_decay
 from tpu_electra.training import seeding
 from tpu_electra.training import strategy as strategy_lib
 from tpu_electra.training import trainer
-
-INDEX = "example_index"
-
-
-def bucket_lengths(split: feature_streams.SplitFeatures, length_buckets: bool) -> Optional[List[int]]:
-  """The bucket lengths of `split`'s batches (`feature_streams.bucket_lengths`); None: every batch at the
-  split's full length (`length_buckets` off, or a split too short for more than one bucket)."""
-  lengths = feature_streams.bucket_lengths(split.record_format.seq_length)
-  return lengths if length_buckets and len(lengths) > 1 else None
 
 
 def _train_dataset(split: feature_streams.SplitFeatures, global_batch_size: int, seed: int, length_buckets: bool,
@@ -78,89 +70,11 @@ def _train_dataset(split: feature_streams.SplitFeatures, global_batch_size: int,
   def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
     per_replica = input_context.get_per_replica_batch_size(global_batch_size)
     return feature_streams.training_dataset(split, per_replica, seed, input_context, shuffle_buffer_bytes,
-                                          lengths=bucket_lengths(split, length_buckets))
+                                          lengths=prediction.bucket_lengths(split, length_buckets))
   return dataset_fn
 
 
-def pad_rows(arrays: task_base.Arrays, multiple: int) -> task_base.Arrays:
-  """Appends copies of row 0 so the row count divides `multiple`; INDEX is -1 on the copies."""
-  num_rows = len(arrays["input_word_ids"])
-  padded_rows = int(math.ceil(num_rows / multiple)) * multiple
-  extra = padded_rows - num_rows
-  out = {name: np.concatenate([value, np.repeat(value[:1], extra, axis=0)]) for name, value in arrays.items()}
-  out[INDEX] = np.concatenate([np.arange(num_rows), -np.ones(extra, np.int64)]).astype(np.int32)
-  return out
-
-
-def _pad_positions(value: tf.Tensor, length: int) -> tf.Tensor:
-  """An output with a position axis of a length-bucketed batch ([B, bucket length, ...]; the length is
-  unknown when traced, see `Predictor`) padded to the split's `length`. The positions added are
-  padding, which no task's scoring reads; they hold the dtype's lowest value, so that no argmax or
-  softmax over positions would pick them either. Any other output is returned as it is."""
-  if value.shape.rank is None or value.shape.rank < 2 or value.shape[1] is not None:
-    return value
-  padding = [[0, 0], [0, length - tf.shape(value)[1]]] + [[0, 0]] * (value.shape.rank - 2)
-  padded = tf.pad(value, padding, constant_values=value.dtype.min)
-  return tf.ensure_shape(padded, value.shape[:1].concatenate([length]).concatenate(value.shape[2:]))
-
-
-class Predictor:
-  """Runs `model.task_outputs` over a split's rows in whole batches under the strategy; returns rows in order.
-
-  The split is streamed from its shards (padded to whole batches with rows marked INDEX = -1,
-  dropped again before scoring), or given as in-memory arrays (tests). With `length_buckets` a
-  split is read in batches of one bucket length each (`feature_streams.evaluation_dataset`): every
-  row once, scored in row order as without. The step is traced once per element spec, in which a
-  bucketed batch's length is unknown: the outputs whose position axis has that unknown length are
-  padded back to the split's length (`_pad_positions`), so that the rows of every batch line up.
-  """
-
-  def __init__(self, model, strategy: tf.distribute.Strategy, global_batch_size: int, length_buckets: bool = False):
-    self.model = model
-    self.strategy = strategy
-    self.global_batch_size = global_batch_size
-    self.length_buckets = length_buckets
-    self._steps: Dict[Tuple[str, int], Callable] = {}
-
-  def _step(self, element_spec, length: int) -> Callable:
-    key = (repr(element_spec), length)
-    if key not in self._steps:
-      def replica_step(batch):
-        outputs = {name: _pad_positions(value, length)
-                   for name, value in self.model.task_outputs(batch, training=False).items()}
-        outputs[INDEX] = batch[INDEX]
-        return outputs
-
-      def step(batch):
-        per_replica = self.strategy.run(replica_step, args=(batch,))
-        return tf.nest.map_structure(lambda t: self.strategy.gather(t, axis=0), per_replica)
-
-      self._steps[key] = tf.function(step, input_signature=[element_spec])
-    return self._steps[key]
-
-  def __call__(self, features) -> task_base.Arrays:
-    if isinstance(features, feature_streams.SplitFeatures):
-      length = features.record_format.seq_length
-      dataset = feature_streams.evaluation_dataset(features, self.global_batch_size, INDEX,
-                                                 bucket_lengths(features, self.length_buckets))
-    else:
-      length = features["input_word_ids"].shape[-1]
-      padded = pad_rows(features, self.global_batch_size)
-      dataset = tf.data.Dataset.from_tensor_slices(padded).batch(self.global_batch_size, drop_remainder=True)
-    distributed = self.strategy.experimental_distribute_dataset(dataset)
-    step = self._step(distributed.element_spec, length)
-    chunks: Dict[str, List[np.ndarray]] = {}
-    for batch in distributed:
-      for name, value in step(batch).items():
-        chunks.setdefault(name, []).append(value.numpy())
-    outputs = {name: np.concatenate(values) for name, values in chunks.items()}
-    index = outputs.pop(INDEX)
-    keep = index >= 0
-    order = np.argsort(index[keep], kind="stable")
-    return {name: value[keep][order] for name, value in outputs.items()}
-
-
-def evaluate(task_data: task_base.TaskData, predictor: Predictor):
+def evaluate(task_data: task_base.TaskData, predictor: prediction.Predictor):
   """(flattened metrics, {eval name: {metric: value}}, {eval name: files}) over every eval set."""
   per_eval, files = {}, {}
   for eval_set in task_data.evals:
@@ -220,6 +134,42 @@ def train_and_evaluate(task_data: task_base.TaskData,
   train_steps = max(1, int(task_data.num_train * epochs / batch_size))
   if max_train_steps:
     train_steps = min(train_steps, max_train_steps)
+  iterator, model, optimizer = _build_training(task_data, run, strategy, seed, from_scratch, batch_size, train_steps,
+                                               dropout_rate, length_buckets)
+  timings["build_and_restore_s"] = time.time() - start
+
+  predictor = prediction.Predictor(model, strategy, eval_batch_size or batch_size, length_buckets)
+  evaluations = _Evaluations(task_data, predictor, batch_size, seed_dir, keep_best)
+
+  def save_final(step: int) -> None:  # pylint: disable=unused-argument
+    tf.train.Checkpoint(model=model, encoder=model.encoder).write(os.path.join(seed_dir, "final", "model"))
+
+  result = trainer.run_loop(
+      trainer.make_train_loop(model, optimizer, strategy, jit_compile=jit_compile), iterator, optimizer,
+      start_step=0, train_steps=train_steps, global_batch_size=batch_size, steps_per_loop=steps_per_loop,
+      log_every_secs=log_every_secs, evaluate=evaluations,
+      eval_at=trainer.EventSteps(steps=eval_points(task_data.num_train, batch_size, epochs, train_steps, eval_every_epoch)),
+      save=save_final if save_final_checkpoint else None, record_curve=True, log_prefix=f"seed {seed}: ",
+      failure_hint=lambda: "; lower the learning rate")
+  _write_eval_files(seed_dir, evaluations.last["files"])
+  timings.update({
+      "train_steps": train_steps,
+      "first_loop_s": result.first_loop_s,
+      "train_s": result.train_s,
+      "eval_s": result.eval_s,
+      "total_s": time.time() - start,
+  })
+  if result.steps_per_s is not None:
+    # Steps after the first loop, whose time includes tracing.
+    timings["steps_per_s"] = result.steps_per_s
+  return _seed_record(seed, from_scratch, keep_best, evaluations, result.curve, timings)
+
+
+def _build_training(task_data: task_base.TaskData, run: runs.PretrainingRun, strategy: tf.distribute.Strategy,
+                    seed: int, from_scratch: bool, batch_size: int, train_steps: int, dropout_rate: float,
+                    length_buckets: bool):
+  """(training batch iterator, model, optimizer), every variable built. Call it right after
+  `seed_everything(seed)`: the data order, a fresh encoder and the head draw from it in this order."""
   iterator = iter(strategy.distribute_datasets_from_function(
       _train_dataset(task_data.train, batch_size, seed, length_buckets)))
   first_batch = next(iterator)
@@ -231,50 +181,49 @@ def train_and_evaluate(task_data: task_base.TaskData,
   with strategy.scope():
     optimizer = layerwise_decay.create_finetuning_optimizer(model, encoder, train_steps)
   trainer.build_variables(model, optimizer, strategy, first_batch)
-  timings["build_and_restore_s"] = time.time() - start
+  return iterator, model, optimizer
 
-  predictor = Predictor(model, strategy, eval_batch_size or batch_size, length_buckets)
-  eval_curve: List[Dict[str, Any]] = []
+
+@dataclasses.dataclass
+class _Evaluations:
+  """The `evaluate` of one seed's training loop: keeps every evaluation's metrics (`curve`), the last
+  one with its prediction files, and the best by the task's primary metric, whose model `keep_best`
+  saves in `seed_dir/best` while it is still that model."""
+  task_data: task_base.TaskData
+  predictor: prediction.Predictor
+  batch_size: int
+  seed_dir: str
+  keep_best: bool
+  curve: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
   best: Optional[Dict[str, Any]] = None
-  last: Dict[str, Any] = {}
+  last: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
-  def evaluate_at(step: int) -> Dict[str, float]:
-    nonlocal best
-    metrics, per_eval, files = evaluate(task_data, predictor)
-    eval_curve.append({"step": step, "epoch": step * batch_size / task_data.num_train, "metrics": metrics})
-    last.update(step=step, metrics=metrics, per_eval=per_eval, files=files)
+  def __call__(self, step: int) -> Dict[str, float]:
+    task_data = self.task_data
+    metrics, per_eval, files = evaluate(task_data, self.predictor)
+    self.curve.append({"step": step, "epoch": step * self.batch_size / task_data.num_train, "metrics": metrics})
+    self.last.update(step=step, metrics=metrics, per_eval=per_eval, files=files)
     primary = metrics.get(task_data.primary_metric)
-    if primary is not None and (best is None or primary > best["metrics"][task_data.primary_metric]):
-      best = {"step": step, "metrics": metrics, "per_eval": per_eval}
-      if keep_best:
-        tf.train.Checkpoint(model=model).write(os.path.join(seed_dir, "best", "model"))
+    if primary is not None and (self.best is None or primary > self.best["metrics"][task_data.primary_metric]):
+      self.best = {"step": step, "metrics": metrics, "per_eval": per_eval}
+      if self.keep_best:
+        tf.train.Checkpoint(model=self.predictor.model).write(os.path.join(self.seed_dir, "best", "model"))
     return metrics
 
-  def save_final(step: int) -> None:  # pylint: disable=unused-argument
-    tf.train.Checkpoint(model=model, encoder=model.encoder).write(os.path.join(seed_dir, "final", "model"))
 
-  result = trainer.run_loop(
-      trainer.make_train_loop(model, optimizer, strategy, jit_compile=jit_compile), iterator, optimizer,
-      start_step=0, train_steps=train_steps, global_batch_size=batch_size, steps_per_loop=steps_per_loop,
-      log_every_secs=log_every_secs, evaluate=evaluate_at,
-      eval_at=trainer.EventSteps(steps=eval_points(task_data.num_train, batch_size, epochs, train_steps, eval_every_epoch)),
-      save=save_final if save_final_checkpoint else None, record_curve=True, log_prefix=f"seed {seed}: ",
-      failure_hint=lambda: "; lower the learning rate")
-  final = {"step": last["step"], "metrics": last["metrics"], "per_eval": last["per_eval"]}
-  for eval_name, eval_files in last["files"].items():
+def _write_eval_files(seed_dir: str, files: Dict[str, Dict[str, Any]]) -> None:
+  """The last evaluation's prediction files, named after their eval set when the task has several."""
+  for eval_name, eval_files in files.items():
     for file_name, content in eval_files.items():
-      prefix = "" if len(last["files"]) == 1 else f"{eval_name}_"
+      prefix = "" if len(files) == 1 else f"{eval_name}_"
       report.write_json(os.path.join(seed_dir, prefix + file_name), content)
-  timings.update({
-      "train_steps": train_steps,
-      "first_loop_s": result.first_loop_s,
-      "train_s": result.train_s,
-      "eval_s": result.eval_s,
-      "total_s": time.time() - start,
-  })
-  if result.steps_per_s is not None:
-    # Steps after the first loop, whose time includes tracing.
-    timings["steps_per_s"] = result.steps_per_s
+
+
+def _seed_record(seed: int, from_scratch: bool, keep_best: bool, evaluations: _Evaluations,
+                 train_curve: List[Dict[str, Any]], timings: Dict[str, float]) -> Dict[str, Any]:
+  """The seed's metrics.json."""
+  last, best = evaluations.last, evaluations.best
+  final = {"step": last["step"], "metrics": last["metrics"], "per_eval": last["per_eval"]}
   reported = best if keep_best and best is not None else final
   return {
       "seed": seed,
@@ -285,8 +234,8 @@ def train_and_evaluate(task_data: task_base.TaskData,
       "final_metrics": final["metrics"],
       "best_metrics": best["metrics"] if best else None,
       "best_step": best["step"] if best else None,
-      "train_curve": result.curve,
-      "eval_curve": eval_curve,
+      "train_curve": train_curve,
+      "eval_curve": evaluations.curve,
       "timings": timings,
   }
 
@@ -399,14 +348,8 @@ def finetune(init_checkpoint: str,
   tokenizer = runs.load_tokenizer(run, vocab, vocab_type, do_lower_case)
   task_adapter = tasks_lib.get_task(task)
 
-  tick = time.time()
-  task_data = task_adapter.prepare(data_dir, tokenizer, max_seq_length, cache_dir=feature_cache_dir,
-                                   verify_checksums=verify_feature_checksums)
-  prepare_seconds = time.time() - tick
-  logging.info("%s: %d training rows, eval %s, features %s (%s) in %.1f s", task_data.name, task_data.num_train,
-               {e.name: e.num_rows for e in task_data.evals},
-               "prepared" if task_data.features.get("source") == "built" else "reused",
-               task_data.features.get("dir"), prepare_seconds)
+  task_data, prepare_seconds = _prepare_task_data(task_adapter, data_dir, tokenizer, max_seq_length,
+                                                  feature_cache_dir, verify_feature_checksums)
 
   runs.write_record(model_dir, runs.finetuning_record(
       task=task_data.name, seed=seed, seeds=seeds, init_checkpoint=run.checkpoint, encoder_config=encoder_config,
@@ -427,6 +370,33 @@ def finetune(init_checkpoint: str,
   if from_scratch:
     logging.info("From scratch: the encoder of %s (its run.json EncoderConfig and vocab) with fresh weights drawn "
                  "from each seed; its checkpoint is not read.", run.model_dir)
+  records = _finetune_seeds(task_data, run, strategy, model_dir, seed, seeds, from_scratch)
+  results = summarize(task_data, run, records, hyperparameters={
+      "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
+      "num_train_rows": task_data.num_train, "SEED": seed}, prepare_seconds=prepare_seconds, from_scratch=from_scratch)
+  write_reports(model_dir, results, records, task_data.primary_metric)
+  fileio.write_text_atomic(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
+  return results
+
+
+def _prepare_task_data(task_adapter, data_dir: str, tokenizer, max_seq_length: int, cache_dir: Optional[str],
+                       verify_checksums: bool) -> Tuple[task_base.TaskData, float]:
+  """The task's data from its feature cache (built there first if missing), and the seconds it took."""
+  tick = time.time()
+  task_data = task_adapter.prepare(data_dir, tokenizer, max_seq_length, cache_dir=cache_dir,
+                                   verify_checksums=verify_checksums)
+  prepare_seconds = time.time() - tick
+  logging.info("%s: %d training rows, eval %s, features %s (%s) in %.1f s", task_data.name, task_data.num_train,
+               {e.name: e.num_rows for e in task_data.evals},
+               "prepared" if task_data.features.get("source") == "built" else "reused",
+               task_data.features.get("dir"), prepare_seconds)
+  return task_data, prepare_seconds
+
+
+def _finetune_seeds(task_data: task_base.TaskData, run: runs.PretrainingRun, strategy: tf.distribute.Strategy,
+                    model_dir: str, seed: int, seeds: List[int], from_scratch: bool) -> List[Dict[str, Any]]:
+  """Each seed's record, fine-tuning the seeds that have none yet; a seed's metrics.json is written as
+  soon as it finishes, so that a preempted run resumes after it."""
   records = []
   for k, run_seed in enumerate(seeds):
     seed_dir = os.path.join(model_dir, f"seed_{run_seed}")
@@ -439,13 +409,7 @@ def finetune(init_checkpoint: str,
     record = train_and_evaluate(task_data, run, strategy, run_seed, seed_dir, from_scratch)
     report.write_json(metrics_path, record)
     records.append(record)
-
-  results = summarize(task_data, run, records, hyperparameters={
-      "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
-      "num_train_rows": task_data.num_train, "SEED": seed}, prepare_seconds=prepare_seconds, from_scratch=from_scratch)
-  write_reports(model_dir, results, records, task_data.primary_metric)
-  fileio.write_text_atomic(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
-  return results
+  return records
 
 
 def _check_same_kind(model_dir: str, from_scratch: bool) -> None:

@@ -44,7 +44,7 @@ class SpanHead(tf.keras.layers.Layer):
   """Start and end logits per position (SQuAD); padding positions get a very low logit.
 
   The [CLS] position stays a valid target: SQuAD 2.0's null answer is the span (0, 0), scored by
-  `start_logits[0] + end_logits[0]` as `tpu_electra.finetuning.squad.decode_predictions` expects.
+  `start_logits[0] + end_logits[0]` as `tpu_electra.finetuning.squad_decode.decode_predictions` expects.
   """
 
   def __init__(self, initializer_range: float = 0.02, name: str = "span_head", **kwargs):
