@@ -216,7 +216,7 @@ def test_seed_decides_every_fine_tuning_bit_for_bit(pretrained_dir, tmp_path, ca
     results = json.load(f)
   assert results["features"]["source"] == "built"
   assert results["features"]["dir"].startswith(os.path.join(glue_dir, "tpu_electra_features", "sst-2-16-"))
-  assert results["seeds"] == [0, 1] and results["hyperparameters"]["SEED"] == 0
+  assert results["seeds"] == [0, 1] and results["hyperparameters"]["seed"] == 0
   for seed in (0, 1):
     with open(os.path.join(run_dirs["a"], f"seed_{seed}", "metrics.json")) as f:
       assert json.load(f)["seed"] == seed
@@ -248,7 +248,7 @@ def test_seed_decides_every_fine_tuning_bit_for_bit(pretrained_dir, tmp_path, ca
                         _checkpoint_tensors(os.path.join(run_dirs["c"], "seed_1")))
   with open(os.path.join(run_dirs["c"], "results.json")) as f:
     results = json.load(f)
-  assert results["seeds"] == [1] and results["hyperparameters"]["SEED"] == 1
+  assert results["seeds"] == [1] and results["hyperparameters"]["seed"] == 1
   with open(os.path.join(run_dirs["c"], "results.md")) as f:
     assert "- seeds: 1 (n = 1; SEED = 1, seed k = SEED + k)" in f.read()
   with open(os.path.join(run_dirs["c"], "operative_config.gin")) as f:

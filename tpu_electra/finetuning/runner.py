@@ -373,7 +373,7 @@ def finetune(init_checkpoint: str,
   records = _finetune_seeds(task_data, run, strategy, model_dir, seed, seeds, from_scratch)
   results = summarize(task_data, run, records, hyperparameters={
       "task": task_data.name, "max_seq_length": max_seq_length, "precision": precision,
-      "num_train_rows": task_data.num_train, "SEED": seed}, prepare_seconds=prepare_seconds, from_scratch=from_scratch)
+      "num_train_rows": task_data.num_train, "seed": seed}, prepare_seconds=prepare_seconds, from_scratch=from_scratch)
   write_reports(model_dir, results, records, task_data.primary_metric)
   fileio.write_text_atomic(os.path.join(model_dir, trainer.OPERATIVE_CONFIG_NAME), gin.operative_config_str())
   return results
@@ -523,7 +523,7 @@ def glue_summary(run_dirs: List[str], output_dir: str, statistic: str = "median"
 
 def results_markdown(results: Dict[str, Any]) -> str:
   seeds = results["seeds"]
-  base_seed = results["hyperparameters"].get("SEED")
+  base_seed = results["hyperparameters"].get("seed")
   derived = "" if base_seed is None else f"; SEED = {base_seed}, seed k = SEED + k"
   if results["from_scratch"]:
     init = (f"- from scratch (no pretraining): fresh encoder weights drawn from each seed; the encoder's shape and "
