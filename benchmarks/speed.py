@@ -29,6 +29,7 @@ import tpu_electra  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 
 import csv
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -288,7 +289,8 @@ def end_to_end_rows(flag_values: flags.FlagValues, minilm_run: str, minilm_dir: 
   for name, runs in results.items():
     wall = _median([r["wall_s"] for r in runs])
     accuracy = [r["accuracy"] for r in runs]
-    rows.append([f"TREC {flag_values.epochs:g} epochs", labels[name], f"{wall:.0f}", "s wall", f"{peer_s / wall:.2f}x",
+    rows.append([f"TREC {flag_values.epochs:g} epochs", labels[name], f"{wall:.0f}", "s wall",
+                 f"{peer_s / wall:.2f}x" if math.isfinite(peer_s) else "peer not run",
                  f"dev accuracy {np.mean(accuracy):.4f} ± {np.std(accuracy):.4f} (n={len(runs)}: "
                  f"{', '.join(f'{a:.3f}' for a in accuracy)})"])
   return rows
